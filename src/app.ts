@@ -1,0 +1,136 @@
+import { randomUUID } from 'node:crypto'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Ajv, type Options as AjvOptions } from 'ajv'
+import addFormats from 'ajv-formats'
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { FastifyRouteSchemaDef } from 'fastify/types/schema.js'
+import type { Config } from './config.js'
+import { isConnectionError, openDatabase, parseDatabaseUrl, type DatabaseHandle } from './db/dialect.js'
+import { HttpProblem, problemBody, validationIssues } from './errors.js'
+import authPlugin from './plugins/app/auth.js'
+import dbPlugin from './plugins/app/db.js'
+import firstAdminPlugin from './plugins/app/first-admin.js'
+import swaggerPlugin from './plugins/external/swagger.js'
+import authRoutes from './routes/auth/index.js'
+import docsRoutes from './routes/docs/index.js'
+import healthRoutes from './routes/health/index.js'
+import productsRoutes from './routes/products/index.js'
+import usersRoutes from './routes/users/index.js'
+import { Problem } from './schemas/problem.js'
+
+/** Named schemas: shared by validation, serialization and the OpenAPI components. */
+const SHARED_SCHEMAS = [Problem]
+
+export interface BuildOptions {
+  /** pino options, or false for no log (the default follows config.logLevel). */
+  logger?: FastifyServerOptions['logger']
+  /** An already opened database (the caller then owns it); by default config.databaseUrl is opened. */
+  database?: DatabaseHandle
+  /** Apply pending migrations at start (default true). */
+  migrate?: boolean
+}
+
+/**
+ * Request bodies are validated strictly: nothing is coerced and unknown fields are an error,
+ * never silently dropped. Path and query parameters arrive as text, so they are coerced.
+ */
+function createValidators(externalSchemas: Record<string, unknown>) {
+  const common: AjvOptions = { allErrors: true, strict: false, removeAdditional: false, useDefaults: true }
+  const body = new Ajv({ ...common, coerceTypes: false })
+  const params = new Ajv({ ...common, coerceTypes: 'array' })
+  for (const ajv of [body, params]) {
+    addFormats.default(ajv, ['email', 'date-time', 'uri'])
+    for (const schema of Object.values(externalSchemas)) ajv.addSchema(schema as object)
+  }
+  return { body, params }
+}
+
+export function serverOptions(config: Config, options: BuildOptions = {}): FastifyServerOptions {
+  return {
+    logger: options.logger ?? (config.logLevel === 'silent' ? false : { level: config.logLevel }),
+    bodyLimit: config.bodyLimitBytes,
+    // A hop count is given to Fastify as a function: trust that many proxies nearest to us.
+    trustProxy:
+      typeof config.trustProxy === 'number'
+        ? (_address: string, hop: number) => hop < (config.trustProxy as number)
+        : config.trustProxy,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 100 },
+    genReqId: () => randomUUID(),
+    schemaController: {
+      compilersFactory: {
+        buildValidator: ((externalSchemas: Record<string, unknown>) => {
+          const validators = createValidators(externalSchemas)
+          return ({ schema, httpPart }: FastifyRouteSchemaDef<unknown>) => {
+            const ajv = httpPart === 'body' ? validators.body : validators.params
+            // A named schema is compiled once, when it is added; routes reuse that validator.
+            const id = (schema as { $id?: string }).$id
+            return (id && ajv.getSchema(id)) || ajv.compile(schema as object)
+          }
+        }) as unknown as NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>['buildValidator'],
+      },
+    },
+  }
+}
+
+/** The application: the same function builds it for the server, the CLI and the tests. */
+export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify(serverOptions(config, options)).withTypeProvider<TypeBoxTypeProvider>()
+  const database = options.database ?? openDatabase(parseDatabaseUrl(config.databaseUrl))
+
+  for (const schema of SHARED_SCHEMAS) app.addSchema(schema)
+  app.setErrorHandler(handleError)
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .code(404)
+      .type('application/problem+json')
+      .send(problemBody(404, `There is no route ${request.method} ${request.url.split('?')[0]}.`)),
+  )
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+
+  // Tier 1: third-party plugins. Tier 2: our services. Tier 3: routes.
+  await app.register(swaggerPlugin, { config })
+  await app.register(dbPlugin, {
+    database,
+    migrate: options.migrate ?? true,
+    closeOnShutdown: options.database === undefined,
+  })
+  await app.register(authPlugin, { config })
+  await app.register(firstAdminPlugin, { config })
+
+  await app.register(healthRoutes)
+  await app.register(docsRoutes)
+  await app.register(authRoutes)
+  await app.register(usersRoutes, { config })
+  await app.register(productsRoutes, { config })
+  return app
+}
+
+/** Every error becomes application/problem+json; a 5xx never shows its cause to the client. */
+function handleError(this: FastifyInstance, error: FastifyError | HttpProblem, request: Parameters<FastifyInstance['errorHandler']>[1], reply: Parameters<FastifyInstance['errorHandler']>[2]) {
+  let status: number
+  let body
+  if (error instanceof HttpProblem) {
+    status = error.status
+    body = error.toBody()
+    for (const [name, value] of Object.entries(error.options.headers ?? {})) reply.header(name, value)
+  } else if (error.validation) {
+    status = 422
+    body = problemBody(422, 'The request is not valid: see errors.', validationIssues(error))
+  } else if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+    // Fastify's own client errors (bad JSON, unsupported media type, body too large): safe to show.
+    status = error.statusCode
+    body = problemBody(status, error.message)
+  } else if (isConnectionError(error)) {
+    status = 503
+    body = problemBody(503, 'The database does not answer; try again shortly.')
+    reply.header('retry-after', '5')
+  } else {
+    status = 500
+    body = problemBody(500, 'Something went wrong on our side; it has been logged.')
+  }
+  if (status >= 500) request.log.error({ err: error }, 'request failed')
+  else request.log.info({ status, detail: body.detail }, 'request rejected')
+  return reply.code(status).type('application/problem+json').send(body)
+}

@@ -1,0 +1,82 @@
+import { isUniqueViolation } from '../db/dialect.js'
+import type { UserRow } from '../db/database.js'
+import { conflict, unprocessable } from '../errors.js'
+import type { Repositories } from '../plugins/app/db.js'
+import type { UserRecord } from '../repositories/users.js'
+import { hashPassword, passwordLength, PASSWORD_MAX_LENGTH } from './passwords.js'
+
+/** One stored form per email on every engine: trimmed, NFKC, lower-cased. */
+export function normalizeEmail(email: string): string {
+  return email.trim().normalize('NFKC').toLowerCase()
+}
+
+/** The key that makes user names unique regardless of case (and of Unicode form). */
+export function nameKey(name: string): string {
+  return name.normalize('NFKC').toLowerCase()
+}
+
+/** A login name is an email or a user name; both are compared in their normalised forms. */
+export function normalizeLogin(username: string): string {
+  return username.trim().normalize('NFKC').toLowerCase()
+}
+
+/** Rejects a password outside the length rules, as a 422 naming the field. */
+export function assertPasswordPolicy(password: string, minLength: number, field = 'password'): void {
+  const length = passwordLength(password)
+  if (length < minLength)
+    throw unprocessable('The password is too short.', [
+      { in: 'body', field, message: `must be at least ${minLength} characters` },
+    ])
+  if (length > PASSWORD_MAX_LENGTH)
+    throw unprocessable('The password is too long.', [
+      { in: 'body', field, message: `must be at most ${PASSWORD_MAX_LENGTH} characters` },
+    ])
+}
+
+/** Turns a unique violation on users into a 409 that says which field is taken. */
+export async function explainUserConflict(
+  repos: Repositories,
+  error: unknown,
+  fields: { email?: string; name?: string },
+  exceptId?: number,
+): Promise<never> {
+  if (!isUniqueViolation(error)) throw error
+  const field = await repos.users.findConflict(fields.email, fields.name && nameKey(fields.name), exceptId)
+  throw conflict(field === 'name' ? 'This name is already taken.' : 'A user with this email already exists.')
+}
+
+export interface NewAccount {
+  name: string
+  email: string
+  password: string
+  role?: UserRow['role']
+  emailVerified?: boolean
+}
+
+/** Creates an account; the database's unique indexes decide duplicates (409), not a prior read. */
+export async function createAccount(repos: Repositories, account: NewAccount, passwordMinLength: number): Promise<UserRecord> {
+  assertPasswordPolicy(account.password, passwordMinLength)
+  const email = normalizeEmail(account.email)
+  const name = account.name.normalize('NFC')
+  const passwordHash = await hashPassword(account.password)
+  const now = new Date()
+  let id: number
+  try {
+    id = await repos.users.insert({
+      name,
+      name_key: nameKey(name),
+      email,
+      password_hash: passwordHash,
+      role: account.role ?? 'user',
+      is_active: true,
+      email_verified: account.emailVerified ?? false,
+      created_at: now,
+      updated_at: now,
+    })
+  } catch (error) {
+    return explainUserConflict(repos, error, { email, name })
+  }
+  const user = await repos.users.findById(id)
+  if (!user) throw new Error(`user ${id} vanished right after it was created`)
+  return user
+}

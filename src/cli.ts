@@ -1,0 +1,141 @@
+import { createInterface } from 'node:readline'
+import { parseArgs } from 'node:util'
+import { buildApp } from './app.js'
+import { createAccount } from './auth/accounts.js'
+import { loadConfig, readEnvFile, type Config } from './config.js'
+import { openDatabase, parseDatabaseUrl } from './db/dialect.js'
+import { createMigrator, migrateToLatest } from './db/migrator.js'
+import { HttpProblem } from './errors.js'
+import { describeStartupError } from './startup-errors.js'
+
+const USAGE = `Usage: npm run cli -- <command> [options]
+
+Commands:
+  migrate [up]               apply every pending migration
+  migrate status             list migrations and whether each is applied
+  migrate down               revert the last migration
+  create-admin --email E [--name N]
+                             create an admin; the password is asked for (without echo) when
+                             interactive, else read from ADMIN_PASSWORD or the first line of stdin
+  openapi                    print the OpenAPI document (JSON)
+
+Configuration comes from the environment and .env, as for the server (DATABASE_URL, …).`
+
+class UsageError extends Error {}
+
+async function migrate(config: Config, action: string) {
+  const { db } = openDatabase(parseDatabaseUrl(config.databaseUrl))
+  try {
+    if (action === 'up') {
+      const { results = [] } = await migrateToLatest(db)
+      if (results.length === 0) console.log('The database is up to date.')
+      for (const result of results) console.log(`applied ${result.migrationName}`)
+    } else if (action === 'status') {
+      const migrations = await createMigrator(db).getMigrations()
+      for (const migration of migrations)
+        console.log(`${migration.executedAt ? `applied ${migration.executedAt.toISOString()}` : 'pending                      '}  ${migration.name}`)
+      const pending = migrations.filter((m) => !m.executedAt).length
+      console.log(pending === 0 ? 'The database is up to date.' : `${pending} migration(s) pending: run "npm run cli -- migrate".`)
+    } else if (action === 'down') {
+      const migrator = createMigrator(db)
+      const { error, results = [] } = await migrator.migrateDown()
+      if (error) throw error
+      for (const result of results) console.log(`reverted ${result.migrationName}`)
+      if (results.length === 0) console.log('Nothing to revert.')
+    } else {
+      throw new UsageError(`unknown migrate action "${action}" (up, status or down)`)
+    }
+  } finally {
+    await db.destroy()
+  }
+}
+
+/** Reads a password: hidden prompt on a terminal; otherwise ADMIN_PASSWORD or one line of stdin. */
+async function readPassword(): Promise<string> {
+  if (process.env.ADMIN_PASSWORD) return process.env.ADMIN_PASSWORD
+  if (!process.stdin.isTTY) {
+    const lines = createInterface({ input: process.stdin })
+    for await (const line of lines) {
+      lines.close()
+      return line
+    }
+    throw new UsageError('no password given: set ADMIN_PASSWORD or pipe it on stdin')
+  }
+  const ask = (prompt: string) =>
+    new Promise<string>((resolve) => {
+      const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true })
+      const output = rl as unknown as { _writeToOutput: (text: string) => void }
+      process.stdout.write(prompt)
+      // Echo nothing while the password is typed.
+      output._writeToOutput = () => {}
+      rl.question('', (answer) => {
+        rl.close()
+        process.stdout.write('\n')
+        resolve(answer)
+      })
+    })
+  const first = await ask('Password: ')
+  const second = await ask('Repeat the password: ')
+  if (first !== second) throw new UsageError('the two passwords differ')
+  return first
+}
+
+async function createAdmin(config: Config, args: string[]) {
+  const { values } = parseArgs({ args, options: { email: { type: 'string' }, name: { type: 'string' } } })
+  if (!values.email) throw new UsageError('create-admin needs --email')
+  const password = await readPassword()
+  const app = await buildApp(config, { logger: false })
+  try {
+    await app.ready()
+    const admin = await createAccount(
+      app.repos,
+      { name: values.name ?? values.email.split('@')[0]!, email: values.email, password, role: 'admin', emailVerified: true },
+      config.passwordMinLength,
+    )
+    console.log(`Created admin ${admin.name} <${admin.email}> (id ${admin.id}).`)
+  } catch (error) {
+    if (error instanceof HttpProblem) throw new UsageError(error.options.errors?.[0] ? `password ${error.options.errors[0].message}` : error.detail)
+    throw error
+  } finally {
+    await app.close()
+  }
+}
+
+async function printOpenApi(config: Config) {
+  // The document comes from the routes alone: no database is needed to print it.
+  const app = await buildApp({ ...config, databaseUrl: 'sqlite::memory:', firstAdminEmail: undefined }, { logger: false })
+  await app.ready()
+  process.stdout.write(`${JSON.stringify(app.swagger(), null, 2)}\n`)
+  await app.close()
+}
+
+async function main(argv: string[]) {
+  const [command, ...rest] = argv
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    console.log(USAGE)
+    return
+  }
+  const config = loadConfig({ ...readEnvFile(), ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent' })
+  switch (command) {
+    case 'migrate':
+      return migrate(config, rest[0] ?? 'up')
+    case 'create-admin':
+      return createAdmin(config, rest)
+    case 'openapi':
+      return printOpenApi(config)
+    default:
+      throw new UsageError(`unknown command "${command}"\n\n${USAGE}`)
+  }
+}
+
+try {
+  await main(process.argv.slice(2))
+} catch (error) {
+  if (error instanceof UsageError) {
+    console.error(`error: ${error.message}`)
+    process.exit(2)
+  }
+  const line = describeStartupError(error, {})
+  console.error(`error: ${line ?? (error instanceof Error ? error.message : String(error))}`)
+  process.exit(1)
+}

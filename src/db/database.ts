@@ -1,0 +1,42 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely'
+
+/** Timestamps are UTC instants: written and read as `Date` on every engine (see dialect.ts). */
+type Timestamp = ColumnType<Date, Date, Date>
+
+export interface UsersTable {
+  id: Generated<number>
+  name: string
+  /** Lower-cased `name`: the column that makes names unique regardless of case, on every engine. */
+  name_key: string
+  /** Stored normalised (trimmed, lower-cased), so uniqueness is the same on every engine. */
+  email: string
+  password_hash: string
+  role: 'user' | 'admin'
+  is_active: boolean
+  email_verified: boolean
+  created_at: Timestamp
+  updated_at: Timestamp
+}
+
+export interface ProductsTable {
+  id: Generated<number>
+  product_id: string
+  name: string
+  description: string
+  price: number
+  owner_id: number | null
+  created_at: Timestamp
+  updated_at: Timestamp
+}
+
+export interface Database {
+  users: UsersTable
+  products: ProductsTable
+}
+
+export type UserRow = Selectable<UsersTable>
+export type NewUserRow = Insertable<UsersTable>
+export type UserRowUpdate = Updateable<UsersTable>
+export type ProductRow = Selectable<ProductsTable>
+export type NewProductRow = Insertable<ProductsTable>
+export type ProductRowUpdate = Updateable<ProductsTable>

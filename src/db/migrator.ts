@@ -1,0 +1,28 @@
+import { Migrator, type Kysely, type Migration, type MigrationResultSet } from 'kysely'
+import * as m0001 from './migrations/0001_users_and_products.js'
+
+/** Every migration, in order. Explicit, so a build never depends on reading a folder at run time. */
+const migrations: Record<string, Migration> = {
+  '0001_users_and_products': m0001,
+}
+
+export function createMigrator(db: Kysely<any>): Migrator {
+  return new Migrator({ db, provider: { getMigrations: async () => migrations } })
+}
+
+export class MigrationError extends Error {
+  override name = 'MigrationError'
+}
+
+/** Applies every pending migration; throws one readable error naming the migration that failed. */
+export async function migrateToLatest(db: Kysely<any>): Promise<MigrationResultSet> {
+  const resultSet = await createMigrator(db).migrateToLatest()
+  if (resultSet.error) {
+    const failed = resultSet.results?.find((result) => result.status === 'Error')
+    const reason = resultSet.error instanceof Error ? resultSet.error.message : String(resultSet.error)
+    throw new MigrationError(`migration ${failed?.migrationName ?? '(unknown)'} failed: ${reason}`, {
+      cause: resultSet.error,
+    })
+  }
+  return resultSet
+}

@@ -1,0 +1,49 @@
+import fp from 'fastify-plugin'
+import type { Kysely } from 'kysely'
+import type { Database } from '../../db/database.js'
+import type { DatabaseHandle, Engine } from '../../db/dialect.js'
+import { migrateToLatest } from '../../db/migrator.js'
+import { createProductsRepository, type ProductsRepository } from '../../repositories/products.js'
+import { createUsersRepository, type UsersRepository } from '../../repositories/users.js'
+
+export interface Repositories {
+  users: UsersRepository
+  products: ProductsRepository
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    db: Kysely<Database>
+    dbEngine: Engine
+    repos: Repositories
+    /** Runs `work` in one transaction, with repositories bound to it. */
+    transaction<T>(work: (repos: Repositories) => Promise<T>): Promise<T>
+  }
+}
+
+export interface DbPluginOptions {
+  database: DatabaseHandle
+  /** Apply pending migrations while the app starts (the default). */
+  migrate: boolean
+  /** Destroy the connection pool when the app closes (false when the caller owns it). */
+  closeOnShutdown: boolean
+}
+
+function repositoriesFor(db: Kysely<Database>, engine: Engine): Repositories {
+  return { users: createUsersRepository(db, engine), products: createProductsRepository(db, engine) }
+}
+
+export default fp<DbPluginOptions>(
+  async (app, { database, migrate, closeOnShutdown }) => {
+    const { db, engine } = database
+    if (migrate) await migrateToLatest(db)
+    app.decorate('db', db)
+    app.decorate('dbEngine', engine)
+    app.decorate('repos', repositoriesFor(db, engine))
+    app.decorate('transaction', <T>(work: (repos: Repositories) => Promise<T>) =>
+      db.transaction().execute((trx) => work(repositoriesFor(trx, engine))),
+    )
+    if (closeOnShutdown) app.addHook('onClose', async () => db.destroy())
+  },
+  { name: 'db' },
+)

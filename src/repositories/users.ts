@@ -1,0 +1,80 @@
+import type { Kysely } from 'kysely'
+import type { Database, NewUserRow, UserRow, UserRowUpdate } from '../db/database.js'
+import { insertReturningId, type Engine } from '../db/dialect.js'
+
+/** Every column except the password hash, which only `findCredentialsByLogin`/`findPasswordHash` read. */
+const USER_COLUMNS = ['id', 'name', 'email', 'role', 'is_active', 'email_verified', 'created_at', 'updated_at'] as const
+
+export type UserRecord = Pick<UserRow, (typeof USER_COLUMNS)[number]>
+export type UserCredentials = Pick<UserRow, 'id' | 'password_hash' | 'is_active'>
+
+export function createUsersRepository(db: Kysely<Database>, engine: Engine) {
+  return {
+    findById(id: number): Promise<UserRecord | undefined> {
+      return db.selectFrom('users').select(USER_COLUMNS).where('id', '=', id).executeTakeFirst()
+    },
+
+    /** The one query that reads a password hash for login: by email or by name, both already lower-cased. */
+    findCredentialsByLogin(login: string): Promise<UserCredentials | undefined> {
+      return db
+        .selectFrom('users')
+        .select(['id', 'password_hash', 'is_active'])
+        .where((eb) => eb.or([eb('email', '=', login), eb('name_key', '=', login)]))
+        .orderBy('id')
+        .executeTakeFirst()
+    },
+
+    async findPasswordHash(id: number): Promise<string | undefined> {
+      const row = await db.selectFrom('users').select('password_hash').where('id', '=', id).executeTakeFirst()
+      return row?.password_hash
+    },
+
+    /** Which unique field a new or changed user collides on, to explain a unique violation. */
+    async findConflict(email: string | undefined, nameKey: string | undefined, exceptId?: number) {
+      const row = await db
+        .selectFrom('users')
+        .select(['email', 'name_key'])
+        .where((eb) =>
+          eb.or([
+            ...(email !== undefined ? [eb('email', '=', email)] : []),
+            ...(nameKey !== undefined ? [eb('name_key', '=', nameKey)] : []),
+          ]),
+        )
+        .$if(exceptId !== undefined, (qb) => qb.where('id', '!=', exceptId!))
+        .executeTakeFirst()
+      if (!row) return undefined
+      return row.email === email ? ('email' as const) : ('name' as const)
+    },
+
+    insert(row: NewUserRow): Promise<number> {
+      return insertReturningId(engine, db.insertInto('users').values(row))
+    },
+
+    async update(id: number, changes: UserRowUpdate): Promise<boolean> {
+      const result = await db.updateTable('users').set(changes).where('id', '=', id).executeTakeFirst()
+      return Number(result.numUpdatedRows) > 0
+    },
+
+    async delete(id: number): Promise<boolean> {
+      const result = await db.deleteFrom('users').where('id', '=', id).executeTakeFirst()
+      return Number(result.numDeletedRows) > 0
+    },
+
+    /** A page in id order, after the given id. */
+    listAfter(afterId: number, limit: number): Promise<UserRecord[]> {
+      return db.selectFrom('users').select(USER_COLUMNS).where('id', '>', afterId).orderBy('id').limit(limit).execute()
+    },
+
+    async countActiveAdmins(): Promise<number> {
+      const row = await db
+        .selectFrom('users')
+        .select((eb) => eb.fn.countAll<number | string>().as('count'))
+        .where('role', '=', 'admin')
+        .where('is_active', '=', true)
+        .executeTakeFirstOrThrow()
+      return Number(row.count)
+    },
+  }
+}
+
+export type UsersRepository = ReturnType<typeof createUsersRepository>

@@ -1,0 +1,199 @@
+import { Type } from 'typebox'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { createAccount, explainUserConflict, nameKey, normalizeEmail } from '../../auth/accounts.js'
+import { canManageUser } from '../../auth/policies.js'
+import type { UserRowUpdate } from '../../db/database.js'
+import { conflict, forbidden, notFound } from '../../errors.js'
+import { createCursorCodec, invalidCursor } from '../../pagination.js'
+import { bearerSecurity } from '../../plugins/external/swagger.js'
+import { IdParams } from '../../schemas/common.js'
+import { problemResponses } from '../../schemas/problem.js'
+import { UserCreate, UserListQuery, UserPage, UserPublic, UserUpdate } from '../../schemas/users.js'
+import type { Config } from '../../config.js'
+import { bearerToken } from '../../plugins/app/auth.js'
+
+const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
+  const cursors = createCursorCodec(`${config.secretKey}:users`)
+
+  app.post(
+    '/users/',
+    {
+      schema: {
+        tags: ['users'],
+        summary: 'Register a user',
+        description:
+          'Public. Answers 409 when the name or the email is taken (case-insensitively). Only an admin ' +
+          '(sending an access token) may set `role`.',
+        body: UserCreate,
+        response: { 201: UserPublic, ...problemResponses(401, 403, 409, 415, 422) },
+      },
+    },
+    async (request, reply) => {
+      const { role, ...account } = request.body
+      if (role !== undefined && role !== 'user') {
+        // Only an authenticated admin may create another admin.
+        if (bearerToken(request) === undefined) throw forbidden('Only an admin may set role.')
+        await app.authenticate(request, reply)
+        if (request.user.role !== 'admin') throw forbidden('Only an admin may set role.')
+      }
+      const user = await createAccount(app.repos, { ...account, role }, config.passwordMinLength)
+      request.log.info({ event: 'user_registered', userId: user.id }, 'user registered')
+      return reply.code(201).header('location', `/users/${user.id}`).header('cache-control', 'no-store').send(user)
+    },
+  )
+
+  app.get(
+    '/users/',
+    {
+      onRequest: [app.authenticate],
+      preHandler: [app.requireRole('admin')],
+      schema: {
+        tags: ['users'],
+        summary: 'List users (admin)',
+        security: bearerSecurity,
+        querystring: UserListQuery,
+        response: { 200: UserPage, ...problemResponses(401, 403, 422) },
+      },
+    },
+    async (request, reply) => {
+      const limit = request.query.limit ?? 20
+      const after = request.query.cursor ? cursors.decode(request.query.cursor) : { id: 0 }
+      if (typeof after.id !== 'number' || !Number.isSafeInteger(after.id)) throw invalidCursor()
+      const rows = await app.repos.users.listAfter(after.id, limit + 1)
+      const items = rows.slice(0, limit)
+      const last = items.at(-1)
+      reply.header('cache-control', 'no-store')
+      return { items, next_cursor: rows.length > limit && last ? cursors.encode({ id: last.id }) : null }
+    },
+  )
+
+  app.get(
+    '/users/me',
+    {
+      onRequest: [app.authenticate],
+      schema: {
+        tags: ['users'],
+        summary: 'The authenticated user (alias of /current-user)',
+        security: bearerSecurity,
+        response: { 200: UserPublic, ...problemResponses(401) },
+      },
+    },
+    async (request, reply) => {
+      reply.header('cache-control', 'no-store')
+      return request.user
+    },
+  )
+
+  app.get(
+    '/users/:id',
+    {
+      onRequest: [app.authenticate],
+      schema: {
+        tags: ['users'],
+        summary: 'One user (the user themself or an admin)',
+        security: bearerSecurity,
+        params: IdParams,
+        response: { 200: UserPublic, ...problemResponses(401, 403, 404, 422) },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params
+      // Checked before the lookup, so a non-admin learns nothing about which ids exist.
+      if (!canManageUser(request.user, id)) throw forbidden('You may only see your own account.')
+      const user = await app.repos.users.findById(id)
+      if (!user) throw notFound(`There is no user ${id}.`)
+      reply.header('cache-control', 'no-store')
+      return user
+    },
+  )
+
+  app.patch(
+    '/users/:id',
+    {
+      onRequest: [app.authenticate],
+      schema: {
+        tags: ['users'],
+        summary: 'Change a user',
+        description:
+          'The user themself may change `name` and `email` (a new email must be verified again); ' +
+          'only an admin may change `role` and `is_active`. The last active admin cannot be demoted or deactivated.',
+        security: bearerSecurity,
+        params: IdParams,
+        body: UserUpdate,
+        response: { 200: UserPublic, ...problemResponses(401, 403, 404, 409, 415, 422) },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params
+      const actor = request.user
+      if (!canManageUser(actor, id)) throw forbidden('You may only change your own account.')
+      const { name, email, role, is_active: isActive } = request.body
+      if ((role !== undefined || isActive !== undefined) && actor.role !== 'admin')
+        throw forbidden('Only an admin may change role or is_active.')
+
+      // A unique violation aborts the transaction (on PostgreSQL), so it is explained after it.
+      const updated = await app
+        .transaction(async (repos) => {
+        const target = await repos.users.findById(id)
+        if (!target) throw notFound(`There is no user ${id}.`)
+        const changes: UserRowUpdate = {}
+        if (name !== undefined && name.normalize('NFC') !== target.name) {
+          changes.name = name.normalize('NFC')
+          changes.name_key = nameKey(name)
+        }
+        if (email !== undefined && normalizeEmail(email) !== target.email) {
+          changes.email = normalizeEmail(email)
+          changes.email_verified = false
+        }
+        if (role !== undefined && role !== target.role) changes.role = role
+        if (isActive !== undefined && isActive !== target.is_active) changes.is_active = isActive
+        const losesAdmin =
+          target.role === 'admin' && target.is_active && (changes.role === 'user' || changes.is_active === false)
+        if (losesAdmin && (await repos.users.countActiveAdmins()) <= 1)
+          throw conflict('This is the last active admin: make another user admin first.')
+        if (Object.keys(changes).length === 0) return target
+        changes.updated_at = new Date()
+        await repos.users.update(id, changes)
+        return (await repos.users.findById(id))!
+      })
+        .catch((error: unknown) =>
+          explainUserConflict(app.repos, error, { email: email && normalizeEmail(email), name }, id),
+        )
+      if (role !== undefined || isActive !== undefined)
+        request.log.info({ event: 'user_role_changed', userId: id, by: actor.id, role, isActive }, 'user access changed')
+      reply.header('cache-control', 'no-store')
+      return updated
+    },
+  )
+
+  app.delete(
+    '/users/:id',
+    {
+      onRequest: [app.authenticate],
+      schema: {
+        tags: ['users'],
+        summary: 'Delete a user',
+        description:
+          'The user themself or an admin. Their products stay, with owner_id null. The last active admin cannot be deleted.',
+        security: bearerSecurity,
+        params: IdParams,
+        response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses(401, 403, 404, 409, 422) },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params
+      if (!canManageUser(request.user, id)) throw forbidden('You may only delete your own account.')
+      await app.transaction(async (repos) => {
+        const target = await repos.users.findById(id)
+        if (!target) throw notFound(`There is no user ${id}.`)
+        if (target.role === 'admin' && target.is_active && (await repos.users.countActiveAdmins()) <= 1)
+          throw conflict('This is the last active admin: make another user admin first.')
+        await repos.users.delete(id)
+      })
+      request.log.info({ event: 'user_deleted', userId: id, by: request.user.id }, 'user deleted')
+      return reply.code(204).send(null)
+    },
+  )
+}
+
+export default usersRoutes

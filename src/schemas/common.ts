@@ -1,0 +1,40 @@
+import { Type } from 'typebox'
+
+/** Database ids: positive 32-bit integers on every engine. */
+export const Id = Type.Integer({ minimum: 1, maximum: 2_147_483_647, examples: [1] })
+
+export const IdParams = Type.Object({ id: Id }, { additionalProperties: false })
+
+export const Timestamp = Type.String({ format: 'date-time', examples: ['2026-01-31T12:00:00.000Z'] })
+
+/** An email address, trimmed and lower-cased before it is stored or compared. */
+export const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254, examples: ['hamed@example.com'] })
+
+export const UserName = Type.String({
+  minLength: 1,
+  maxLength: 64,
+  pattern: '^\\S(.*\\S)?$',
+  description: 'Unique, case-insensitively. No leading or trailing spaces.',
+  examples: ['hamed'],
+})
+
+export const Password = Type.String({
+  minLength: 1,
+  maxLength: 1024,
+  description: 'At least 8 characters (PASSWORD_MIN_LENGTH), at most 1024; counted in Unicode code points.',
+  examples: ['correct horse battery staple'],
+})
+
+export const Role = Type.Union([Type.Literal('user'), Type.Literal('admin')])
+
+export const PageLimit = Type.Integer({ minimum: 1, maximum: 100, default: 20, description: 'Items per page (1–100).' })
+
+export const PageCursor = Type.String({
+  minLength: 1,
+  maxLength: 512,
+  description: 'The `next_cursor` of the previous page; opaque.',
+})
+
+export const NextCursor = Type.Union([Type.String(), Type.Null()], {
+  description: 'Pass as `cursor` to get the next page; null on the last page.',
+})
