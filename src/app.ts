@@ -66,7 +66,9 @@ export function serverOptions(config: Config, options: BuildOptions = {}): Fasti
             const id = (schema as { $id?: string }).$id
             return (id && ajv.getSchema(id)) || ajv.compile(schema as object)
           }
-        }) as unknown as NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>['buildValidator'],
+        }) as unknown as NonNullable<
+          NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']
+        >['buildValidator'],
       },
     },
   }
@@ -108,7 +110,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 }
 
 /** Every error becomes application/problem+json; a 5xx never shows its cause to the client. */
-function handleError(this: FastifyInstance, error: FastifyError | HttpProblem, request: Parameters<FastifyInstance['errorHandler']>[1], reply: Parameters<FastifyInstance['errorHandler']>[2]) {
+function handleError(
+  this: FastifyInstance,
+  error: FastifyError | HttpProblem,
+  request: Parameters<FastifyInstance['errorHandler']>[1],
+  reply: Parameters<FastifyInstance['errorHandler']>[2],
+) {
   let status: number
   let body
   if (error instanceof HttpProblem) {

@@ -33,9 +33,15 @@ async function migrate(config: Config, action: string) {
     } else if (action === 'status') {
       const migrations = await createMigrator(db).getMigrations()
       for (const migration of migrations)
-        console.log(`${migration.executedAt ? `applied ${migration.executedAt.toISOString()}` : 'pending                      '}  ${migration.name}`)
+        console.log(
+          `${migration.executedAt ? `applied ${migration.executedAt.toISOString()}` : 'pending                      '}  ${migration.name}`,
+        )
       const pending = migrations.filter((m) => !m.executedAt).length
-      console.log(pending === 0 ? 'The database is up to date.' : `${pending} migration(s) pending: run "npm run cli -- migrate".`)
+      console.log(
+        pending === 0
+          ? 'The database is up to date.'
+          : `${pending} migration(s) pending: run "npm run cli -- migrate".`,
+      )
     } else if (action === 'down') {
       const migrator = createMigrator(db)
       const { error, results = [] } = await migrator.migrateDown()
@@ -89,12 +95,21 @@ async function createAdmin(config: Config, args: string[]) {
     await app.ready()
     const admin = await createAccount(
       app.repos,
-      { name: values.name ?? values.email.split('@')[0]!, email: values.email, password, role: 'admin', emailVerified: true },
+      {
+        name: values.name ?? values.email.split('@')[0]!,
+        email: values.email,
+        password,
+        role: 'admin',
+        emailVerified: true,
+      },
       config.passwordMinLength,
     )
     console.log(`Created admin ${admin.name} <${admin.email}> (id ${admin.id}).`)
   } catch (error) {
-    if (error instanceof HttpProblem) throw new UsageError(error.options.errors?.[0] ? `password ${error.options.errors[0].message}` : error.detail)
+    if (error instanceof HttpProblem)
+      throw new UsageError(
+        error.options.errors?.[0] ? `password ${error.options.errors[0].message}` : error.detail,
+      )
     throw error
   } finally {
     await app.close()
@@ -103,7 +118,10 @@ async function createAdmin(config: Config, args: string[]) {
 
 async function printOpenApi(config: Config) {
   // The document comes from the routes alone: no database is needed to print it.
-  const app = await buildApp({ ...config, databaseUrl: 'sqlite::memory:', firstAdminEmail: undefined }, { logger: false })
+  const app = await buildApp(
+    { ...config, databaseUrl: 'sqlite::memory:', firstAdminEmail: undefined },
+    { logger: false },
+  )
   await app.ready()
   process.stdout.write(`${JSON.stringify(app.swagger(), null, 2)}\n`)
   await app.close()
@@ -115,7 +133,11 @@ async function main(argv: string[]) {
     console.log(USAGE)
     return
   }
-  const config = loadConfig({ ...readEnvFile(), ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent' })
+  const config = loadConfig({
+    ...readEnvFile(),
+    ...process.env,
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
+  })
   switch (command) {
     case 'migrate':
       return migrate(config, rest[0] ?? 'up')

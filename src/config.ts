@@ -88,7 +88,8 @@ function boolean(env: Env, name: string, fallback: boolean): boolean {
 function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
   const raw = read(env, name)
   if (raw === undefined) return fallback
-  if (!(allowed as readonly string[]).includes(raw)) fail(name, `must be one of ${allowed.join(', ')}; got "${raw}"`)
+  if (!(allowed as readonly string[]).includes(raw))
+    fail(name, `must be one of ${allowed.join(', ')}; got "${raw}"`)
   return raw as T
 }
 
@@ -101,7 +102,8 @@ function url(env: Env, name: string, schemes: string[]): string | undefined {
   } catch {
     return fail(name, 'is not a valid URL')
   }
-  if (!schemes.includes(parsed.protocol)) fail(name, `must start with ${schemes.map((s) => `${s}//`).join(' or ')}`)
+  if (!schemes.includes(parsed.protocol))
+    fail(name, `must start with ${schemes.map((s) => `${s}//`).join(' or ')}`)
   return raw
 }
 
@@ -109,11 +111,17 @@ function parseTrustProxy(env: Env): Config['trustProxy'] {
   const raw = read(env, 'TRUST_PROXY')
   if (raw === undefined || ['false', '0', 'no', 'off'].includes(raw.toLowerCase())) return false
   if (raw.toLowerCase() === 'true')
-    fail('TRUST_PROXY', 'name the proxies to trust (addresses or CIDR ranges, comma-separated) or a hop count')
+    fail(
+      'TRUST_PROXY',
+      'name the proxies to trust (addresses or CIDR ranges, comma-separated) or a hop count',
+    )
   if (/^\d+$/.test(raw)) return Number(raw)
   const entries = raw.split(',').map((part) => part.trim())
   for (const entry of entries) {
-    if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(entry) && !['loopback', 'linklocal', 'uniquelocal'].includes(entry))
+    if (
+      !/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(entry) &&
+      !['loopback', 'linklocal', 'uniquelocal'].includes(entry)
+    )
       fail('TRUST_PROXY', `"${entry}" is not an IP address, CIDR range, or loopback/linklocal/uniquelocal`)
   }
   return entries
@@ -141,7 +149,8 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   const nodeEnv = oneOf(env, 'NODE_ENV', ['development', 'production', 'test'] as const, 'development')
   const production = nodeEnv === 'production'
   const dataDir = path.resolve(read(env, 'DATA_DIR') ?? 'data')
-  const databaseUrl = read(env, 'DATABASE_URL') ?? `sqlite:///${path.relative(process.cwd(), dataDir) || '.'}/app.db`
+  const databaseUrl =
+    read(env, 'DATABASE_URL') ?? `sqlite:///${path.relative(process.cwd(), dataDir) || '.'}/app.db`
   if (!/^(sqlite:|postgres:\/\/|postgresql:\/\/|mysql:\/\/|mariadb:\/\/)/.test(databaseUrl))
     fail('DATABASE_URL', 'must start with sqlite:, postgres://, postgresql://, mysql:// or mariadb://')
 
@@ -162,10 +171,16 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
 
   let secretKey = env.SECRET_KEY ?? ''
   if (secretKey !== '' && Buffer.byteLength(secretKey) < 32)
-    fail('SECRET_KEY', `must be at least 32 bytes (got ${Buffer.byteLength(secretKey)}); generate one with: openssl rand -base64 48`)
+    fail(
+      'SECRET_KEY',
+      `must be at least 32 bytes (got ${Buffer.byteLength(secretKey)}); generate one with: openssl rand -base64 48`,
+    )
   if (secretKey === '') {
     if (production)
-      fail('SECRET_KEY', 'is required when NODE_ENV=production (at least 32 bytes; e.g. openssl rand -base64 48)')
+      fail(
+        'SECRET_KEY',
+        'is required when NODE_ENV=production (at least 32 bytes; e.g. openssl rand -base64 48)',
+      )
     secretKey = developmentSecret(dataDir, options.onGeneratedSecret)
   }
 
@@ -178,7 +193,8 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
 
   const port = integer(env, 'PORT', 8000, 0, 65535)
   const host = read(env, 'HOST') ?? '127.0.0.1'
-  const publicUrl = url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`
+  const publicUrl =
+    url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`
 
   const corsOrigins = (read(env, 'CORS_ORIGINS') ?? '')
     .split(',')
@@ -186,7 +202,8 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     .filter(Boolean)
   for (const origin of corsOrigins) {
     if (origin === '*') fail('CORS_ORIGINS', 'list the allowed origins; "*" is not accepted')
-    if (!/^https?:\/\/[^/]+$/.test(origin)) fail('CORS_ORIGINS', `"${origin}" is not an origin like https://app.example.com`)
+    if (!/^https?:\/\/[^/]+$/.test(origin))
+      fail('CORS_ORIGINS', `"${origin}" is not an origin like https://app.example.com`)
   }
 
   return {

@@ -34,8 +34,19 @@ export class HttpProblem extends Error {
 /** RFC 9110 names where Node's table still has the older ones. */
 const TITLES: Record<number, string> = { 413: 'Content Too Large', 422: 'Unprocessable Content' }
 
-export function problemBody(status: number, detail: string, errors?: ValidationIssue[], type = 'about:blank'): ProblemBody {
-  return { type, title: TITLES[status] ?? STATUS_CODES[status] ?? 'Error', status, detail, ...(errors ? { errors } : {}) }
+export function problemBody(
+  status: number,
+  detail: string,
+  errors?: ValidationIssue[],
+  type = 'about:blank',
+): ProblemBody {
+  return {
+    type,
+    title: TITLES[status] ?? STATUS_CODES[status] ?? 'Error',
+    status,
+    detail,
+    ...(errors ? { errors } : {}),
+  }
 }
 
 const BEARER_REALM = 'Bearer realm="api"'
@@ -51,9 +62,15 @@ export const unauthorized = (detail: string, tokenPresented: boolean) =>
 export const forbidden = (detail: string) => new HttpProblem(403, detail)
 export const notFound = (detail: string) => new HttpProblem(404, detail)
 export const conflict = (detail: string) => new HttpProblem(409, detail)
-export const unprocessable = (detail: string, errors: ValidationIssue[]) => new HttpProblem(422, detail, { errors })
+export const unprocessable = (detail: string, errors: ValidationIssue[]) =>
+  new HttpProblem(422, detail, { errors })
 
-const PARTS: Record<string, string> = { body: 'body', querystring: 'query', params: 'path', headers: 'header' }
+const PARTS: Record<string, string> = {
+  body: 'body',
+  querystring: 'query',
+  params: 'path',
+  headers: 'header',
+}
 
 /** Turns Ajv's errors (as Fastify reports them) into one issue per bad field. */
 export function validationIssues(error: FastifyError): ValidationIssue[] {

@@ -9,10 +9,15 @@ async function main() {
   let config: Config | undefined
   let target: DatabaseTarget | undefined
   try {
-    config = loadConfig({ ...readEnvFile(), ...process.env }, {
-      onGeneratedSecret: (file) =>
-        console.warn(`warning: SECRET_KEY is not set; generated a development key in ${file} (set SECRET_KEY in production)`),
-    })
+    config = loadConfig(
+      { ...readEnvFile(), ...process.env },
+      {
+        onGeneratedSecret: (file) =>
+          console.warn(
+            `warning: SECRET_KEY is not set; generated a development key in ${file} (set SECRET_KEY in production)`,
+          ),
+      },
+    )
     target = parseDatabaseUrl(config.databaseUrl)
     const app = await buildApp(config)
     await app.listen({ host: config.host, port: config.port })
@@ -46,7 +51,10 @@ async function main() {
     if (line) {
       console.error(`error: ${line}`)
     } else {
-      console.error('error: the server could not start:', error instanceof ConfigError ? error.message : error)
+      console.error(
+        'error: the server could not start:',
+        error instanceof ConfigError ? error.message : error,
+      )
     }
     process.exit(1)
   }

@@ -54,7 +54,11 @@ export interface NewAccount {
 }
 
 /** Creates an account; the database's unique indexes decide duplicates (409), not a prior read. */
-export async function createAccount(repos: Repositories, account: NewAccount, passwordMinLength: number): Promise<UserRecord> {
+export async function createAccount(
+  repos: Repositories,
+  account: NewAccount,
+  passwordMinLength: number,
+): Promise<UserRecord> {
   assertPasswordPolicy(account.password, passwordMinLength)
   const email = normalizeEmail(account.email)
   const name = account.name.normalize('NFC')

@@ -1,6 +1,14 @@
 import { randomUUID } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
-import { SignJWT, errors as joseErrors, importPKCS8, importSPKI, jwtVerify, type CryptoKey, type JWTPayload } from 'jose'
+import {
+  SignJWT,
+  errors as joseErrors,
+  importPKCS8,
+  importSPKI,
+  jwtVerify,
+  type CryptoKey,
+  type JWTPayload,
+} from 'jose'
 import type { Config } from '../config.js'
 
 export interface AccessTokenClaims {
@@ -42,10 +50,13 @@ export async function createTokenService(config: Config): Promise<TokenService> 
   let verifyingKey: CryptoKey | Uint8Array
   if (algorithm.startsWith('HS')) {
     const secret = new TextEncoder().encode(config.secretKey)
-    const key = await crypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: `SHA-${algorithm.slice(2)}` }, false, [
-      'sign',
-      'verify',
-    ])
+    const key = await crypto.subtle.importKey(
+      'raw',
+      secret,
+      { name: 'HMAC', hash: `SHA-${algorithm.slice(2)}` },
+      false,
+      ['sign', 'verify'],
+    )
     signingKey = key
     verifyingKey = key
   } else {

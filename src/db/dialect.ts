@@ -38,7 +38,8 @@ export class DatabaseUrlError extends Error {
 }
 
 export function parseDatabaseUrl(url: string): DatabaseTarget {
-  if (url === 'sqlite::memory:' || url === 'sqlite://:memory:') return { engine: 'sqlite', filename: ':memory:' }
+  if (url === 'sqlite::memory:' || url === 'sqlite://:memory:')
+    return { engine: 'sqlite', filename: ':memory:' }
   if (url.startsWith('sqlite:')) {
     // sqlite:///relative/path.db → relative/path.db ; sqlite:////abs/path.db → /abs/path.db
     const match = /^sqlite:\/\/\/(.+)$/.exec(url)
@@ -56,7 +57,9 @@ export function parseDatabaseUrl(url: string): DatabaseTarget {
   }
   const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''))
   if (!database) throw new DatabaseUrlError('DATABASE_URL: name the database after the host, e.g. …:5432/app')
-  const poolSize = Number(parsed.searchParams.get('pool_size') ?? parsed.searchParams.get('connection_limit') ?? 10)
+  const poolSize = Number(
+    parsed.searchParams.get('pool_size') ?? parsed.searchParams.get('connection_limit') ?? 10,
+  )
   if (!Number.isInteger(poolSize) || poolSize < 1 || poolSize > 1000)
     throw new DatabaseUrlError('DATABASE_URL: pool_size must be a whole number between 1 and 1000')
   const host = `${parsed.hostname}:${parsed.port || (parsed.protocol.startsWith('postgres') ? 5432 : 3306)}`
@@ -225,9 +228,14 @@ export function columnTypes(engine: Engine) {
     /** Auto-incrementing integer primary key. */
     id: (engine === 'postgres' ? 'serial' : 'integer') as ColumnDataType,
     /** Builds the primary key of an `id` column (PostgreSQL's serial is already auto-incrementing). */
-    primaryKey: (col: ColumnDefinitionBuilder) => (engine === 'postgres' ? col.primaryKey() : col.primaryKey().autoIncrement()),
+    primaryKey: (col: ColumnDefinitionBuilder) =>
+      engine === 'postgres' ? col.primaryKey() : col.primaryKey().autoIncrement(),
     /** A UTC instant with millisecond precision. */
-    timestamp: (engine === 'postgres' ? 'timestamptz(3)' : engine === 'mysql' ? 'datetime(3)' : 'timestamp') as ColumnDataType,
+    timestamp: (engine === 'postgres'
+      ? 'timestamptz(3)'
+      : engine === 'mysql'
+        ? 'datetime(3)'
+        : 'timestamp') as ColumnDataType,
     /** Long text (unbounded on PostgreSQL/SQLite, 64 KiB on MySQL). */
     text: 'text' as ColumnDataType,
   }
@@ -258,7 +266,12 @@ export async function insertReturningId<TB extends keyof Database>(
 /** True when the error is a unique-constraint violation, on any engine. */
 export function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code
-  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === '23505' || code === 'ER_DUP_ENTRY'
+  return (
+    code === 'SQLITE_CONSTRAINT_UNIQUE' ||
+    code === 'SQLITE_CONSTRAINT_PRIMARYKEY' ||
+    code === '23505' ||
+    code === 'ER_DUP_ENTRY'
+  )
 }
 
 /** True when the error says the database cannot be reached (as opposed to a bad query). */
@@ -266,6 +279,16 @@ export function isConnectionError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code
   return (
     typeof code === 'string' &&
-    ['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', 'PROTOCOL_CONNECTION_LOST', '57P01', '57P03', 'SQLITE_CANTOPEN'].includes(code)
+    [
+      'ECONNREFUSED',
+      'ENOTFOUND',
+      'ETIMEDOUT',
+      'ECONNRESET',
+      'EHOSTUNREACH',
+      'PROTOCOL_CONNECTION_LOST',
+      '57P01',
+      '57P03',
+      'SQLITE_CANTOPEN',
+    ].includes(code)
   )
 }

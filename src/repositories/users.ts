@@ -3,7 +3,16 @@ import type { Database, NewUserRow, UserRow, UserRowUpdate } from '../db/databas
 import { insertReturningId, type Engine } from '../db/dialect.js'
 
 /** Every column except the password hash, which only `findCredentialsByLogin`/`findPasswordHash` read. */
-const USER_COLUMNS = ['id', 'name', 'email', 'role', 'is_active', 'email_verified', 'created_at', 'updated_at'] as const
+const USER_COLUMNS = [
+  'id',
+  'name',
+  'email',
+  'role',
+  'is_active',
+  'email_verified',
+  'created_at',
+  'updated_at',
+] as const
 
 export type UserRecord = Pick<UserRow, (typeof USER_COLUMNS)[number]>
 export type UserCredentials = Pick<UserRow, 'id' | 'password_hash' | 'is_active'>
@@ -62,7 +71,13 @@ export function createUsersRepository(db: Kysely<Database>, engine: Engine) {
 
     /** A page in id order, after the given id. */
     listAfter(afterId: number, limit: number): Promise<UserRecord[]> {
-      return db.selectFrom('users').select(USER_COLUMNS).where('id', '>', afterId).orderBy('id').limit(limit).execute()
+      return db
+        .selectFrom('users')
+        .select(USER_COLUMNS)
+        .where('id', '>', afterId)
+        .orderBy('id')
+        .limit(limit)
+        .execute()
     },
 
     async countActiveAdmins(): Promise<number> {

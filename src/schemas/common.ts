@@ -8,7 +8,12 @@ export const IdParams = Type.Object({ id: Id }, { additionalProperties: false })
 export const Timestamp = Type.String({ format: 'date-time', examples: ['2026-01-31T12:00:00.000Z'] })
 
 /** An email address, trimmed and lower-cased before it is stored or compared. */
-export const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254, examples: ['hamed@example.com'] })
+export const Email = Type.String({
+  format: 'email',
+  minLength: 3,
+  maxLength: 254,
+  examples: ['hamed@example.com'],
+})
 
 export const UserName = Type.String({
   minLength: 1,
@@ -27,7 +32,12 @@ export const Password = Type.String({
 
 export const Role = Type.Union([Type.Literal('user'), Type.Literal('admin')])
 
-export const PageLimit = Type.Integer({ minimum: 1, maximum: 100, default: 20, description: 'Items per page (1–100).' })
+export const PageLimit = Type.Integer({
+  minimum: 1,
+  maximum: 100,
+  default: 20,
+  description: 'Items per page (1–100).',
+})
 
 export const PageCursor = Type.String({
   minLength: 1,

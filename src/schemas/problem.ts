@@ -1,8 +1,14 @@
 import { Type } from 'typebox'
 
 export const ValidationIssue = Type.Object({
-  in: Type.String({ description: 'Where the bad value is: body, query, path or header.', examples: ['body'] }),
-  field: Type.String({ description: 'The field, as a dotted path ("" for the whole part).', examples: ['email'] }),
+  in: Type.String({
+    description: 'Where the bad value is: body, query, path or header.',
+    examples: ['body'],
+  }),
+  field: Type.String({
+    description: 'The field, as a dotted path ("" for the whole part).',
+    examples: ['email'],
+  }),
   message: Type.String({ examples: ['must match format "email"'] }),
 })
 

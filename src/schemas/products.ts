@@ -42,7 +42,9 @@ export const ProductCreate = Type.Object(
   },
   {
     additionalProperties: false,
-    examples: [{ product_id: 'SKU-1001', name: 'Mechanical keyboard', description: 'Tenkeyless.', price: 12999 }],
+    examples: [
+      { product_id: 'SKU-1001', name: 'Mechanical keyboard', description: 'Tenkeyless.', price: 12999 },
+    ],
   },
 )
 export type ProductCreate = Static<typeof ProductCreate>

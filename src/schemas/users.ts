@@ -1,5 +1,15 @@
 import { Type, type Static } from 'typebox'
-import { Email, Id, NextCursor, PageCursor, PageLimit, Password, Role, Timestamp, UserName } from './common.js'
+import {
+  Email,
+  Id,
+  NextCursor,
+  PageCursor,
+  PageLimit,
+  Password,
+  Role,
+  Timestamp,
+  UserName,
+} from './common.js'
 
 /** What the API shows of a user. The response schema is the barrier: nothing else is serialized. */
 export const UserPublic = Type.Object(

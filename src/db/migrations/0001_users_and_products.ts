@@ -40,9 +40,18 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addCheckConstraint('products_price_check', sql`price >= 0`)
     .modifyEnd(tableOptions(engine))
     .execute()
-  await db.schema.createIndex('products_product_id_key').unique().on('products').column('product_id').execute()
+  await db.schema
+    .createIndex('products_product_id_key')
+    .unique()
+    .on('products')
+    .column('product_id')
+    .execute()
   await db.schema.createIndex('products_owner_id_idx').on('products').column('owner_id').execute()
-  await db.schema.createIndex('products_created_at_id_idx').on('products').columns(['created_at', 'id']).execute()
+  await db.schema
+    .createIndex('products_created_at_id_idx')
+    .on('products')
+    .columns(['created_at', 'id'])
+    .execute()
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

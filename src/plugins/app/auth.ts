@@ -1,7 +1,12 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.js'
-import { createTokenService, TokenError, type AccessTokenClaims, type TokenService } from '../../auth/tokens.js'
+import {
+  createTokenService,
+  TokenError,
+  type AccessTokenClaims,
+  type TokenService,
+} from '../../auth/tokens.js'
 import { forbidden, unauthorized } from '../../errors.js'
 import type { UserRecord } from '../../repositories/users.js'
 
@@ -41,7 +46,8 @@ export default fp<{ config: Config }>(
 
     app.decorate('authenticate', async (request: FastifyRequest) => {
       const token = bearerToken(request)
-      if (token === undefined) throw unauthorized('Not authenticated: send "Authorization: Bearer <access token>"', false)
+      if (token === undefined)
+        throw unauthorized('Not authenticated: send "Authorization: Bearer <access token>"', false)
       let claims: AccessTokenClaims
       try {
         claims = await tokens.verifyAccessToken(token)

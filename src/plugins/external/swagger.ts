@@ -42,7 +42,12 @@ export default fp<{ config: Config }>(
     })
     await app.register(swaggerUi, {
       routePrefix: '/docs',
-      uiConfig: { persistAuthorization: false, displayRequestDuration: true, tryItOutEnabled: true, validatorUrl: null },
+      uiConfig: {
+        persistAuthorization: false,
+        displayRequestDuration: true,
+        tryItOutEnabled: true,
+        validatorUrl: null,
+      },
       staticCSP: false,
     })
   },

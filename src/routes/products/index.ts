@@ -26,7 +26,8 @@ const DUPLICATE_SKU = 'A product with this product_id already exists.'
 async function modifiableProduct(repos: Repositories, actor: UserRecord, id: number) {
   const product = await repos.products.findById(id)
   if (!product) throw notFound(`There is no product ${id}.`)
-  if (!canModifyProduct(actor, product)) throw forbidden('Only the owner of this product or an admin may change it.')
+  if (!canModifyProduct(actor, product))
+    throw forbidden('Only the owner of this product or an admin may change it.')
   return product
 }
 
@@ -95,7 +96,8 @@ const productsRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app
       if (request.query.cursor) {
         const position = cursors.decode(request.query.cursor)
         const createdAt = typeof position.c === 'string' ? new Date(position.c) : undefined
-        if (!createdAt || Number.isNaN(createdAt.getTime()) || typeof position.i !== 'number') throw invalidCursor()
+        if (!createdAt || Number.isNaN(createdAt.getTime()) || typeof position.i !== 'number')
+          throw invalidCursor()
         after = { created_at: createdAt, id: position.i }
       }
       const rows = await app.repos.products.list(after, limit + 1)
@@ -104,7 +106,9 @@ const productsRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app
       return {
         items,
         next_cursor:
-          rows.length > limit && last ? cursors.encode({ c: last.created_at.toISOString(), i: last.id }) : null,
+          rows.length > limit && last
+            ? cursors.encode({ c: last.created_at.toISOString(), i: last.id })
+            : null,
       }
     },
   )

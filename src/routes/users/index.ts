@@ -38,7 +38,11 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
       }
       const user = await createAccount(app.repos, { ...account, role }, config.passwordMinLength)
       request.log.info({ event: 'user_registered', userId: user.id }, 'user registered')
-      return reply.code(201).header('location', `/users/${user.id}`).header('cache-control', 'no-store').send(user)
+      return reply
+        .code(201)
+        .header('location', `/users/${user.id}`)
+        .header('cache-control', 'no-store')
+        .send(user)
     },
   )
 
@@ -134,33 +138,38 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
       // A unique violation aborts the transaction (on PostgreSQL), so it is explained after it.
       const updated = await app
         .transaction(async (repos) => {
-        const target = await repos.users.findById(id)
-        if (!target) throw notFound(`There is no user ${id}.`)
-        const changes: UserRowUpdate = {}
-        if (name !== undefined && name.normalize('NFC') !== target.name) {
-          changes.name = name.normalize('NFC')
-          changes.name_key = nameKey(name)
-        }
-        if (email !== undefined && normalizeEmail(email) !== target.email) {
-          changes.email = normalizeEmail(email)
-          changes.email_verified = false
-        }
-        if (role !== undefined && role !== target.role) changes.role = role
-        if (isActive !== undefined && isActive !== target.is_active) changes.is_active = isActive
-        const losesAdmin =
-          target.role === 'admin' && target.is_active && (changes.role === 'user' || changes.is_active === false)
-        if (losesAdmin && (await repos.users.countActiveAdmins()) <= 1)
-          throw conflict('This is the last active admin: make another user admin first.')
-        if (Object.keys(changes).length === 0) return target
-        changes.updated_at = new Date()
-        await repos.users.update(id, changes)
-        return (await repos.users.findById(id))!
-      })
+          const target = await repos.users.findById(id)
+          if (!target) throw notFound(`There is no user ${id}.`)
+          const changes: UserRowUpdate = {}
+          if (name !== undefined && name.normalize('NFC') !== target.name) {
+            changes.name = name.normalize('NFC')
+            changes.name_key = nameKey(name)
+          }
+          if (email !== undefined && normalizeEmail(email) !== target.email) {
+            changes.email = normalizeEmail(email)
+            changes.email_verified = false
+          }
+          if (role !== undefined && role !== target.role) changes.role = role
+          if (isActive !== undefined && isActive !== target.is_active) changes.is_active = isActive
+          const losesAdmin =
+            target.role === 'admin' &&
+            target.is_active &&
+            (changes.role === 'user' || changes.is_active === false)
+          if (losesAdmin && (await repos.users.countActiveAdmins()) <= 1)
+            throw conflict('This is the last active admin: make another user admin first.')
+          if (Object.keys(changes).length === 0) return target
+          changes.updated_at = new Date()
+          await repos.users.update(id, changes)
+          return (await repos.users.findById(id))!
+        })
         .catch((error: unknown) =>
           explainUserConflict(app.repos, error, { email: email && normalizeEmail(email), name }, id),
         )
       if (role !== undefined || isActive !== undefined)
-        request.log.info({ event: 'user_role_changed', userId: id, by: actor.id, role, isActive }, 'user access changed')
+        request.log.info(
+          { event: 'user_role_changed', userId: id, by: actor.id, role, isActive },
+          'user access changed',
+        )
       reply.header('cache-control', 'no-store')
       return updated
     },
@@ -177,7 +186,10 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
           'The user themself or an admin. Their products stay, with owner_id null. The last active admin cannot be deleted.',
         security: bearerSecurity,
         params: IdParams,
-        response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses(401, 403, 404, 409, 422) },
+        response: {
+          204: Type.Null({ description: 'Deleted' }),
+          ...problemResponses(401, 403, 404, 409, 422),
+        },
       },
     },
     async (request, reply) => {
