@@ -77,7 +77,11 @@ export function serverOptions(config: Config, options: BuildOptions = {}): Fasti
 /** The application: the same function builds it for the server, the CLI and the tests. */
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify(serverOptions(config, options)).withTypeProvider<TypeBoxTypeProvider>()
-  const database = options.database ?? openDatabase(parseDatabaseUrl(config.databaseUrl))
+  const database =
+    options.database ??
+    openDatabase(parseDatabaseUrl(config.databaseUrl), (error) =>
+      app.log.warn({ err: error }, 'an idle database connection failed; it will be replaced'),
+    )
 
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema)
   app.setErrorHandler(handleError)

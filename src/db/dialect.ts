@@ -82,16 +82,26 @@ export interface DatabaseHandle {
   target: DatabaseTarget
 }
 
-export function openDatabase(target: DatabaseTarget): DatabaseHandle {
-  return { db: new Kysely<Database>({ dialect: createDialect(target) }), engine: target.engine, target }
+/** Told about connections that fail while idle in a pool (they are replaced on the next query). */
+export type PoolErrorListener = (error: Error) => void
+
+export function openDatabase(
+  target: DatabaseTarget,
+  onPoolError: PoolErrorListener = () => {},
+): DatabaseHandle {
+  return {
+    db: new Kysely<Database>({ dialect: createDialect(target, onPoolError) }),
+    engine: target.engine,
+    target,
+  }
 }
 
-function createDialect(target: DatabaseTarget): Dialect {
+function createDialect(target: DatabaseTarget, onPoolError: PoolErrorListener): Dialect {
   switch (target.engine) {
     case 'sqlite':
       return new SqliteDialect({ database: openSqlite(target.filename) })
     case 'postgres':
-      return new PostgresDialect({ pool: createPostgresPool(target) })
+      return new PostgresDialect({ pool: createPostgresPool(target, onPoolError) })
     case 'mysql':
       return new MysqlDialect({ pool: createMysqlPoolFor(target) })
   }
@@ -170,10 +180,13 @@ function wrapStatement(statement: SqliteStatement) {
 
 // ---------------------------------------------------------------- PostgreSQL
 
-function createPostgresPool(target: Extract<DatabaseTarget, { engine: 'postgres' }>) {
+function createPostgresPool(
+  target: Extract<DatabaseTarget, { engine: 'postgres' }>,
+  onPoolError: PoolErrorListener,
+) {
   const url = new URL(target.url)
   url.searchParams.delete('pool_size')
-  return new pg.Pool({
+  const pool = new pg.Pool({
     connectionString: url.toString(),
     max: target.poolSize,
     connectionTimeoutMillis: 5000,
@@ -185,6 +198,13 @@ function createPostgresPool(target: Extract<DatabaseTarget, { engine: 'postgres'
           : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
     },
   })
+  // An idle connection that dies (the server restarted) is dropped from the pool; without this
+  // listener the 'error' event would crash the process. The next query opens a new connection.
+  pool.on('error', onPoolError)
+  // A connection can also die while checked out (between a failed query and its release); the
+  // client then emits 'error' too, which would otherwise be an uncaught exception.
+  pool.on('connect', (client) => client.on('error', onPoolError))
+  return pool
 }
 
 // ---------------------------------------------------------------- MySQL / MariaDB
@@ -274,21 +294,31 @@ export function isUniqueViolation(error: unknown): boolean {
   )
 }
 
+const CONNECTION_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'ETIMEDOUT',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'EPIPE',
+  'PROTOCOL_CONNECTION_LOST',
+  'ER_CON_COUNT_ERROR',
+  '57P01', // PostgreSQL admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now (starting up or shutting down)
+  '08006', // connection_failure
+  '08001', // unable to connect
+  'SQLITE_CANTOPEN',
+  'SQLITE_BUSY',
+])
+
 /** True when the error says the database cannot be reached (as opposed to a bad query). */
 export function isConnectionError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code
-  return (
-    typeof code === 'string' &&
-    [
-      'ECONNREFUSED',
-      'ENOTFOUND',
-      'ETIMEDOUT',
-      'ECONNRESET',
-      'EHOSTUNREACH',
-      'PROTOCOL_CONNECTION_LOST',
-      '57P01',
-      '57P03',
-      'SQLITE_CANTOPEN',
-    ].includes(code)
+  if (!(error instanceof Error)) return false
+  const code = (error as { code?: unknown }).code
+  if (typeof code === 'string' && CONNECTION_ERROR_CODES.has(code)) return true
+  // pg reports a connection lost mid-query, or a pool timeout, without a code.
+  return /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/.test(
+    error.message,
   )
 }
