@@ -2,11 +2,17 @@ import { randomUUID } from 'node:crypto'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv, type Options as AjvOptions } from 'ajv'
 import addFormats from 'ajv-formats'
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyServerOptions,
+  type preValidationHookHandler,
+  type RouteOptions,
+} from 'fastify'
 import type { FastifyRouteSchemaDef } from 'fastify/types/schema.js'
 import type { Config } from './config.js'
 import { isConnectionError, openDatabase, parseDatabaseUrl, type DatabaseHandle } from './db/dialect.js'
-import { HttpProblem, problemBody, validationIssues } from './errors.js'
+import { HttpProblem, problemBody, unprocessable, validationIssues } from './errors.js'
 import authPlugin from './plugins/app/auth.js'
 import dbPlugin from './plugins/app/db.js'
 import firstAdminPlugin from './plugins/app/first-admin.js'
@@ -35,7 +41,14 @@ export interface BuildOptions {
  * never silently dropped. Path and query parameters arrive as text, so they are coerced.
  */
 function createValidators(externalSchemas: Record<string, unknown>) {
-  const common: AjvOptions = { allErrors: true, strict: false, removeAdditional: false, useDefaults: true }
+  // verbose: errors carry their schema, so a failed pattern can be explained by its description.
+  const common: AjvOptions = {
+    allErrors: true,
+    verbose: true,
+    strict: false,
+    removeAdditional: false,
+    useDefaults: true,
+  }
   const body = new Ajv({ ...common, coerceTypes: false })
   const params = new Ajv({ ...common, coerceTypes: 'array' })
   for (const ajv of [body, params]) {
@@ -84,6 +97,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     )
 
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema)
+  // JSON bodies only (and the OAuth2 form on /login): a text/plain body is a 415, not a guess.
+  app.removeContentTypeParser('text/plain')
+  app.addHook('onRoute', requireDecimalIntegers)
   app.setErrorHandler(handleError)
   app.setNotFoundHandler((request, reply) =>
     reply
@@ -111,6 +127,44 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(usersRoutes, { config })
   await app.register(productsRoutes, { config })
   return app
+}
+
+const DECIMAL_INTEGER = /^-?(0|[1-9][0-9]*)$/
+
+/**
+ * Ajv's coercion turns "0x10", "1e3", " 5" or "1.0" into numbers, so that one resource would
+ * answer at many URLs. Integer path and query parameters must be written in plain decimal.
+ */
+function requireDecimalIntegers(route: RouteOptions) {
+  const parts = [
+    ['path', 'params', route.schema?.params],
+    ['query', 'query', route.schema?.querystring],
+  ] as const
+  const checks = parts.flatMap(([where, key, schema]) =>
+    Object.entries(
+      (schema as { properties?: Record<string, { type?: string }> } | undefined)?.properties ?? {},
+    )
+      .filter(([, property]) => property.type === 'integer')
+      .map(([field]) => ({ where, key, field })),
+  )
+  if (checks.length === 0) return
+  const check: preValidationHookHandler = async (request) => {
+    const issues = checks
+      .filter(({ key, field }) => {
+        const raw = (request[key] as Record<string, unknown> | undefined)?.[field]
+        return typeof raw === 'string' && !DECIMAL_INTEGER.test(raw)
+      })
+      .map(({ where, field }) => ({ in: where, field, message: 'must be a whole number in decimal digits' }))
+    if (issues.length > 0) throw unprocessable('The request is not valid: see errors.', issues)
+  }
+  route.preValidation = [
+    ...(Array.isArray(route.preValidation)
+      ? route.preValidation
+      : route.preValidation
+        ? [route.preValidation]
+        : []),
+    check,
+  ]
 }
 
 /** Every error becomes application/problem+json; a 5xx never shows its cause to the client. */

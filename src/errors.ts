@@ -87,6 +87,12 @@ export function validationIssues(error: FastifyError): ValidationIssue[] {
       message = 'is required'
     } else if (issue.keyword === 'minProperties') {
       message = 'must contain at least one field'
+    } else if (issue.keyword === 'pattern') {
+      // The regular expression means nothing to a client; the schema's description says the rule.
+      const description = (issue as { parentSchema?: { description?: string } }).parentSchema?.description
+      message = description ? `is not valid: ${description}` : 'contains characters that are not allowed here'
+    } else if (field === '' && issue.keyword === 'type' && part === 'body') {
+      message = 'a JSON object is required as the request body'
     }
     return { in: part, field, message }
   })

@@ -20,6 +20,29 @@ export function normalizeLogin(username: string): string {
   return username.trim().normalize('NFKC').toLowerCase()
 }
 
+/** The size of the name and name_key columns, in characters. */
+export const NAME_MAX_LENGTH = 64
+
+const UNSTORABLE = /[\p{Cc}\p{Cs}]/u
+
+/**
+ * What the schema cannot check of a name, as a 422 naming the field: control characters and lone
+ * surrogates (PostgreSQL refuses NUL in text; a lone surrogate would be stored as U+FFFD), and a
+ * length that still fits the columns once normalised ("İ" lower-cases to two code points, NFKC
+ * expands some characters), which would otherwise fail in the database.
+ */
+export function assertNamePolicy(name: string, field = 'name'): void {
+  if (UNSTORABLE.test(name))
+    throw unprocessable('The name contains characters that are not allowed.', [
+      { in: 'body', field, message: 'must not contain control characters' },
+    ])
+  const longest = Math.max([...name.normalize('NFC')].length, [...nameKey(name)].length)
+  if (longest > NAME_MAX_LENGTH)
+    throw unprocessable('The name is too long.', [
+      { in: 'body', field, message: `must be at most ${NAME_MAX_LENGTH} characters once normalised` },
+    ])
+}
+
 /** Rejects a password outside the length rules, as a 422 naming the field. */
 export function assertPasswordPolicy(password: string, minLength: number, field = 'password'): void {
   const length = passwordLength(password)
@@ -59,6 +82,7 @@ export async function createAccount(
   account: NewAccount,
   passwordMinLength: number,
 ): Promise<UserRecord> {
+  assertNamePolicy(account.name)
   assertPasswordPolicy(account.password, passwordMinLength)
   const email = normalizeEmail(account.email)
   const name = account.name.normalize('NFC')

@@ -80,6 +80,24 @@ export function createUsersRepository(db: Kysely<Database>, engine: Engine) {
         .execute()
     },
 
+    /**
+     * Counts the active admins and, inside a transaction, locks their rows until it ends: two admins
+     * demoting or deleting each other at once are then serialised, and the second sees one admin left.
+     * (PostgreSQL allows no FOR UPDATE with an aggregate, so the ids are counted here; SQLite runs one
+     * transaction at a time and has no FOR UPDATE.)
+     */
+    async lockActiveAdmins(): Promise<number> {
+      const rows = await db
+        .selectFrom('users')
+        .select('id')
+        .where('role', '=', 'admin')
+        .where('is_active', '=', true)
+        .orderBy('id')
+        .$if(engine !== 'sqlite', (qb) => qb.forUpdate())
+        .execute()
+      return rows.length
+    },
+
     async countActiveAdmins(): Promise<number> {
       const row = await db
         .selectFrom('users')

@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox'
+import { LoginName } from './common.js'
 
 /**
  * The OAuth2 password grant as Swagger UI (and every OAuth2 client) sends it: form-encoded, with

@@ -1,5 +1,15 @@
 import { Type } from 'typebox'
 
+/**
+ * Text every engine stores exactly as sent: no NUL (PostgreSQL refuses it in text) and no lone
+ * UTF-16 surrogate (each engine would store a different replacement). Ajv matches with the `u`
+ * flag, so a real emoji (a surrogate pair) is one code point and passes.
+ */
+export const STORABLE_TEXT = '^[^\\u0000\\uD800-\\uDFFF]*$'
+
+/** One line of text: storable, without control characters (which could also forge log lines). */
+const SINGLE_LINE = '[^\\p{Cc}\\uD800-\\uDFFF]'
+
 /** Database ids: positive 32-bit integers on every engine. */
 export const Id = Type.Integer({ minimum: 1, maximum: 2_147_483_647, examples: [1] })
 
@@ -18,9 +28,17 @@ export const Email = Type.String({
 export const UserName = Type.String({
   minLength: 1,
   maxLength: 64,
-  pattern: '^\\S(.*\\S)?$',
-  description: 'Unique, case-insensitively. No leading or trailing spaces.',
+  pattern: `^(?!\\s)${SINGLE_LINE}*(?<!\\s)$`,
+  description: 'Unique, case-insensitively. No leading or trailing spaces, no control characters.',
   examples: ['hamed'],
+})
+
+/** One line of text as a login name: storable, no control characters. */
+export const LoginName = Type.String({
+  minLength: 1,
+  maxLength: 254,
+  pattern: `^${SINGLE_LINE}*$`,
+  description: 'Email or user name (case-insensitive).',
 })
 
 export const Password = Type.String({
@@ -42,6 +60,7 @@ export const PageLimit = Type.Integer({
 export const PageCursor = Type.String({
   minLength: 1,
   maxLength: 512,
+  pattern: '^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$',
   description: 'The `next_cursor` of the previous page; opaque.',
 })
 

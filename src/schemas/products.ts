@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox'
-import { Id, NextCursor, PageCursor, PageLimit, Timestamp } from './common.js'
+import { Id, NextCursor, PageCursor, PageLimit, STORABLE_TEXT, Timestamp } from './common.js'
 
 const Sku = Type.String({
   minLength: 1,
@@ -8,8 +8,21 @@ const Sku = Type.String({
   description: 'The SKU: unique; letters, digits, ".", "_" and "-".',
   examples: ['SKU-1001'],
 })
-const ProductName = Type.String({ minLength: 1, maxLength: 200, examples: ['Mechanical keyboard'] })
-const Description = Type.String({ maxLength: 5000, examples: ['Tenkeyless, brown switches.'] })
+/**
+ * Text every engine stores as sent: PostgreSQL refuses U+0000 (a 500 if it reached the database)
+ * and a lone UTF-16 surrogate is not Unicode (each engine would store something else).
+ */
+const ProductName = Type.String({
+  minLength: 1,
+  maxLength: 200,
+  pattern: STORABLE_TEXT,
+  examples: ['Mechanical keyboard'],
+})
+const Description = Type.String({
+  maxLength: 5000,
+  pattern: STORABLE_TEXT,
+  examples: ['Tenkeyless, brown switches.'],
+})
 /** Minor currency units (cents); bounded so that every engine stores exactly what was accepted. */
 const Price = Type.Integer({
   minimum: 0,

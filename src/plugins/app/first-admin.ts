@@ -27,7 +27,9 @@ export default fp<{ config: Config }>(
         if (await app.repos.users.findConflict(normalizeEmail(email), undefined)) return
         throw new ConfigError(`FIRST_ADMIN_NAME: "${name}" is taken by another account; choose another name`)
       }
-      throw new ConfigError(`FIRST_ADMIN_PASSWORD: ${error.options.errors?.[0]?.message ?? error.detail}`)
+      const issue = error.options.errors?.[0]
+      const variable = issue?.field === 'name' ? 'FIRST_ADMIN_NAME' : 'FIRST_ADMIN_PASSWORD'
+      throw new ConfigError(`${variable}: ${issue?.message ?? error.detail}`)
     }
   },
   { name: 'first-admin', dependencies: ['db'] },

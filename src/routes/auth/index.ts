@@ -15,6 +15,8 @@ const BAD_CREDENTIALS = 'Incorrect username or password.'
 const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Form bodies only here: the OAuth2 token endpoint is the one route that takes them.
   await app.register(formbody, { bodyLimit: 8 * 1024 })
+  // Fastify parses text/plain by default; a plain-text login is an unsupported media type (415).
+  app.removeContentTypeParser('text/plain')
 
   app.post(
     '/login',

@@ -1,6 +1,12 @@
 import { Type } from 'typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { createAccount, explainUserConflict, nameKey, normalizeEmail } from '../../auth/accounts.js'
+import {
+  assertNamePolicy,
+  createAccount,
+  explainUserConflict,
+  nameKey,
+  normalizeEmail,
+} from '../../auth/accounts.js'
 import { canManageUser } from '../../auth/policies.js'
 import type { UserRowUpdate } from '../../db/database.js'
 import { conflict, forbidden, notFound } from '../../errors.js'
@@ -134,6 +140,7 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
       const { name, email, role, is_active: isActive } = request.body
       if ((role !== undefined || isActive !== undefined) && actor.role !== 'admin')
         throw forbidden('Only an admin may change role or is_active.')
+      if (name !== undefined) assertNamePolicy(name)
 
       // A unique violation aborts the transaction (on PostgreSQL), so it is explained after it.
       const updated = await app
@@ -155,7 +162,7 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
             target.role === 'admin' &&
             target.is_active &&
             (changes.role === 'user' || changes.is_active === false)
-          if (losesAdmin && (await repos.users.countActiveAdmins()) <= 1)
+          if (losesAdmin && (await repos.users.lockActiveAdmins()) <= 1)
             throw conflict('This is the last active admin: make another user admin first.')
           if (Object.keys(changes).length === 0) return target
           changes.updated_at = new Date()
@@ -198,7 +205,7 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
       await app.transaction(async (repos) => {
         const target = await repos.users.findById(id)
         if (!target) throw notFound(`There is no user ${id}.`)
-        if (target.role === 'admin' && target.is_active && (await repos.users.countActiveAdmins()) <= 1)
+        if (target.role === 'admin' && target.is_active && (await repos.users.lockActiveAdmins()) <= 1)
           throw conflict('This is the last active admin: make another user admin first.')
         await repos.users.delete(id)
       })
