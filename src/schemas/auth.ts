@@ -7,11 +7,7 @@ import { LoginName } from './common.js'
  */
 export const LoginForm = Type.Object(
   {
-    username: Type.String({
-      minLength: 1,
-      maxLength: 254,
-      description: 'Email or user name (case-insensitive).',
-    }),
+    username: LoginName,
     password: Type.String({ minLength: 1, maxLength: 1024 }),
     grant_type: Type.Optional(Type.Literal('password')),
     scope: Type.Optional(Type.String({ maxLength: 1024 })),
