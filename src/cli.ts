@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util'
 import { buildApp } from './app.js'
 import { createAccount } from './auth/accounts.js'
 import { loadConfig, readEnvFile, type Config } from './config.js'
-import { openDatabase, parseDatabaseUrl } from './db/dialect.js'
+import { openDatabase, parseDatabaseUrl, type DatabaseTarget } from './db/dialect.js'
 import { createMigrator, migrateToLatest } from './db/migrator.js'
 import { HttpProblem } from './errors.js'
 import { describeStartupError } from './startup-errors.js'
@@ -106,10 +106,14 @@ async function createAdmin(config: Config, args: string[]) {
     )
     console.log(`Created admin ${admin.name} <${admin.email}> (id ${admin.id}).`)
   } catch (error) {
-    if (error instanceof HttpProblem)
+    if (error instanceof HttpProblem) {
+      const issue = error.options.errors?.[0]
       throw new UsageError(
-        error.options.errors?.[0] ? `password ${error.options.errors[0].message}` : error.detail,
+        issue
+          ? `${issue.field === 'password' ? 'the password' : issue.field} ${issue.message}`
+          : error.detail,
       )
+    }
     throw error
   } finally {
     await app.close()
@@ -150,6 +154,12 @@ async function main(argv: string[]) {
   }
 }
 
+// `npm run cli -- openapi | head` closes the pipe before everything is written: not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0)
+  throw error
+})
+
 try {
   await main(process.argv.slice(2))
 } catch (error) {
@@ -157,7 +167,13 @@ try {
     console.error(`error: ${error.message}`)
     process.exit(2)
   }
-  const line = describeStartupError(error, {})
+  let target: DatabaseTarget | undefined
+  try {
+    target = parseDatabaseUrl(loadConfig({ ...readEnvFile(), ...process.env }).databaseUrl)
+  } catch {
+    // the error itself is about the configuration
+  }
+  const line = describeStartupError(error, { target })
   console.error(`error: ${line ?? (error instanceof Error ? error.message : String(error))}`)
   process.exit(1)
 }

@@ -21,10 +21,6 @@ async function main() {
     target = parseDatabaseUrl(config.databaseUrl)
     const app = await buildApp(config)
     await app.listen({ host: config.host, port: config.port })
-    const address = app.server.address()
-    const port = typeof address === 'object' && address ? address.port : config.port
-    const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`
-    console.log(`FastAuth API listening on ${base}  (docs: ${base}/docs, ${base}/redoc)`)
 
     let closing = false
     const shutdown = (signal: string) => {
@@ -46,6 +42,13 @@ async function main() {
     }
     process.once('SIGTERM', () => shutdown('SIGTERM'))
     process.once('SIGINT', () => shutdown('SIGINT'))
+
+    // Announced only once a signal shuts the server down gracefully: whoever waits for this line
+    // (a supervisor, a test) may send SIGTERM at once.
+    const address = app.server.address()
+    const port = typeof address === 'object' && address ? address.port : config.port
+    const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`
+    console.log(`FastAuth API listening on ${base}  (docs: ${base}/docs, ${base}/redoc)`)
   } catch (error) {
     const line = describeStartupError(error, { target, host: config?.host, port: config?.port })
     if (line) {

@@ -16,6 +16,10 @@ export function describeStartupError(
     return `PORT: ${context.host}:${context.port} is already in use; stop the other process or choose another PORT`
   if (code === 'EADDRNOTAVAIL' || code === 'EACCES')
     return `HOST/PORT: cannot listen on ${context.host}:${context.port} (${code}); check HOST and PORT`
+  // The folder of a SQLite file could not be created (a path through a file, no permission, …).
+  const fsPath = (error as NodeJS.ErrnoException | null)?.path
+  if (context.target?.engine === 'sqlite' && code && typeof fsPath === 'string')
+    return `DATABASE_URL: cannot create ${describeTarget(context.target)} (${code} on ${fsPath}); check the path and its permissions`
   const cause = error instanceof MigrationError ? error.cause : error
   const where = context.target ? describeTarget(context.target) : 'the database'
   if (isConnectionError(cause))

@@ -33,11 +33,11 @@ export const UserName = Type.String({
   examples: ['hamed'],
 })
 
-/** One line of text as a login name: storable, no control characters. */
+/** One line of text as a login name: storable, no control characters but tabs (trimmed away). */
 export const LoginName = Type.String({
   minLength: 1,
   maxLength: 254,
-  pattern: `^${SINGLE_LINE}*$`,
+  pattern: `^(?:\\t|${SINGLE_LINE})*$`,
   description: 'Email or user name (case-insensitive).',
 })
 

@@ -27,7 +27,18 @@ export const Problem = Type.Object(
 
 const ref = Type.Ref('Problem')
 
+/** How an error status is declared on a route: a Problem body, as application/problem+json. */
+const problemResponse = (status: number) => ({
+  description: `Problem details (${status})`,
+  content: { 'application/problem+json': { schema: ref } },
+})
+
 /** Response entries for the error statuses a route can return, all with the Problem body. */
-export function problemResponses<S extends number>(...statuses: S[]): Record<S, typeof ref> {
-  return Object.fromEntries(statuses.map((status) => [status, ref])) as Record<S, typeof ref>
+export function problemResponses<S extends number>(
+  ...statuses: S[]
+): Record<S, ReturnType<typeof problemResponse>> {
+  return Object.fromEntries(statuses.map((status) => [status, problemResponse(status)])) as Record<
+    S,
+    ReturnType<typeof problemResponse>
+  >
 }

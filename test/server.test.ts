@@ -1,0 +1,294 @@
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { after, describe, test } from 'node:test'
+
+const SERVER = fileURLToPath(new URL('../src/server.ts', import.meta.url))
+/** tsx by absolute URL, so that the server can run in a folder of its own (away from any .env here). */
+const TSX = import.meta.resolve('tsx')
+const SECRET = 'server-test-secret-key-0123456789-abcdefg'
+/** Safety nets only: a hung server fails its test instead of hanging the suite. */
+const START_TIMEOUT_MS = 60_000
+const EXIT_TIMEOUT_MS = 30_000
+
+const workDirs: string[] = []
+function workDir(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'fastauth-server-'))
+  workDirs.push(dir)
+  return dir
+}
+
+const children = new Set<ChildProcessWithoutNullStreams>()
+after(() => {
+  for (const child of children)
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  for (const dir of workDirs) rmSync(dir, { recursive: true, force: true })
+})
+
+interface Exit {
+  code: number | null
+  signal: NodeJS.Signals | null
+}
+
+interface ServerProcess {
+  child: ChildProcessWithoutNullStreams
+  output: { stdout: string; stderr: string }
+  exited: Promise<Exit>
+}
+
+/**
+ * Starts `node --import tsx src/server.ts` with only the given variables (plus PATH and HOME), in
+ * a working folder of its own unless `cwd` is given.
+ */
+function spawnServer(env: Record<string, string>, cwd = workDir()): ServerProcess {
+  const child = spawn(process.execPath, ['--import', TSX, SERVER], {
+    cwd,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
+      HOST: '127.0.0.1',
+      PORT: '0',
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'silent',
+      ...env,
+    },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  children.add(child)
+  const output = { stdout: '', stderr: '' }
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output.stdout += chunk))
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output.stderr += chunk))
+  const exited = new Promise<Exit>((resolve) => {
+    child.on('close', (code, signal) => {
+      children.delete(child)
+      resolve({ code, signal })
+    })
+  })
+  return { child, output, exited }
+}
+
+/** Resolves with the process's exit, or kills it and rejects when it does not exit in time. */
+async function waitForExit(server: ServerProcess, timeoutMs = EXIT_TIMEOUT_MS): Promise<Exit> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      server.child.kill('SIGKILL')
+      reject(new Error(`the server did not exit within ${timeoutMs} ms; stderr: ${server.output.stderr}`))
+    }, timeoutMs)
+  })
+  try {
+    return await Promise.race([server.exited, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Waits for the "listening on http://…" line and returns its URL. */
+async function waitForListening(server: ServerProcess): Promise<string> {
+  let timer: NodeJS.Timeout | undefined
+  let onData: (() => void) | undefined
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      onData = () => {
+        const match = /listening on (http:\/\/[^\s/]+)/.exec(server.output.stdout)
+        if (match) resolve(match[1]!)
+      }
+      server.child.stdout.on('data', onData)
+      onData()
+      void server.exited.then((exit) =>
+        reject(
+          new Error(`the server exited (${JSON.stringify(exit)}) before listening: ${server.output.stderr}`),
+        ),
+      )
+      timer = setTimeout(() => {
+        server.child.kill('SIGKILL')
+        reject(new Error(`the server did not listen within ${START_TIMEOUT_MS} ms: ${server.output.stderr}`))
+      }, START_TIMEOUT_MS)
+    })
+  } finally {
+    clearTimeout(timer)
+    if (onData) server.child.stdout.off('data', onData)
+  }
+}
+
+/** Starts a server and waits until it listens. */
+async function startServer(env: Record<string, string>, cwd?: string) {
+  const server = spawnServer(env, cwd)
+  const url = await waitForListening(server)
+  return { ...server, url }
+}
+
+/** Sends `signal` and expects a clean exit. */
+async function stop(server: ServerProcess, signal: NodeJS.Signals = 'SIGTERM') {
+  server.child.kill(signal)
+  const exit = await waitForExit(server)
+  assert.deepEqual(exit, { code: 0, signal: null }, `stderr: ${server.output.stderr}`)
+}
+
+/** Starts a server that must fail: a non-zero exit and one `error:` line, with no stack trace. */
+async function startAndFail(env: Record<string, string>): Promise<string> {
+  const server = spawnServer(env)
+  const exit = await waitForExit(server, START_TIMEOUT_MS)
+  const { stdout, stderr } = server.output
+  assert.notEqual(exit.code, 0, `expected a failure; stdout: ${stdout}`)
+  assert.equal(exit.signal, null, 'the server exited by itself')
+  assert.doesNotMatch(stdout, /listening/)
+  const lines = stderr.trim().split('\n')
+  assert.equal(lines.length, 1, `expected one line on stderr, got:\n${stderr}`)
+  assert.match(lines[0]!, /^error: \S/)
+  assert.doesNotMatch(stderr, / {4}at /, 'no stack trace')
+  return lines[0]!
+}
+
+const sqliteUrl = (file: string) => `sqlite:///${file}`
+
+describe('server: start and stop', () => {
+  test('starts, prints where it listens and where the docs are, answers, and exits 0 on SIGTERM', async () => {
+    const server = await startServer({
+      SECRET_KEY: SECRET,
+      DATABASE_URL: sqliteUrl(path.join(workDir(), 'x.db')),
+    })
+    try {
+      assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/)
+      assert.match(server.output.stdout, /\/docs/)
+
+      const health = await fetch(`${server.url}/healthz`)
+      assert.equal(health.status, 200)
+      assert.deepEqual(await health.json(), { status: 'ok' })
+      const ready = await fetch(`${server.url}/readyz`)
+      assert.equal(ready.status, 200)
+
+      await stop(server, 'SIGTERM')
+    } finally {
+      server.child.kill('SIGKILL')
+    }
+  })
+
+  test('exits 0 on SIGINT too', async () => {
+    const server = await startServer({
+      SECRET_KEY: SECRET,
+      DATABASE_URL: sqliteUrl(path.join(workDir(), 'x.db')),
+    })
+    try {
+      assert.equal((await fetch(`${server.url}/healthz`)).status, 200)
+      await stop(server, 'SIGINT')
+    } finally {
+      server.child.kill('SIGKILL')
+    }
+  })
+
+  test('a SQLite file in a folder that does not exist yet is created, migrated and served', async () => {
+    const file = path.join(workDir(), 'not', 'yet', 'there', 'app.db')
+    const server = await startServer({ SECRET_KEY: SECRET, DATABASE_URL: sqliteUrl(file) })
+    try {
+      assert.ok(existsSync(file), `${file} was created`)
+      // Registration works, so the tables exist.
+      const registered = await fetch(`${server.url}/users/`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          name: 'first',
+          email: 'first@example.com',
+          password: 'an unusual pass phrase 93',
+        }),
+      })
+      assert.equal(registered.status, 201)
+      await stop(server)
+    } finally {
+      server.child.kill('SIGKILL')
+    }
+  })
+
+  test('with no configuration at all, it uses ./data: a SQLite file and a development key made once', async () => {
+    const cwd = workDir()
+    const first = await startServer({ NODE_ENV: 'development' }, cwd)
+    let key: string
+    try {
+      assert.ok(existsSync(path.join(cwd, 'data', 'app.db')), 'data/app.db is created')
+      key = readFileSync(path.join(cwd, 'data', 'secret_key'), 'utf8').trim()
+      assert.ok(Buffer.byteLength(key) >= 32)
+      assert.match(first.output.stderr, /SECRET_KEY/, 'a warning says the key was generated')
+      assert.equal(first.output.stderr.includes(key), false, 'the key itself is never printed')
+      assert.equal((await fetch(`${first.url}/healthz`)).status, 200)
+      await stop(first)
+    } finally {
+      first.child.kill('SIGKILL')
+    }
+
+    const second = await startServer({ NODE_ENV: 'development' }, cwd)
+    try {
+      assert.equal(readFileSync(path.join(cwd, 'data', 'secret_key'), 'utf8').trim(), key)
+      assert.doesNotMatch(second.output.stderr, /generated/, 'the key is generated only once')
+      await stop(second)
+    } finally {
+      second.child.kill('SIGKILL')
+    }
+  })
+})
+
+describe('server: a start that cannot succeed is one line on stderr', () => {
+  test('PORT=abc', async () => {
+    const line = await startAndFail({ SECRET_KEY: SECRET, DATABASE_URL: 'sqlite::memory:', PORT: 'abc' })
+    assert.match(line, /^error: PORT\b/)
+  })
+
+  test('NODE_ENV=production without SECRET_KEY', async () => {
+    const line = await startAndFail({ NODE_ENV: 'production', DATABASE_URL: 'sqlite::memory:' })
+    assert.match(line, /^error: SECRET_KEY\b/)
+  })
+
+  test('a SECRET_KEY that is too short, without repeating it', async () => {
+    const line = await startAndFail({ SECRET_KEY: 'tiny-secret-value', DATABASE_URL: 'sqlite::memory:' })
+    assert.match(line, /^error: SECRET_KEY\b/)
+    assert.equal(line.includes('tiny-secret-value'), false)
+  })
+
+  test('the port is already in use', async () => {
+    const blocker = createServer()
+    await new Promise<void>((resolve, reject) => {
+      blocker.once('error', reject)
+      blocker.listen(0, '127.0.0.1', resolve)
+    })
+    try {
+      const port = (blocker.address() as AddressInfo).port
+      const line = await startAndFail({
+        SECRET_KEY: SECRET,
+        DATABASE_URL: 'sqlite::memory:',
+        PORT: String(port),
+      })
+      assert.match(line, /^error: PORT\b/)
+      assert.ok(line.includes(String(port)), `the line names the port: ${line}`)
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve))
+    }
+  })
+
+  test('an unreachable database names DATABASE_URL, without its password', async () => {
+    const line = await startAndFail({
+      SECRET_KEY: SECRET,
+      DATABASE_URL: 'postgres://postgres:hunter2-secret@127.0.0.1:1/x',
+    })
+    assert.match(line, /^error: DATABASE_URL\b/)
+    assert.equal(line.includes('hunter2-secret'), false)
+  })
+
+  test('a malformed DATABASE_URL', async () => {
+    const line = await startAndFail({ SECRET_KEY: SECRET, DATABASE_URL: 'sqlite:foo' })
+    assert.match(line, /^error: DATABASE_URL\b/)
+  })
+
+  test('a SQLite path whose folder cannot be created names DATABASE_URL', async () => {
+    const notAFolder = path.join(workDir(), 'a-file')
+    writeFileSync(notAFolder, '')
+    const line = await startAndFail({
+      SECRET_KEY: SECRET,
+      DATABASE_URL: sqliteUrl(path.join(notAFolder, 'app.db')),
+    })
+    assert.match(line, /^error: DATABASE_URL\b/)
+  })
+})
