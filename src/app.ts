@@ -16,11 +16,15 @@ import { HttpProblem, problemBody, unprocessable, validationIssues } from './err
 import authPlugin from './plugins/app/auth.js'
 import dbPlugin from './plugins/app/db.js'
 import firstAdminPlugin from './plugins/app/first-admin.js'
+import redisPlugin from './plugins/app/redis.js'
+import sessionsPlugin from './plugins/app/sessions.js'
 import swaggerPlugin from './plugins/external/swagger.js'
+import changePasswordRoutes from './routes/account/change-password.js'
 import authRoutes from './routes/auth/index.js'
 import docsRoutes from './routes/docs/index.js'
 import healthRoutes from './routes/health/index.js'
 import productsRoutes from './routes/products/index.js'
+import sessionsRoutes from './routes/sessions/index.js'
 import usersRoutes from './routes/users/index.js'
 import { Problem } from './schemas/problem.js'
 
@@ -52,7 +56,7 @@ function createValidators(externalSchemas: Record<string, unknown>) {
   const body = new Ajv({ ...common, coerceTypes: false })
   const params = new Ajv({ ...common, coerceTypes: 'array' })
   for (const ajv of [body, params]) {
-    addFormats.default(ajv, ['email', 'date-time', 'uri'])
+    addFormats.default(ajv, ['email', 'date-time', 'uri', 'uuid'])
     for (const schema of Object.values(externalSchemas)) ajv.addSchema(schema as object)
   }
   return { body, params }
@@ -118,12 +122,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     migrate: options.migrate ?? true,
     closeOnShutdown: options.database === undefined,
   })
+  await app.register(redisPlugin, { config })
   await app.register(authPlugin, { config })
+  await app.register(sessionsPlugin, { config })
   await app.register(firstAdminPlugin, { config })
 
   await app.register(healthRoutes)
   await app.register(docsRoutes)
-  await app.register(authRoutes)
+  await app.register(authRoutes, { config })
+  await app.register(sessionsRoutes)
+  await app.register(changePasswordRoutes, { config })
   await app.register(usersRoutes, { config })
   await app.register(productsRoutes, { config })
   return app

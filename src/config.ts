@@ -42,6 +42,8 @@ export interface Config {
   refreshTokenExpireDays: number
   passwordMinLength: number
   redisUrl: string | undefined
+  /** Prefix of every Redis key, so that several deployments (or tests) can share one Redis. */
+  redisKeyPrefix: string
   smtpUrl: string | undefined
   mailFrom: string
   publicUrl: string
@@ -222,6 +224,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     refreshTokenExpireDays: integer(env, 'REFRESH_TOKEN_EXPIRE_DAYS', 14, 1, 365),
     passwordMinLength: integer(env, 'PASSWORD_MIN_LENGTH', 8, 8, 128),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    redisKeyPrefix: read(env, 'REDIS_KEY_PREFIX') ?? 'fastauth:',
     smtpUrl: url(env, 'SMTP_URL', ['smtp:', 'smtps:']),
     mailFrom: read(env, 'MAIL_FROM') ?? 'FastAuth API <no-reply@localhost>',
     publicUrl: publicUrl.replace(/\/+$/, ''),

@@ -587,11 +587,35 @@ describeEachEngine('bearer authentication', (ctx) => {
     await assertAccepted(ctx.app, admin.token, admin.id)
   })
 
-  test('the token of a user deactivated directly in the database is 401 at once', async () => {
+  test('a user deactivated directly in the database can no longer log in, refresh or read their account', async () => {
+    // Outside the API no session is revoked (access tokens then end with their lifetime), but
+    // nothing that reads the account accepts it.
     const user = await registerAndLogin(ctx.app)
-    await assertAccepted(ctx.app, user.token, user.id)
+    const refreshToken = (
+      await ctx.app.inject({
+        method: 'POST',
+        url: '/login',
+        payload: { username: user.email, password: user.password },
+      })
+    ).json<{ refresh_token: string }>().refresh_token
     await ctx.app.db.updateTable('users').set({ is_active: false }).where('id', '=', user.id).execute()
-    await assertRefused(ctx.app, `Bearer ${user.token}`, { invalidToken: true })
+    assertProblem(await ctx.app.inject({ method: 'GET', url: '/current-user', headers: user.headers }), 401)
+    assertProblem(
+      await ctx.app.inject({
+        method: 'POST',
+        url: '/login',
+        payload: { username: user.email, password: user.password },
+      }),
+      401,
+    )
+    assertProblem(
+      await ctx.app.inject({
+        method: 'POST',
+        url: '/token/refresh',
+        payload: { refresh_token: refreshToken },
+      }),
+      401,
+    )
   })
 })
 

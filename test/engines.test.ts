@@ -133,7 +133,7 @@ describeEachEngine('migrations', (ctx) => {
         .execute()
       assert.deepEqual(
         applied.map((row) => (row as { name: string }).name),
-        ['0001_users_and_products'],
+        ['0001_users_and_products', '0002_sessions'],
       )
     } finally {
       await Promise.all([first.close(), second.close()])

@@ -11,9 +11,13 @@ import {
 } from 'jose'
 import type { Config } from '../config.js'
 
+export type Role = 'user' | 'admin'
+
 export interface AccessTokenClaims {
   sub: string
   user_id: number
+  /** The role when the token was issued; any role change revokes the user's sessions. */
+  role: Role
   sid: string
   jti: string
   iat: number
@@ -36,7 +40,7 @@ export class TokenError extends Error {
 }
 
 export interface TokenService {
-  issueAccessToken(userId: number, sessionId: string): Promise<IssuedAccessToken>
+  issueAccessToken(user: { id: number; role: Role }, sessionId: string): Promise<IssuedAccessToken>
   verifyAccessToken(token: string): Promise<AccessTokenClaims>
 }
 
@@ -68,17 +72,18 @@ export async function createTokenService(config: Config): Promise<TokenService> 
   const verifyOptions = { algorithms: [algorithm], issuer: config.jwtIssuer, audience: config.jwtAudience }
 
   return {
-    async issueAccessToken(userId, sessionId) {
+    async issueAccessToken(user, sessionId) {
       const iat = Math.floor(Date.now() / 1000)
       const claims: AccessTokenClaims = {
-        sub: String(userId),
-        user_id: userId,
+        sub: String(user.id),
+        user_id: user.id,
+        role: user.role,
         sid: sessionId,
         jti: randomUUID(),
         iat,
         exp: iat + lifetimeSeconds,
       }
-      const token = await new SignJWT({ user_id: claims.user_id, sid: claims.sid })
+      const token = await new SignJWT({ user_id: claims.user_id, role: claims.role, sid: claims.sid })
         .setProtectedHeader({ alg: algorithm, typ: 'JWT' })
         .setSubject(claims.sub)
         .setJti(claims.jti)
@@ -97,8 +102,9 @@ export async function createTokenService(config: Config): Promise<TokenService> 
       } catch (error) {
         throw new TokenError(error instanceof joseErrors.JWTExpired ? 'expired' : 'invalid')
       }
-      const { sub, user_id: userId, sid, jti, iat, exp } = payload
+      const { sub, user_id: userId, role, sid, jti, iat, exp } = payload
       if (
+        (role !== 'user' && role !== 'admin') ||
         typeof sub !== 'string' ||
         typeof userId !== 'number' ||
         String(userId) !== sub ||
@@ -108,7 +114,7 @@ export async function createTokenService(config: Config): Promise<TokenService> 
         typeof exp !== 'number'
       )
         throw new TokenError('invalid')
-      return { sub, user_id: userId, sid, jti, iat, exp }
+      return { sub, user_id: userId, role, sid, jti, iat, exp }
     },
   }
 }

@@ -29,9 +29,31 @@ export interface ProductsTable {
   updated_at: Timestamp
 }
 
+export interface SessionsTable {
+  id: string
+  user_id: number
+  created_at: Timestamp
+  last_used_at: Timestamp
+  expires_at: Timestamp
+  user_agent: string | null
+  ip: string | null
+  revoked_at: ColumnType<Date | null, Date | null | undefined, Date | null>
+  revoked_reason: string | null
+}
+
+export interface RefreshTokensTable {
+  token_hash: string
+  session_id: string
+  created_at: Timestamp
+  expires_at: Timestamp
+  used_at: ColumnType<Date | null, Date | null | undefined, Date | null>
+}
+
 export interface Database {
   users: UsersTable
   products: ProductsTable
+  sessions: SessionsTable
+  refresh_tokens: RefreshTokensTable
 }
 
 export type UserRow = Selectable<UsersTable>
@@ -40,3 +62,6 @@ export type UserRowUpdate = Updateable<UsersTable>
 export type ProductRow = Selectable<ProductsTable>
 export type NewProductRow = Insertable<ProductsTable>
 export type ProductRowUpdate = Updateable<ProductsTable>
+export type SessionRow = Selectable<SessionsTable>
+export type NewSessionRow = Insertable<SessionsTable>
+export type RefreshTokenRow = Selectable<RefreshTokensTable>

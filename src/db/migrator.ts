@@ -1,9 +1,11 @@
 import { Migrator, type Kysely, type Migration, type MigrationResultSet } from 'kysely'
 import * as m0001 from './migrations/0001_users_and_products.js'
+import * as m0002 from './migrations/0002_sessions.js'
 
 /** Every migration, in order. Explicit, so a build never depends on reading a folder at run time. */
 const migrations: Record<string, Migration> = {
   '0001_users_and_products': m0001,
+  '0002_sessions': m0002,
 }
 
 export function createMigrator(db: Kysely<any>): Migrator {

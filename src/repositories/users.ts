@@ -15,7 +15,7 @@ const USER_COLUMNS = [
 ] as const
 
 export type UserRecord = Pick<UserRow, (typeof USER_COLUMNS)[number]>
-export type UserCredentials = Pick<UserRow, 'id' | 'password_hash' | 'is_active'>
+export type UserCredentials = Pick<UserRow, 'id' | 'role' | 'password_hash' | 'is_active' | 'email_verified'>
 
 export function createUsersRepository(db: Kysely<Database>, engine: Engine) {
   return {
@@ -27,7 +27,7 @@ export function createUsersRepository(db: Kysely<Database>, engine: Engine) {
     findCredentialsByLogin(login: string): Promise<UserCredentials | undefined> {
       return db
         .selectFrom('users')
-        .select(['id', 'password_hash', 'is_active'])
+        .select(['id', 'role', 'password_hash', 'is_active', 'email_verified'])
         .where((eb) => eb.or([eb('email', '=', login), eb('name_key', '=', login)]))
         .orderBy('id')
         .executeTakeFirst()

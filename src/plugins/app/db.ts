@@ -4,11 +4,13 @@ import type { Database } from '../../db/database.js'
 import type { DatabaseHandle, Engine } from '../../db/dialect.js'
 import { migrateToLatest } from '../../db/migrator.js'
 import { createProductsRepository, type ProductsRepository } from '../../repositories/products.js'
+import { createSessionsRepository, type SessionsRepository } from '../../repositories/sessions.js'
 import { createUsersRepository, type UsersRepository } from '../../repositories/users.js'
 
 export interface Repositories {
   users: UsersRepository
   products: ProductsRepository
+  sessions: SessionsRepository
 }
 
 declare module 'fastify' {
@@ -30,7 +32,11 @@ export interface DbPluginOptions {
 }
 
 function repositoriesFor(db: Kysely<Database>, engine: Engine): Repositories {
-  return { users: createUsersRepository(db, engine), products: createProductsRepository(db, engine) }
+  return {
+    users: createUsersRepository(db, engine),
+    products: createProductsRepository(db, engine),
+    sessions: createSessionsRepository(db),
+  }
 }
 
 export default fp<DbPluginOptions>(

@@ -1,21 +1,21 @@
 import formbody from '@fastify/formbody'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { randomUUID } from 'node:crypto'
+import { Type } from 'typebox'
 import { normalizeLogin } from '../../auth/accounts.js'
 import { verifyAgainstDummyHash, verifyPassword } from '../../auth/passwords.js'
-import { unauthorized } from '../../errors.js'
+import type { Config } from '../../config.js'
+import { forbidden, unauthorized } from '../../errors.js'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
-import { LoginForm, TokenResponse } from '../../schemas/auth.js'
+import { LoginForm, RefreshRequest, TokenResponse } from '../../schemas/auth.js'
 import { problemResponses } from '../../schemas/problem.js'
 import { UserPublic } from '../../schemas/users.js'
 
 /** The same answer for an unknown account, a wrong password and a deactivated account. */
 const BAD_CREDENTIALS = 'Incorrect username or password.'
 
-const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
+const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
   // Form bodies only here: the OAuth2 token endpoint is the one route that takes them.
   await app.register(formbody, { bodyLimit: 8 * 1024 })
-  // Fastify parses text/plain by default; a plain-text login is an unsupported media type (415).
   app.removeContentTypeParser('text/plain')
 
   app.post(
@@ -27,10 +27,10 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
         description:
           'Form-encoded as OAuth2 clients send it (`username`, `password`, optional `grant_type=password`, `scope`, ' +
           '`client_id`, `client_secret`), or the same fields as JSON. `username` is the email or the user name, ' +
-          'case-insensitive.',
+          'case-insensitive. Starts a session: see /sessions.',
         consumes: ['application/x-www-form-urlencoded', 'application/json'],
         body: LoginForm,
-        response: { 200: TokenResponse, ...problemResponses(401, 415, 422) },
+        response: { 200: TokenResponse, ...problemResponses(401, 403, 415, 422) },
       },
     },
     async (request, reply) => {
@@ -43,10 +43,57 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
         request.log.info({ event: 'login_failed' }, 'login failed')
         throw unauthorized(BAD_CREDENTIALS, false)
       }
-      const issued = await app.tokens.issueAccessToken(credentials.id, randomUUID())
+      // Said only to the holder of the right password, so it reveals nothing to anyone else.
+      if (config.requireEmailVerification && !credentials.email_verified)
+        throw forbidden(
+          'The email address of this account is not verified yet: follow the link in the email we sent.',
+        )
+      const pair = await app.sessions.start(credentials, {
+        userAgent: request.headers['user-agent'],
+        ip: request.ip,
+      })
       request.log.info({ event: 'login_succeeded', userId: credentials.id }, 'login succeeded')
       reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
-      return { access_token: issued.token, token_type: 'bearer' as const, expires_in: issued.expiresIn }
+      return pair
+    },
+  )
+
+  app.post(
+    '/token/refresh',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Exchange a refresh token for a new access and refresh token',
+        description:
+          'Rotation: the refresh token sent stops working. Sending an already-used refresh token again ends ' +
+          'its whole session (it may have been stolen) and answers 401.',
+        body: RefreshRequest,
+        response: { 200: TokenResponse, ...problemResponses(401, 415, 422) },
+      },
+    },
+    async (request, reply) => {
+      const pair = await app.sessions.refresh(request.body.refresh_token, request.log)
+      reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+      return pair
+    },
+  )
+
+  app.post(
+    '/logout',
+    {
+      onRequest: [app.authenticate],
+      schema: {
+        tags: ['auth'],
+        summary: 'End the current session',
+        description: 'Its refresh token and its access tokens stop working at once, on every instance.',
+        security: bearerSecurity,
+        response: { 204: Type.Null({ description: 'Logged out' }), ...problemResponses(401) },
+      },
+    },
+    async (request, reply) => {
+      await app.sessions.revoke(app.repos, [request.actor.sessionId], 'logout')
+      request.log.info({ event: 'logout', userId: request.actor.id }, 'logged out')
+      return reply.code(204).send(null)
     },
   )
 
@@ -63,7 +110,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       reply.header('cache-control', 'no-store')
-      return request.user
+      return app.currentUser(request)
     },
   )
 }

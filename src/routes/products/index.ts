@@ -18,12 +18,12 @@ import {
   ProductReplace,
   ProductUpdate,
 } from '../../schemas/products.js'
-import type { UserRecord } from '../../repositories/users.js'
+import type { ActorIdentity } from '../../auth/policies.js'
 
 const DUPLICATE_SKU = 'A product with this product_id already exists.'
 
 /** Loads a product the actor may change: 404 when it does not exist, 403 when it is not theirs. */
-async function modifiableProduct(repos: Repositories, actor: UserRecord, id: number) {
+async function modifiableProduct(repos: Repositories, actor: ActorIdentity, id: number) {
   const product = await repos.products.findById(id)
   if (!product) throw notFound(`There is no product ${id}.`)
   if (!canModifyProduct(actor, product))
@@ -66,7 +66,7 @@ const productsRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app
         id = await app.repos.products.insert({
           ...request.body,
           description: request.body.description ?? '',
-          owner_id: request.user.id,
+          owner_id: request.actor.id,
           created_at: now,
           updated_at: now,
         })
@@ -145,7 +145,7 @@ const productsRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app
     },
     async (request) =>
       app.transaction(async (repos) => {
-        await modifiableProduct(repos, request.user, request.params.id)
+        await modifiableProduct(repos, request.actor, request.params.id)
         const { description = '', ...fields } = request.body
         return saveChanges(repos, request.params.id, { ...fields, description })
       }),
@@ -165,7 +165,7 @@ const productsRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app
     },
     async (request) =>
       app.transaction(async (repos) => {
-        await modifiableProduct(repos, request.user, request.params.id)
+        await modifiableProduct(repos, request.actor, request.params.id)
         return saveChanges(repos, request.params.id, request.body)
       }),
   )
@@ -183,7 +183,7 @@ const productsRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app
     },
     async (request, reply) => {
       await app.transaction(async (repos) => {
-        await modifiableProduct(repos, request.user, request.params.id)
+        await modifiableProduct(repos, request.actor, request.params.id)
         await repos.products.delete(request.params.id)
       })
       return reply.code(204).send(null)

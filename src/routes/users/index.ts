@@ -40,7 +40,7 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
         // Only an authenticated admin may create another admin.
         if (bearerToken(request) === undefined) throw forbidden('Only an admin may set role.')
         await app.authenticate(request, reply)
-        if (request.user.role !== 'admin') throw forbidden('Only an admin may set role.')
+        if (request.actor.role !== 'admin') throw forbidden('Only an admin may set role.')
       }
       const user = await createAccount(app.repos, { ...account, role }, config.passwordMinLength)
       request.log.info({ event: 'user_registered', userId: user.id }, 'user registered')
@@ -90,7 +90,7 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
     },
     async (request, reply) => {
       reply.header('cache-control', 'no-store')
-      return request.user
+      return app.currentUser(request)
     },
   )
 
@@ -109,7 +109,7 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
     async (request, reply) => {
       const { id } = request.params
       // Checked before the lookup, so a non-admin learns nothing about which ids exist.
-      if (!canManageUser(request.user, id)) throw forbidden('You may only see your own account.')
+      if (!canManageUser(request.actor, id)) throw forbidden('You may only see your own account.')
       const user = await app.repos.users.findById(id)
       if (!user) throw notFound(`There is no user ${id}.`)
       reply.header('cache-control', 'no-store')
@@ -135,7 +135,7 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
     },
     async (request, reply) => {
       const { id } = request.params
-      const actor = request.user
+      const actor = request.actor
       if (!canManageUser(actor, id)) throw forbidden('You may only change your own account.')
       const { name, email, role, is_active: isActive } = request.body
       if ((role !== undefined || isActive !== undefined) && actor.role !== 'admin')
@@ -167,6 +167,9 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
           if (Object.keys(changes).length === 0) return target
           changes.updated_at = new Date()
           await repos.users.update(id, changes)
+          // Access tokens carry the role: a changed role or a deactivation ends the user's sessions.
+          if (changes.is_active === false) await app.sessions.revokeAllOf(repos, id, 'user_deactivated')
+          else if (changes.role !== undefined) await app.sessions.revokeAllOf(repos, id, 'role_changed')
           return (await repos.users.findById(id))!
         })
         .catch((error: unknown) =>
@@ -201,15 +204,16 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
     },
     async (request, reply) => {
       const { id } = request.params
-      if (!canManageUser(request.user, id)) throw forbidden('You may only delete your own account.')
+      if (!canManageUser(request.actor, id)) throw forbidden('You may only delete your own account.')
       await app.transaction(async (repos) => {
         const target = await repos.users.findById(id)
         if (!target) throw notFound(`There is no user ${id}.`)
         if (target.role === 'admin' && target.is_active && (await repos.users.lockActiveAdmins()) <= 1)
           throw conflict('This is the last active admin: make another user admin first.')
+        await app.sessions.revokeAllOf(repos, id, 'user_deleted')
         await repos.users.delete(id)
       })
-      request.log.info({ event: 'user_deleted', userId: id, by: request.user.id }, 'user deleted')
+      request.log.info({ event: 'user_deleted', userId: id, by: request.actor.id }, 'user deleted')
       return reply.code(204).send(null)
     },
   )

@@ -1,0 +1,155 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Config } from '../../config.js'
+import { generateOpaqueToken, hashOpaqueToken } from '../../auth/opaque-tokens.js'
+import {
+  createMemoryRevocationStore,
+  createRedisRevocationStore,
+  type RevocationStore,
+} from '../../auth/revocation.js'
+import type { Role } from '../../auth/tokens.js'
+import { unauthorized } from '../../errors.js'
+import type { Repositories } from './db.js'
+
+export interface TokenPair {
+  access_token: string
+  token_type: 'bearer'
+  expires_in: number
+  refresh_token: string
+}
+
+export interface ClientInfo {
+  userAgent: string | undefined
+  ip: string
+}
+
+export type RevocationReason =
+  | 'logout'
+  | 'revoked_by_user'
+  | 'password_changed'
+  | 'password_reset'
+  | 'refresh_token_reuse'
+  | 'user_deactivated'
+  | 'user_deleted'
+  | 'role_changed'
+
+export interface SessionService {
+  revocations: RevocationStore
+  /** A new session (a login): its first access and refresh tokens. */
+  start(user: { id: number; role: Role }, client: ClientInfo): Promise<TokenPair>
+  /** Rotates a refresh token: the presented one dies, a new pair is issued. */
+  refresh(refreshToken: string, log: FastifyBaseLogger): Promise<TokenPair>
+  /** Ends sessions now, in the database and for their outstanding access tokens. */
+  revoke(repos: Repositories, sessionIds: readonly string[], reason: RevocationReason): Promise<void>
+  /** Ends every session of a user (but `keep`, when given). */
+  revokeAllOf(repos: Repositories, userId: number, reason: RevocationReason, keep?: string): Promise<void>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    sessions: SessionService
+  }
+}
+
+const INVALID_REFRESH = 'The refresh token is invalid or expired; log in again.'
+
+export default fp<{ config: Config }>(
+  async (app, { config }) => {
+    // A revoked session's access tokens live at most this long (plus a minute of clock skew).
+    const revocationTtlMs = (config.accessTokenExpireMinutes * 60 + 60) * 1000
+    const revocations = app.redis
+      ? createRedisRevocationStore(app.redis, revocationTtlMs, config.redisKeyPrefix)
+      : createMemoryRevocationStore(revocationTtlMs)
+    app.addHook('onClose', async () => revocations.close())
+
+    const refreshLifetimeMs = config.refreshTokenExpireDays * 24 * 60 * 60 * 1000
+    const userAgentOf = (client: ClientInfo) => client.userAgent?.slice(0, 512) ?? null
+
+    async function issuePair(
+      repos: Repositories,
+      user: { id: number; role: Role },
+      sessionId: string,
+      now: Date,
+    ) {
+      const refreshToken = generateOpaqueToken()
+      await repos.sessions.insertRefreshToken(
+        hashOpaqueToken(refreshToken),
+        sessionId,
+        now,
+        new Date(now.getTime() + refreshLifetimeMs),
+      )
+      const access = await app.tokens.issueAccessToken(user, sessionId)
+      return {
+        access_token: access.token,
+        token_type: 'bearer' as const,
+        expires_in: access.expiresIn,
+        refresh_token: refreshToken,
+      }
+    }
+
+    const service: SessionService = {
+      revocations,
+
+      async start(user, client) {
+        const now = new Date()
+        const sessionId = randomUUID()
+        return app.transaction(async (repos) => {
+          await repos.sessions.insert({
+            id: sessionId,
+            user_id: user.id,
+            created_at: now,
+            last_used_at: now,
+            expires_at: new Date(now.getTime() + refreshLifetimeMs),
+            user_agent: userAgentOf(client),
+            ip: client.ip,
+          })
+          return issuePair(repos, user, sessionId, now)
+        })
+      },
+
+      async refresh(refreshToken, log) {
+        const tokenHash = hashOpaqueToken(refreshToken)
+        const now = new Date()
+        const found = await app.repos.sessions.findRefreshToken(tokenHash)
+        if (!found) throw unauthorized(INVALID_REFRESH, false)
+        if (found.used_at) {
+          // A rotated token came back: either the client or a thief holds a copy. End the session
+          // so that neither can go on with it (OAuth 2.0 Security BCP, refresh token rotation).
+          await service.revoke(app.repos, [found.session_id], 'refresh_token_reuse')
+          log.warn(
+            { event: 'refresh_token_reuse', userId: found.user_id, sessionId: found.session_id },
+            'a used refresh token was presented again: session revoked',
+          )
+          throw unauthorized(INVALID_REFRESH, false)
+        }
+        if (found.revoked_at || found.session_expires_at <= now || found.token_expires_at <= now)
+          throw unauthorized(INVALID_REFRESH, false)
+
+        return app.transaction(async (repos) => {
+          // Of two concurrent refreshes with one token, only one claims it; the other is refused
+          // without ending the session (it is a duplicate, not a replay seen after the fact).
+          if (!(await repos.sessions.claimRefreshToken(tokenHash, now)))
+            throw unauthorized(INVALID_REFRESH, false)
+          const user = await repos.users.findById(found.user_id)
+          if (!user || !user.is_active) throw unauthorized(INVALID_REFRESH, false)
+          await repos.sessions.touch(found.session_id, now, new Date(now.getTime() + refreshLifetimeMs))
+          return issuePair(repos, user, found.session_id, now)
+        })
+      },
+
+      async revoke(repos, sessionIds, reason) {
+        if (sessionIds.length === 0) return
+        await repos.sessions.revoke([...sessionIds], reason, new Date())
+        await revocations.revoke(sessionIds)
+      },
+
+      async revokeAllOf(repos, userId, reason, keep) {
+        const ids = (await repos.sessions.activeIds(userId)).filter((id) => id !== keep)
+        await service.revoke(repos, ids, reason)
+      },
+    }
+    app.decorate('sessions', service)
+  },
+  { name: 'sessions', dependencies: ['db', 'auth', 'redis'] },
+)

@@ -1,0 +1,47 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { assertPasswordPolicy } from '../../auth/accounts.js'
+import { hashPassword, verifyPassword } from '../../auth/passwords.js'
+import type { Config } from '../../config.js'
+import { unprocessable } from '../../errors.js'
+import { accountGone } from '../../plugins/app/auth.js'
+import { bearerSecurity } from '../../plugins/external/swagger.js'
+import { PasswordChange } from '../../schemas/auth.js'
+import { problemResponses } from '../../schemas/problem.js'
+
+const changePasswordRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
+  app.put(
+    '/users/me/password',
+    {
+      onRequest: [app.authenticate],
+      schema: {
+        tags: ['users'],
+        summary: 'Change your password',
+        description: 'Needs the current password. Every other session is ended; this one goes on.',
+        security: bearerSecurity,
+        body: PasswordChange,
+        response: { 204: Type.Null({ description: 'Changed' }), ...problemResponses(401, 415, 422) },
+      },
+    },
+    async (request, reply) => {
+      const { current_password: currentPassword, new_password: newPassword } = request.body
+      assertPasswordPolicy(newPassword, config.passwordMinLength, 'new_password')
+      const userId = request.actor.id
+      const storedHash = await app.repos.users.findPasswordHash(userId)
+      if (storedHash === undefined) throw accountGone()
+      if (!(await verifyPassword(storedHash, currentPassword)))
+        throw unprocessable('The current password is not right.', [
+          { in: 'body', field: 'current_password', message: 'is not your current password' },
+        ])
+      const passwordHash = await hashPassword(newPassword)
+      await app.transaction(async (repos) => {
+        await repos.users.update(userId, { password_hash: passwordHash, updated_at: new Date() })
+        await app.sessions.revokeAllOf(repos, userId, 'password_changed', request.actor.sessionId)
+      })
+      request.log.info({ event: 'password_changed', userId }, 'password changed')
+      return reply.code(204).send(null)
+    },
+  )
+}
+
+export default changePasswordRoutes
