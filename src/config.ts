@@ -47,6 +47,10 @@ export interface Config {
   smtpUrl: string | undefined
   mailFrom: string
   publicUrl: string
+  /** The password reset link mailed to users; `{token}` is replaced by the token. */
+  passwordResetUrl: string
+  /** The email verification link mailed to users; `{token}` is replaced by the token. */
+  emailVerificationUrl: string
   corsOrigins: string[]
   trustProxy: boolean | string[] | number
   firstAdminEmail: string | undefined
@@ -54,6 +58,8 @@ export interface Config {
   firstAdminName: string
   logLevel: LogLevel
   requireEmailVerification: boolean
+  /** PUT/PATCH/DELETE of a product must send If-Match (428 without it). */
+  requireIfMatch: boolean
   bodyLimitBytes: number
 }
 
@@ -106,6 +112,24 @@ function url(env: Env, name: string, schemes: string[]): string | undefined {
   }
   if (!schemes.includes(parsed.protocol))
     fail(name, `must start with ${schemes.map((s) => `${s}//`).join(' or ')}`)
+  return raw
+}
+
+/**
+ * A link template for emails: an http(s) URL with a `{token}` placeholder, so that an app with its
+ * own frontend can point the links at its own pages.
+ */
+function linkTemplate(env: Env, name: string, fallback: string): string {
+  const raw = read(env, name)
+  if (raw === undefined) return fallback
+  if (!raw.includes('{token}')) fail(name, 'must contain {token}, where the token goes')
+  let parsed: URL
+  try {
+    parsed = new URL(raw.replaceAll('{token}', 'token'))
+  } catch {
+    return fail(name, 'is not a valid URL')
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') fail(name, 'must start with http:// or https://')
   return raw
 }
 
@@ -228,6 +252,16 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     smtpUrl: url(env, 'SMTP_URL', ['smtp:', 'smtps:']),
     mailFrom: read(env, 'MAIL_FROM') ?? 'FastAuth API <no-reply@localhost>',
     publicUrl: publicUrl.replace(/\/+$/, ''),
+    passwordResetUrl: linkTemplate(
+      env,
+      'PASSWORD_RESET_URL',
+      `${publicUrl.replace(/\/+$/, '')}/reset-password?token={token}`,
+    ),
+    emailVerificationUrl: linkTemplate(
+      env,
+      'EMAIL_VERIFICATION_URL',
+      `${publicUrl.replace(/\/+$/, '')}/verify-email?token={token}`,
+    ),
     corsOrigins,
     trustProxy: parseTrustProxy(env),
     firstAdminEmail,
@@ -235,6 +269,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     firstAdminName: read(env, 'FIRST_ADMIN_NAME') ?? 'admin',
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, nodeEnv === 'test' ? 'silent' : 'info'),
     requireEmailVerification: boolean(env, 'REQUIRE_EMAIL_VERIFICATION', false),
+    requireIfMatch: boolean(env, 'REQUIRE_IF_MATCH', false),
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 64 * 1024, 1024, 10 * 1024 * 1024),
   }
 }

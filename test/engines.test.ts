@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { buildApp } from '../src/app.js'
 import { parseDatabaseUrl } from '../src/db/dialect.js'
+import { MIGRATION_NAMES } from '../src/db/migrator.js'
 import {
   assertProblem,
   bearer,
@@ -133,7 +134,7 @@ describeEachEngine('migrations', (ctx) => {
         .execute()
       assert.deepEqual(
         applied.map((row) => (row as { name: string }).name),
-        ['0001_users_and_products', '0002_sessions'],
+        MIGRATION_NAMES,
       )
     } finally {
       await Promise.all([first.close(), second.close()])

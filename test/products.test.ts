@@ -72,11 +72,23 @@ async function createProduct(
   return response.json<Product>()
 }
 
+/** The stored columns a client sees (version and search_text are internal). */
+const PUBLIC_COLUMNS = [
+  'id',
+  'product_id',
+  'name',
+  'description',
+  'price',
+  'owner_id',
+  'created_at',
+  'updated_at',
+] as const
+
 const rowOf = (ctx: EngineContext, id: number) =>
-  ctx.app.db.selectFrom('products').selectAll().where('id', '=', id).executeTakeFirst()
+  ctx.app.db.selectFrom('products').select(PUBLIC_COLUMNS).where('id', '=', id).executeTakeFirst()
 
 const rowWithSku = (ctx: EngineContext, sku: string) =>
-  ctx.app.db.selectFrom('products').selectAll().where('product_id', '=', sku).executeTakeFirst()
+  ctx.app.db.selectFrom('products').select(PUBLIC_COLUMNS).where('product_id', '=', sku).executeTakeFirst()
 
 async function countProducts(ctx: EngineContext): Promise<number> {
   const row = await ctx.app.db

@@ -1,4 +1,4 @@
-import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely'
+import type { ColumnType, Generated, Insertable, RawBuilder, Selectable, Updateable } from 'kysely'
 
 /** Timestamps are UTC instants: written and read as `Date` on every engine (see dialect.ts). */
 type Timestamp = ColumnType<Date, Date, Date>
@@ -25,6 +25,10 @@ export interface ProductsTable {
   description: string
   price: number
   owner_id: number | null
+  /** Incremented by every change; the product's ETag. */
+  version: ColumnType<number, number, number | RawBuilder<number>>
+  /** Lower-cased NFKC "product_id\nname\ndescription", matched by the `q` filter. */
+  search_text: string
   created_at: Timestamp
   updated_at: Timestamp
 }
@@ -49,11 +53,37 @@ export interface RefreshTokensTable {
   used_at: ColumnType<Date | null, Date | null | undefined, Date | null>
 }
 
+export interface IdempotencyKeysTable {
+  user_id: number
+  idempotency_key: string
+  request_hash: string
+  /** null while the first request with this key is still being processed. */
+  response_status: ColumnType<number | null, number | null | undefined, number | null>
+  response_body: ColumnType<string | null, string | null | undefined, string | null>
+  created_at: Timestamp
+  expires_at: Timestamp
+}
+
+export type AccountTokenPurpose = 'password_reset' | 'email_verification'
+
+export interface AccountTokensTable {
+  token_hash: string
+  user_id: number
+  purpose: AccountTokenPurpose
+  /** The address the token was mailed to. */
+  email: string
+  created_at: Timestamp
+  expires_at: Timestamp
+  used_at: ColumnType<Date | null, Date | null | undefined, Date | null>
+}
+
 export interface Database {
   users: UsersTable
   products: ProductsTable
   sessions: SessionsTable
   refresh_tokens: RefreshTokensTable
+  account_tokens: AccountTokensTable
+  idempotency_keys: IdempotencyKeysTable
 }
 
 export type UserRow = Selectable<UsersTable>
@@ -65,3 +95,4 @@ export type ProductRowUpdate = Updateable<ProductsTable>
 export type SessionRow = Selectable<SessionsTable>
 export type NewSessionRow = Insertable<SessionsTable>
 export type RefreshTokenRow = Selectable<RefreshTokensTable>
+export type NewAccountTokenRow = Insertable<AccountTokensTable>

@@ -1,12 +1,19 @@
 import { Migrator, type Kysely, type Migration, type MigrationResultSet } from 'kysely'
 import * as m0001 from './migrations/0001_users_and_products.js'
 import * as m0002 from './migrations/0002_sessions.js'
+import * as m0003 from './migrations/0003_account_tokens.js'
+import * as m0004 from './migrations/0004_catalogue.js'
 
 /** Every migration, in order. Explicit, so a build never depends on reading a folder at run time. */
 const migrations: Record<string, Migration> = {
   '0001_users_and_products': m0001,
   '0002_sessions': m0002,
+  '0003_account_tokens': m0003,
+  '0004_catalogue': m0004,
 }
+
+/** The names of every migration, in the order they apply. */
+export const MIGRATION_NAMES = Object.keys(migrations).sort()
 
 export function createMigrator(db: Kysely<any>): Migrator {
   return new Migrator({ db, provider: { getMigrations: async () => migrations } })

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import type { Database, NewProductRow, ProductRow, ProductRowUpdate } from '../db/database.js'
 import { insertReturningId, type Engine } from '../db/dialect.js'
 
@@ -9,16 +9,46 @@ const PRODUCT_COLUMNS = [
   'description',
   'price',
   'owner_id',
+  'version',
   'created_at',
   'updated_at',
 ] as const
 
 export type ProductRecord = Pick<ProductRow, (typeof PRODUCT_COLUMNS)[number]>
 
-/** Position of the last row of a page in the default order (newest first, id breaking ties). */
-export interface ProductKey {
-  created_at: Date
+export type ProductSortColumn = 'created_at' | 'price' | 'name'
+
+export interface ProductSort {
+  column: ProductSortColumn
+  direction: 'asc' | 'desc'
+}
+
+/** Where the previous page ended: the sort column's value and the id of its last row. */
+export interface ProductPosition {
+  value: Date | number | string
   id: number
+}
+
+export interface ProductFilters {
+  /** Lower-cased, NFKC text to find in the SKU, name or description. */
+  text?: string
+  minPrice?: number
+  maxPrice?: number
+  ownerId?: number
+}
+
+/** The form `q` is matched against: one per product, the same on every engine. */
+export function productSearchText(product: {
+  product_id: string
+  name: string
+  description: string
+}): string {
+  return `${product.product_id}\n${product.name}\n${product.description}`.normalize('NFKC').toLowerCase()
+}
+
+/** A LIKE pattern that finds `text` anywhere, with LIKE's own wildcards taken literally ("!" escapes). */
+function containsPattern(text: string): string {
+  return `%${text.replace(/[!%_]/g, (char) => `!${char}`)}%`
 }
 
 export function createProductsRepository(db: Kysely<Database>, engine: Engine) {
@@ -27,45 +57,75 @@ export function createProductsRepository(db: Kysely<Database>, engine: Engine) {
       return db.selectFrom('products').select(PRODUCT_COLUMNS).where('id', '=', id).executeTakeFirst()
     },
 
-    async existsWithSku(productId: string, exceptId?: number): Promise<boolean> {
-      const row = await db
-        .selectFrom('products')
-        .select('id')
-        .where('product_id', '=', productId)
-        .$if(exceptId !== undefined, (qb) => qb.where('id', '!=', exceptId!))
+    insert(row: Omit<NewProductRow, 'search_text' | 'version'>): Promise<number> {
+      return insertReturningId(
+        engine,
+        db.insertInto('products').values({ ...row, version: 1, search_text: productSearchText(row) }),
+      )
+    },
+
+    /**
+     * Applies changes and increments the version. With `expectedVersion`, only if the row still
+     * has it (optimistic concurrency): false when it does not, or when the row is gone.
+     */
+    async update(
+      id: number,
+      changes: Omit<ProductRowUpdate, 'search_text' | 'version'>,
+      current: Pick<ProductRecord, 'product_id' | 'name' | 'description'>,
+      expectedVersion?: number,
+    ): Promise<boolean> {
+      const result = await db
+        .updateTable('products')
+        .set({
+          ...changes,
+          search_text: productSearchText({ ...current, ...changes } as typeof current),
+          version: sql<number>`version + 1`,
+        })
+        .where('id', '=', id)
+        .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
         .executeTakeFirst()
-      return row !== undefined
-    },
-
-    insert(row: NewProductRow): Promise<number> {
-      return insertReturningId(engine, db.insertInto('products').values(row))
-    },
-
-    async update(id: number, changes: ProductRowUpdate): Promise<boolean> {
-      const result = await db.updateTable('products').set(changes).where('id', '=', id).executeTakeFirst()
       return Number(result.numUpdatedRows) > 0
     },
 
-    async delete(id: number): Promise<boolean> {
-      const result = await db.deleteFrom('products').where('id', '=', id).executeTakeFirst()
+    async delete(id: number, expectedVersion?: number): Promise<boolean> {
+      const result = await db
+        .deleteFrom('products')
+        .where('id', '=', id)
+        .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
+        .executeTakeFirst()
       return Number(result.numDeletedRows) > 0
     },
 
-    /** Newest first; keyset on (created_at, id), so a page deep in the list costs what the first does. */
-    list(after: ProductKey | undefined, limit: number): Promise<ProductRecord[]> {
+    /**
+     * One page in the given order, after `after`. Keyset pagination: the sort column's index is
+     * entered at the previous page's last row, so a page a million rows deep costs what the first
+     * does. Written as `col <= v AND (col < v OR id < i)` so that every engine uses a range scan.
+     */
+    list(options: { sort: ProductSort; filters: ProductFilters; after?: ProductPosition; limit: number }) {
+      const { sort, filters, after, limit } = options
+      const column = sort.column
+      const descending = sort.direction === 'desc'
       return db
         .selectFrom('products')
         .select(PRODUCT_COLUMNS)
-        .$if(after !== undefined, (qb) =>
-          qb.where((eb) =>
-            eb.or([
-              eb('created_at', '<', after!.created_at),
-              eb.and([eb('created_at', '=', after!.created_at), eb('id', '<', after!.id)]),
-            ]),
-          ),
+        .$if(filters.ownerId !== undefined, (qb) => qb.where('owner_id', '=', filters.ownerId!))
+        .$if(filters.minPrice !== undefined, (qb) => qb.where('price', '>=', filters.minPrice!))
+        .$if(filters.maxPrice !== undefined, (qb) => qb.where('price', '<=', filters.maxPrice!))
+        .$if(filters.text !== undefined, (qb) =>
+          qb.where(sql<boolean>`${sql.ref('search_text')} like ${containsPattern(filters.text!)} escape '!'`),
         )
-        .orderBy('created_at', 'desc')
-        .orderBy('id', 'desc')
+        .$if(after !== undefined, (qb) =>
+          qb
+            .where(column, descending ? '<=' : '>=', after!.value as never)
+            .where((eb) =>
+              eb.or([
+                eb(column, descending ? '<' : '>', after!.value as never),
+                eb('id', descending ? '<' : '>', after!.id),
+              ]),
+            ),
+        )
+        .orderBy(column, sort.direction)
+        .orderBy('id', sort.direction)
         .limit(limit)
         .execute()
     },

@@ -85,10 +85,29 @@ export const ProductUpdate = Type.Object(
 )
 export type ProductUpdate = Static<typeof ProductUpdate>
 
+export const PRODUCT_SORTS = ['created_at', '-created_at', 'price', '-price', 'name', '-name'] as const
+
 export const ProductListQuery = Type.Object(
   {
     limit: Type.Optional(PageLimit),
     cursor: Type.Optional(PageCursor),
+    sort: Type.Optional(
+      Type.Union(
+        PRODUCT_SORTS.map((sort) => Type.Literal(sort)),
+        { description: 'created_at, price or name; a leading "-" sorts descending. Default -created_at.' },
+      ),
+    ),
+    q: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 100,
+        pattern: STORABLE_TEXT,
+        description: 'Text to find in product_id, name or description (case-insensitive).',
+      }),
+    ),
+    min_price: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+    max_price: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+    owner_id: Type.Optional(Id),
   },
   { additionalProperties: false },
 )
@@ -98,3 +117,26 @@ export const ProductPage = Type.Object(
   { items: Type.Array(ProductPublic), next_cursor: NextCursor },
   { additionalProperties: false },
 )
+
+export const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 255,
+      pattern: '^[\\x21-\\x7E]+$',
+      description:
+        'A unique key (e.g. a UUID) per intended creation: a retry with the same key and body returns the ' +
+        'first response instead of creating again. Keys are kept 24 h.',
+    }),
+  ),
+})
+
+export const IfMatchHeaders = Type.Object({
+  'if-match': Type.Optional(
+    Type.String({
+      maxLength: 1024,
+      description:
+        'The ETag from GET /product/{id}: the change applies only if the product is still that version.',
+    }),
+  ),
+})

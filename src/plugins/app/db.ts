@@ -3,6 +3,14 @@ import type { Kysely } from 'kysely'
 import type { Database } from '../../db/database.js'
 import type { DatabaseHandle, Engine } from '../../db/dialect.js'
 import { migrateToLatest } from '../../db/migrator.js'
+import {
+  createAccountTokensRepository,
+  type AccountTokensRepository,
+} from '../../repositories/account-tokens.js'
+import {
+  createIdempotencyKeysRepository,
+  type IdempotencyKeysRepository,
+} from '../../repositories/idempotency-keys.js'
 import { createProductsRepository, type ProductsRepository } from '../../repositories/products.js'
 import { createSessionsRepository, type SessionsRepository } from '../../repositories/sessions.js'
 import { createUsersRepository, type UsersRepository } from '../../repositories/users.js'
@@ -11,6 +19,8 @@ export interface Repositories {
   users: UsersRepository
   products: ProductsRepository
   sessions: SessionsRepository
+  idempotencyKeys: IdempotencyKeysRepository
+  accountTokens: AccountTokensRepository
 }
 
 declare module 'fastify' {
@@ -36,6 +46,8 @@ function repositoriesFor(db: Kysely<Database>, engine: Engine): Repositories {
     users: createUsersRepository(db, engine),
     products: createProductsRepository(db, engine),
     sessions: createSessionsRepository(db),
+    idempotencyKeys: createIdempotencyKeysRepository(db),
+    accountTokens: createAccountTokensRepository(db),
   }
 }
 

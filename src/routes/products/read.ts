@@ -1,0 +1,141 @@
+import { createHash } from 'node:crypto'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import type { Config } from '../../config.js'
+import { notFound, unprocessable } from '../../errors.js'
+import { createCursorCodec, invalidCursor } from '../../pagination.js'
+import { bearerSecurity } from '../../plugins/external/swagger.js'
+import type {
+  ProductFilters,
+  ProductPosition,
+  ProductSort,
+  ProductSortColumn,
+} from '../../repositories/products.js'
+import { IdParams } from '../../schemas/common.js'
+import { problemResponses } from '../../schemas/problem.js'
+import { PRODUCT_SORTS, ProductListQuery, ProductPage, ProductPublic } from '../../schemas/products.js'
+import { productEtag } from './etag.js'
+
+function parseSort(sort: (typeof PRODUCT_SORTS)[number]): ProductSort {
+  return sort.startsWith('-')
+    ? { column: sort.slice(1) as ProductSortColumn, direction: 'desc' }
+    : { column: sort as ProductSortColumn, direction: 'asc' }
+}
+
+/** Identifies the filters a cursor was made for: a cursor only continues the list it came from. */
+function filtersFingerprint(sort: string, filters: ProductFilters): string {
+  return createHash('sha256')
+    .update(JSON.stringify([sort, filters]))
+    .digest('base64url')
+    .slice(0, 12)
+}
+
+const productsReadRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
+  const cursors = createCursorCodec(`${config.secretKey}:products`)
+
+  app.get(
+    '/product/',
+    {
+      schema: {
+        tags: ['products'],
+        summary: 'List products: filters, sort, keyset pagination',
+        description:
+          'Pass `next_cursor` back as `cursor` for the next page, with the same sort and filters. A page deep in the ' +
+          'list costs what the first does.',
+        security: bearerSecurity,
+        querystring: ProductListQuery,
+        response: { 200: ProductPage, ...problemResponses(401, 422) },
+      },
+    },
+    async (request) => {
+      const {
+        limit = 20,
+        cursor,
+        sort: sortParam = '-created_at',
+        q,
+        min_price,
+        max_price,
+        owner_id,
+      } = request.query
+      if (min_price !== undefined && max_price !== undefined && min_price > max_price)
+        throw unprocessable('min_price is above max_price.', [
+          { in: 'query', field: 'min_price', message: 'must not be above max_price' },
+        ])
+      const sort = parseSort(sortParam)
+      const filters: ProductFilters = {
+        text: q?.normalize('NFKC').toLowerCase(),
+        minPrice: min_price,
+        maxPrice: max_price,
+        ownerId: owner_id,
+      }
+      const fingerprint = filtersFingerprint(sortParam, filters)
+
+      let after: ProductPosition | undefined
+      if (cursor) {
+        const position = cursors.decode(cursor)
+        if (position.f !== fingerprint || typeof position.i !== 'number')
+          throw unprocessable('This cursor belongs to a list with another sort or other filters.', [
+            { in: 'query', field: 'cursor', message: 'does not match sort and filters' },
+          ])
+        const value =
+          sort.column === 'created_at' && typeof position.v === 'string'
+            ? new Date(position.v)
+            : sort.column === 'price' && typeof position.v === 'number'
+              ? position.v
+              : sort.column === 'name' && typeof position.v === 'string'
+                ? position.v
+                : undefined
+        if (value === undefined || (value instanceof Date && Number.isNaN(value.getTime())))
+          throw invalidCursor()
+        after = { value, id: position.i }
+      }
+
+      const rows = await app.repos.products.list({ sort, filters, after, limit: limit + 1 })
+      const items = rows.slice(0, limit)
+      const last = items.at(-1)
+      const lastValue = last?.[sort.column]
+      return {
+        items,
+        next_cursor:
+          rows.length > limit && last
+            ? cursors.encode({
+                f: fingerprint,
+                v: lastValue instanceof Date ? lastValue.toISOString() : lastValue,
+                i: last.id,
+              })
+            : null,
+      }
+    },
+  )
+
+  app.get(
+    '/product/:id',
+    {
+      schema: {
+        tags: ['products'],
+        summary: 'One product, with its ETag',
+        description:
+          'The ETag changes with every change; send it back as If-Match to change the product safely.',
+        security: bearerSecurity,
+        params: IdParams,
+        response: {
+          200: ProductPublic,
+          304: Type.Null({ description: 'Not modified (If-None-Match matched the ETag)' }),
+          ...problemResponses(401, 404, 422),
+        },
+      },
+    },
+    async (request, reply) => {
+      const product = await app.repos.products.findById(request.params.id)
+      if (!product) throw notFound(`There is no product ${request.params.id}.`)
+      const etag = productEtag(product.version)
+      reply.header('etag', etag)
+      const ifNoneMatch = request.headers['if-none-match']
+      if (ifNoneMatch && ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag))
+        return reply.code(304).send(null)
+      return product
+    },
+  )
+}
+
+export default productsReadRoutes
