@@ -13,7 +13,8 @@ import type {
 } from '../../repositories/products.js'
 import { IdParams } from '../../schemas/common.js'
 import { problemResponses } from '../../schemas/problem.js'
-import { PRODUCT_SORTS, ProductListQuery, ProductPage, ProductPublic } from '../../schemas/products.js'
+import type { PRODUCT_SORTS } from '../../schemas/products.js'
+import { ProductListQuery, ProductPage, ProductPublic } from '../../schemas/products.js'
 import { productEtag } from './etag.js'
 
 function parseSort(sort: (typeof PRODUCT_SORTS)[number]): ProductSort {
