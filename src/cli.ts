@@ -6,6 +6,7 @@ import { loadConfig, readEnvFile, type Config } from './config.js'
 import { openDatabase, parseDatabaseUrl, type DatabaseTarget } from './db/dialect.js'
 import { createMigrator, migrateToLatest } from './db/migrator.js'
 import { HttpProblem } from './errors.js'
+import { seedDatabase } from './seed.js'
 import { describeStartupError } from './startup-errors.js'
 
 const USAGE = `Usage: npm run cli -- <command> [options]
@@ -18,6 +19,9 @@ Commands:
                              create an admin; the password is asked for (without echo) when
                              interactive, else read from ADMIN_PASSWORD or the first line of stdin
   openapi                    print the OpenAPI document (JSON)
+  seed [--products N] [--users N] [--password P]
+                             add demo data: N products (default 1000) owned by N users
+                             (default 10) who share the password P (default "seed password")
 
 Configuration comes from the environment and .env, as for the server (DATABASE_URL, …).`
 
@@ -120,6 +124,34 @@ async function createAdmin(config: Config, args: string[]) {
   }
 }
 
+function wholeNumber(value: string | undefined, name: string, fallback: number, max: number): number {
+  if (value === undefined) return fallback
+  if (!/^\d+$/.test(value) || Number(value) > max)
+    throw new UsageError(`--${name} takes a whole number up to ${max}`)
+  return Number(value)
+}
+
+async function seed(config: Config, args: string[]) {
+  const { values } = parseArgs({
+    args,
+    options: { products: { type: 'string' }, users: { type: 'string' }, password: { type: 'string' } },
+  })
+  const products = wholeNumber(values.products, 'products', 1000, 100_000_000)
+  const users = wholeNumber(values.users, 'users', 10, 100_000)
+  const password = values.password ?? 'seed password'
+  if (products > 0 && users === 0) throw new UsageError('products need owners: --users must be at least 1')
+  const { db, engine } = openDatabase(parseDatabaseUrl(config.databaseUrl))
+  try {
+    await migrateToLatest(db)
+    const result = await seedDatabase(db, engine, { products, users, password })
+    console.log(
+      `Seeded ${users} users and ${result.products} products (tag ${result.tag}). Log in as ${result.userEmails[0] ?? '(none)'} with the password "${password}".`,
+    )
+  } finally {
+    await db.destroy()
+  }
+}
+
 async function printOpenApi(config: Config) {
   // The document comes from the routes alone: no database is needed to print it.
   const app = await buildApp(
@@ -149,6 +181,8 @@ async function main(argv: string[]) {
       return createAdmin(config, rest)
     case 'openapi':
       return printOpenApi(config)
+    case 'seed':
+      return seed(config, rest)
     default:
       throw new UsageError(`unknown command "${command}"\n\n${USAGE}`)
   }
