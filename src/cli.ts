@@ -27,6 +27,15 @@ Configuration comes from the environment and .env, as for the server (DATABASE_U
 
 class UsageError extends Error {}
 
+/** parseArgs, with its (multi-line) complaints turned into one usage line. */
+function parseOptions<T extends Record<string, { type: 'string' }>>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, strict: true }).values as { [K in keyof T]?: string }
+  } catch (error) {
+    throw new UsageError((error as Error).message.split('\n')[0]!)
+  }
+}
+
 async function migrate(config: Config, action: string) {
   const { db } = openDatabase(parseDatabaseUrl(config.databaseUrl))
   try {
@@ -91,7 +100,7 @@ async function readPassword(): Promise<string> {
 }
 
 async function createAdmin(config: Config, args: string[]) {
-  const { values } = parseArgs({ args, options: { email: { type: 'string' }, name: { type: 'string' } } })
+  const values = parseOptions(args, { email: { type: 'string' }, name: { type: 'string' } })
   if (!values.email) throw new UsageError('create-admin needs --email')
   const password = await readPassword()
   const app = await buildApp(config, { logger: false })
@@ -132,9 +141,10 @@ function wholeNumber(value: string | undefined, name: string, fallback: number, 
 }
 
 async function seed(config: Config, args: string[]) {
-  const { values } = parseArgs({
-    args,
-    options: { products: { type: 'string' }, users: { type: 'string' }, password: { type: 'string' } },
+  const values = parseOptions(args, {
+    products: { type: 'string' },
+    users: { type: 'string' },
+    password: { type: 'string' },
   })
   const products = wholeNumber(values.products, 'products', 1000, 100_000_000)
   const users = wholeNumber(values.users, 'users', 10, 100_000)

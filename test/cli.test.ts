@@ -274,3 +274,63 @@ describe('cli: openapi and usage', () => {
     assertOneLineError(result, /^error: DATABASE_URL\b/)
   })
 })
+
+describe('cli: seed', () => {
+  test('adds the asked number of users and products, shows progress, and the users can log in', async () => {
+    const databaseUrl = freshDatabaseUrl()
+    const result = await runCli(
+      ['seed', '--products', '4500', '--users', '3', '--password', 'seed pass 123'],
+      {
+        databaseUrl,
+      },
+    )
+    assert.equal(result.code, 0, result.stderr)
+    // Progress goes to stderr (a line per tenth when it is not a terminal), the summary to stdout.
+    assert.match(result.stderr, /seeding products \[#+-*\]\s+\d+% \d+\/4500/)
+    assert.match(result.stderr, /seeding products: 4500 in [\d.]+s/)
+    const email = /Log in as (\S+) with the password "seed pass 123"/.exec(result.stdout)?.[1]
+    assert.ok(email, result.stdout)
+
+    const { db } = openDatabase(parseDatabaseUrl(databaseUrl))
+    try {
+      const products = await db
+        .selectFrom('products')
+        .select((eb) => [
+          eb.fn.countAll<number>().as('n'),
+          eb.fn.countAll<number>().filterWhere('owner_id', 'is', null).as('orphans'),
+        ])
+        .executeTakeFirstOrThrow()
+      assert.equal(Number(products.n), 4500)
+      assert.equal(Number(products.orphans), 0, 'every product has an owner')
+      const sample = await db
+        .selectFrom('products')
+        .select(['product_id', 'search_text', 'version'])
+        .limit(1)
+        .executeTakeFirstOrThrow()
+      assert.equal(sample.version, 1)
+      assert.ok(sample.search_text.includes(sample.product_id.toLowerCase()), 'search text is written too')
+    } finally {
+      await db.destroy()
+    }
+    assert.equal(await countUsers(databaseUrl), 3)
+    const login = await loginAs(databaseUrl, email, 'seed pass 123')
+    assert.equal(login.status, 200)
+
+    // A second run adds to the first instead of colliding with its SKUs or names.
+    const again = await runCli(['seed', '--products', '10', '--users', '1'], { databaseUrl })
+    assert.equal(again.code, 0, again.stderr)
+    assert.equal(await countUsers(databaseUrl), 4)
+  })
+
+  test('bad numbers are usage errors (exit 2) with one line', async () => {
+    for (const args of [
+      ['seed', '--products', 'many'],
+      ['seed', '--products', '-5'],
+      ['seed', '--products', '10', '--users', '0'],
+    ]) {
+      const result = await runCli(args, { databaseUrl: freshDatabaseUrl() })
+      assertOneLineError(result)
+      assert.equal(result.code, 2)
+    }
+  })
+})
