@@ -15,14 +15,19 @@ import { isConnectionError, openDatabase, parseDatabaseUrl, type DatabaseHandle 
 import { HttpProblem, problemBody, unprocessable, validationIssues } from './errors.js'
 import authPlugin from './plugins/app/auth.js'
 import dbPlugin from './plugins/app/db.js'
+import metricsPlugin from './plugins/app/metrics.js'
 import firstAdminPlugin from './plugins/app/first-admin.js'
+import mailerPlugin from './plugins/app/mailer.js'
 import redisPlugin from './plugins/app/redis.js'
 import sessionsPlugin from './plugins/app/sessions.js'
 import swaggerPlugin from './plugins/external/swagger.js'
 import changePasswordRoutes from './routes/account/change-password.js'
+import recoveryRoutes from './routes/account/recovery.js'
+import verificationRoutes from './routes/account/verification.js'
 import authRoutes from './routes/auth/index.js'
 import docsRoutes from './routes/docs/index.js'
 import healthRoutes from './routes/health/index.js'
+import metricsRoutes from './routes/metrics/index.js'
 import productsRoutes from './routes/products/index.js'
 import sessionsRoutes from './routes/sessions/index.js'
 import usersRoutes from './routes/users/index.js'
@@ -122,16 +127,21 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     migrate: options.migrate ?? true,
     closeOnShutdown: options.database === undefined,
   })
+  await app.register(metricsPlugin, { database })
   await app.register(redisPlugin, { config })
   await app.register(authPlugin, { config })
   await app.register(sessionsPlugin, { config })
+  await app.register(mailerPlugin, { config })
   await app.register(firstAdminPlugin, { config })
 
   await app.register(healthRoutes)
+  await app.register(metricsRoutes, { config })
   await app.register(docsRoutes)
   await app.register(authRoutes, { config })
   await app.register(sessionsRoutes)
   await app.register(changePasswordRoutes, { config })
+  await app.register(recoveryRoutes, { config })
+  await app.register(verificationRoutes)
   await app.register(usersRoutes, { config })
   await app.register(productsRoutes, { config })
   return app

@@ -58,9 +58,21 @@ export interface Config {
   firstAdminName: string
   logLevel: LogLevel
   requireEmailVerification: boolean
+  rateLimit: {
+    enabled: boolean
+    /** Requests per client IP per window, on every route. */
+    perIp: number
+    windowMs: number
+    /** Attempts at a sensitive action (login, registration, refresh, recovery…) per window. */
+    attemptsPerIp: number
+    attemptsPerAccount: number
+    attemptWindowMs: number
+  }
   /** PUT/PATCH/DELETE of a product must send If-Match (428 without it). */
   requireIfMatch: boolean
   bodyLimitBytes: number
+  /** Bearer token a Prometheus scraper sends to GET /metrics; unset: no /metrics route. */
+  metricsToken: string | undefined
 }
 
 type Env = Record<string, string | undefined>
@@ -129,7 +141,22 @@ function linkTemplate(env: Env, name: string, fallback: string): string {
   } catch {
     return fail(name, 'is not a valid URL')
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') fail(name, 'must start with http:// or https://')
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+    fail(name, 'must start with http:// or https://')
+  return raw
+}
+
+/** A shared secret sent as a bearer token: long enough not to be guessed, and never repeated in errors. */
+function bearerSecret(env: Env, name: string, minLength: number): string | undefined {
+  const raw = read(env, name)
+  if (raw === undefined) return undefined
+  if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(raw))
+    fail(name, 'may contain only letters, digits and - . _ ~ + / (it is sent as a bearer token)')
+  if (raw.length < minLength)
+    fail(
+      name,
+      `must be at least ${minLength} characters (got ${raw.length}); generate one with: openssl rand -hex 32`,
+    )
   return raw
 }
 
@@ -221,6 +248,8 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   const host = read(env, 'HOST') ?? '127.0.0.1'
   const publicUrl =
     url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`
+  // Links in emails open the server's own pages unless an app with its own frontend says otherwise.
+  const linkBase = publicUrl.replace(/\/+$/, '')
 
   const corsOrigins = (read(env, 'CORS_ORIGINS') ?? '')
     .split(',')
@@ -252,15 +281,11 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     smtpUrl: url(env, 'SMTP_URL', ['smtp:', 'smtps:']),
     mailFrom: read(env, 'MAIL_FROM') ?? 'FastAuth API <no-reply@localhost>',
     publicUrl: publicUrl.replace(/\/+$/, ''),
-    passwordResetUrl: linkTemplate(
-      env,
-      'PASSWORD_RESET_URL',
-      `${publicUrl.replace(/\/+$/, '')}/reset-password?token={token}`,
-    ),
+    passwordResetUrl: linkTemplate(env, 'PASSWORD_RESET_URL', `${linkBase}/reset-password?token={token}`),
     emailVerificationUrl: linkTemplate(
       env,
       'EMAIL_VERIFICATION_URL',
-      `${publicUrl.replace(/\/+$/, '')}/verify-email?token={token}`,
+      `${linkBase}/verify-email?token={token}`,
     ),
     corsOrigins,
     trustProxy: parseTrustProxy(env),
@@ -269,8 +294,17 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     firstAdminName: read(env, 'FIRST_ADMIN_NAME') ?? 'admin',
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, nodeEnv === 'test' ? 'silent' : 'info'),
     requireEmailVerification: boolean(env, 'REQUIRE_EMAIL_VERIFICATION', false),
+    rateLimit: {
+      enabled: boolean(env, 'RATE_LIMIT_ENABLED', true),
+      perIp: integer(env, 'RATE_LIMIT_PER_MINUTE', 600, 1, 1_000_000),
+      windowMs: 60_000,
+      attemptsPerIp: integer(env, 'RATE_LIMIT_ATTEMPTS_PER_IP', 30, 1, 100_000),
+      attemptsPerAccount: integer(env, 'RATE_LIMIT_ATTEMPTS_PER_ACCOUNT', 10, 1, 100_000),
+      attemptWindowMs: integer(env, 'RATE_LIMIT_ATTEMPT_WINDOW_SECONDS', 900, 1, 86_400) * 1000,
+    },
     requireIfMatch: boolean(env, 'REQUIRE_IF_MATCH', false),
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 64 * 1024, 1024, 10 * 1024 * 1024),
+    metricsToken: bearerSecret(env, 'METRICS_TOKEN', 16),
   }
 }
 

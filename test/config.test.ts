@@ -61,6 +61,20 @@ describe('loadConfig', () => {
     assert.equal(path.resolve((target as { filename: string }).filename), path.join(dataDir, 'app.db'))
   })
 
+  test('email links default to the pages under PUBLIC_URL, and can point at an app of its own', () => {
+    const defaults = loadConfig(env({ PUBLIC_URL: 'https://api.example.com/' }))
+    assert.equal(defaults.passwordResetUrl, 'https://api.example.com/reset-password?token={token}')
+    assert.equal(defaults.emailVerificationUrl, 'https://api.example.com/verify-email?token={token}')
+    const own = loadConfig(
+      env({
+        PASSWORD_RESET_URL: 'https://app.example.com/#/reset/{token}',
+        EMAIL_VERIFICATION_URL: 'https://app.example.com/verify?t={token}',
+      }),
+    )
+    assert.equal(own.passwordResetUrl, 'https://app.example.com/#/reset/{token}')
+    assert.equal(own.emailVerificationUrl, 'https://app.example.com/verify?t={token}')
+  })
+
   test('NODE_ENV defaults to development', () => {
     assert.equal(loadConfig({ SECRET_KEY: SECRET, DATA_DIR: tempDir() }).nodeEnv, 'development')
   })
@@ -117,6 +131,18 @@ describe('loadConfig', () => {
       ['LOG_LEVEL=loud', { LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
       ['ACCESS_TOKEN_EXPIRE_MINUTES=0', { ACCESS_TOKEN_EXPIRE_MINUTES: '0' }, 'ACCESS_TOKEN_EXPIRE_MINUTES'],
       ['REDIS_URL=http://x', { REDIS_URL: 'http://cache:6379' }, 'REDIS_URL'],
+      ['METRICS_TOKEN shorter than 16 characters', { METRICS_TOKEN: 'short-token' }, 'METRICS_TOKEN'],
+      ['METRICS_TOKEN with a space', { METRICS_TOKEN: 'a metrics token with spaces' }, 'METRICS_TOKEN'],
+      [
+        'PASSWORD_RESET_URL without {token}',
+        { PASSWORD_RESET_URL: 'https://app.example.com/reset' },
+        'PASSWORD_RESET_URL',
+      ],
+      [
+        'EMAIL_VERIFICATION_URL that is not http(s)',
+        { EMAIL_VERIFICATION_URL: 'javascript:alert({token})' },
+        'EMAIL_VERIFICATION_URL',
+      ],
       [
         'FIRST_ADMIN_EMAIL without password',
         { FIRST_ADMIN_EMAIL: 'admin@example.com' },
@@ -131,6 +157,11 @@ describe('loadConfig', () => {
 
     test('JWT_ALGORITHM=RS256 says which algorithm needs the key file', () => {
       assert.match(assertConfigError(env({ JWT_ALGORITHM: 'RS256' }), /^JWT_/), /RS256/)
+    })
+
+    test('a rejected METRICS_TOKEN is never repeated in the message', () => {
+      const message = assertConfigError(env({ METRICS_TOKEN: 'secret-metrics' }), 'METRICS_TOKEN')
+      assert.equal(message.includes('secret-metrics'), false)
     })
 
     test('a rejected SECRET_KEY is never repeated in the message', () => {

@@ -21,7 +21,12 @@ import {
   type InsertQueryBuilder,
   type InsertResult,
 } from 'kysely'
-import { createPool as createMysqlPool, type TypeCastField, type TypeCastNext } from 'mysql2'
+import {
+  createPool as createMysqlPool,
+  type Pool as MysqlPool,
+  type TypeCastField,
+  type TypeCastNext,
+} from 'mysql2'
 import pg from 'pg'
 import type { Database } from './database.js'
 
@@ -80,6 +85,8 @@ export interface DatabaseHandle {
   db: Kysely<Database>
   engine: Engine
   target: DatabaseTarget
+  /** The driver's connection pool (read by the metrics at scrape time); none on SQLite. */
+  pool?: pg.Pool | MysqlPool
 }
 
 /** Told about connections that fail while idle in a pool (they are replaced on the next query). */
@@ -89,21 +96,25 @@ export function openDatabase(
   target: DatabaseTarget,
   onPoolError: PoolErrorListener = () => {},
 ): DatabaseHandle {
-  return {
-    db: new Kysely<Database>({ dialect: createDialect(target, onPoolError) }),
-    engine: target.engine,
-    target,
-  }
+  const { dialect, pool } = createDialect(target, onPoolError)
+  return { db: new Kysely<Database>({ dialect }), engine: target.engine, target, pool }
 }
 
-function createDialect(target: DatabaseTarget, onPoolError: PoolErrorListener): Dialect {
+function createDialect(
+  target: DatabaseTarget,
+  onPoolError: PoolErrorListener,
+): { dialect: Dialect; pool?: pg.Pool | MysqlPool } {
   switch (target.engine) {
     case 'sqlite':
-      return new SqliteDialect({ database: openSqlite(target.filename) })
-    case 'postgres':
-      return new PostgresDialect({ pool: createPostgresPool(target, onPoolError) })
-    case 'mysql':
-      return new MysqlDialect({ pool: createMysqlPoolFor(target) })
+      return { dialect: new SqliteDialect({ database: openSqlite(target.filename) }) }
+    case 'postgres': {
+      const pool = createPostgresPool(target, onPoolError)
+      return { dialect: new PostgresDialect({ pool }), pool }
+    }
+    case 'mysql': {
+      const pool = createMysqlPoolFor(target)
+      return { dialect: new MysqlDialect({ pool }), pool }
+    }
   }
 }
 

@@ -44,6 +44,7 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
       }
       const user = await createAccount(app.repos, { ...account, role }, config.passwordMinLength)
       request.log.info({ event: 'user_registered', userId: user.id }, 'user registered')
+      app.accountEmails.sendEmailVerification(user, request.log)
       return reply
         .code(201)
         .header('location', `/users/${user.id}`)
@@ -142,6 +143,7 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
         throw forbidden('Only an admin may change role or is_active.')
       if (name !== undefined) assertNamePolicy(name)
 
+      let emailChanged = false
       // A unique violation aborts the transaction (on PostgreSQL), so it is explained after it.
       const updated = await app
         .transaction(async (repos) => {
@@ -155,6 +157,7 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
           if (email !== undefined && normalizeEmail(email) !== target.email) {
             changes.email = normalizeEmail(email)
             changes.email_verified = false
+            emailChanged = true
           }
           if (role !== undefined && role !== target.role) changes.role = role
           if (isActive !== undefined && isActive !== target.is_active) changes.is_active = isActive
@@ -175,6 +178,7 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
         .catch((error: unknown) =>
           explainUserConflict(app.repos, error, { email: email && normalizeEmail(email), name }, id),
         )
+      if (emailChanged) app.accountEmails.sendEmailVerification(updated, request.log)
       if (role !== undefined || isActive !== undefined)
         request.log.info(
           { event: 'user_role_changed', userId: id, by: actor.id, role, isActive },

@@ -1,0 +1,130 @@
+import type { FastifyBaseLogger } from 'fastify'
+import { normalizeEmail } from '../auth/accounts.js'
+import { generateOpaqueToken, hashOpaqueToken } from '../auth/opaque-tokens.js'
+import type { AccountTokenPurpose } from '../db/database.js'
+import type { Repositories } from '../plugins/app/db.js'
+import type { Mailer } from './mailer.js'
+import { emailVerificationEmail, passwordResetEmail } from './templates.js'
+
+export const PASSWORD_RESET_LIFETIME_MINUTES = 60
+export const EMAIL_VERIFICATION_LIFETIME_HOURS = 24
+
+export interface AccountEmails {
+  /**
+   * Mails a password reset link to the active account with this email, if there is one. The work
+   * starts after the current response is sent and never throws: whether an account exists shows
+   * neither in the answer nor in its timing.
+   */
+  sendPasswordReset(email: string, log: FastifyBaseLogger): void
+  /** Mails a link that verifies the user's current email; in the background, never throws. */
+  sendEmailVerification(user: { id: number; email: string }, log: FastifyBaseLogger): void
+  /** Resolves true once no such work is under way, or false when `timeoutMs` passes first. */
+  whenIdle(timeoutMs: number): Promise<boolean>
+}
+
+export interface AccountEmailsOptions {
+  repos: Repositories
+  mailer: Mailer
+  /** Link templates with a `{token}` placeholder (PASSWORD_RESET_URL, EMAIL_VERIFICATION_URL). */
+  links: { passwordReset: string; emailVerification: string }
+}
+
+/** The token is base64url, so it goes into a URL as it is. */
+export const linkWithToken = (template: string, token: string) => template.replaceAll('{token}', token)
+
+export function createAccountEmails({ repos, mailer, links }: AccountEmailsOptions): AccountEmails {
+  const running = new Set<Promise<void>>()
+
+  /** Runs `work` once the current response has been written, and keeps track of it for shutdown. */
+  function inBackground(log: FastifyBaseLogger, failure: string, work: () => Promise<void>) {
+    const task: Promise<void> = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(work)
+      .catch((error: unknown) => log.error({ err: error }, failure))
+      .finally(() => running.delete(task))
+    running.add(task)
+  }
+
+  /**
+   * Stores a new token's hash (the token itself only goes into the email) and returns the token.
+   * No transaction: each statement locks only its own rows, so issuing tokens for one user at
+   * once (registration, then at once a recovery) cannot deadlock. Stopping halfway leaves at worst
+   * no token (the user asks again) or an obsolete one until it expires.
+   */
+  async function issueToken(
+    user: { id: number; email: string },
+    {
+      purpose,
+      lifetimeMs,
+      replacesEarlier,
+    }: { purpose: AccountTokenPurpose; lifetimeMs: number; replacesEarlier: boolean },
+  ): Promise<string> {
+    const token = generateOpaqueToken()
+    const now = new Date()
+    const obsolete = await repos.accountTokens.findObsolete(
+      user.id,
+      now,
+      replacesEarlier ? purpose : undefined,
+    )
+    await repos.accountTokens.deleteByHashes(obsolete)
+    await repos.accountTokens.insert({
+      token_hash: hashOpaqueToken(token),
+      user_id: user.id,
+      purpose,
+      email: user.email,
+      created_at: now,
+      expires_at: new Date(now.getTime() + lifetimeMs),
+    })
+    return token
+  }
+
+  return {
+    sendPasswordReset(email, log) {
+      inBackground(log, 'a password reset email could not be prepared', async () => {
+        const recipient = await repos.accountTokens.findRecipientByEmail(normalizeEmail(email))
+        if (!recipient || !recipient.is_active) {
+          log.info({ event: 'password_recovery_unknown' }, 'password recovery asked for no active account')
+          return
+        }
+        const token = await issueToken(recipient, {
+          purpose: 'password_reset',
+          lifetimeMs: PASSWORD_RESET_LIFETIME_MINUTES * 60_000,
+          // Only the latest link works: an older one, perhaps left in a forgotten inbox, dies now.
+          replacesEarlier: true,
+        })
+        const link = linkWithToken(links.passwordReset, token)
+        mailer.send({ to: recipient.email, ...passwordResetEmail(link, PASSWORD_RESET_LIFETIME_MINUTES) })
+        log.info({ event: 'password_reset_requested', userId: recipient.id }, 'password reset link queued')
+      })
+    },
+
+    sendEmailVerification(user, log) {
+      inBackground(log, 'an email verification email could not be prepared', async () => {
+        const token = await issueToken(user, {
+          purpose: 'email_verification',
+          lifetimeMs: EMAIL_VERIFICATION_LIFETIME_HOURS * 3_600_000,
+          // Earlier links stay valid: each proves control of the address it was sent to.
+          replacesEarlier: false,
+        })
+        const link = linkWithToken(links.emailVerification, token)
+        mailer.send({ to: user.email, ...emailVerificationEmail(link, EMAIL_VERIFICATION_LIFETIME_HOURS) })
+        log.info({ event: 'email_verification_requested', userId: user.id }, 'email verification link queued')
+      })
+    },
+
+    async whenIdle(timeoutMs) {
+      const deadline = Date.now() + timeoutMs
+      // Work can start more work (and new requests can still add some), so wait until none is left.
+      while (running.size > 0) {
+        const left = deadline - Date.now()
+        if (left <= 0) return false
+        let timer: NodeJS.Timeout | undefined
+        await Promise.race([
+          Promise.allSettled([...running]),
+          new Promise((resolve) => (timer = setTimeout(resolve, left))),
+        ])
+        clearTimeout(timer)
+      }
+      return true
+    },
+  }
+}

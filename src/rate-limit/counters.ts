@@ -1,0 +1,105 @@
+import type { Redis } from 'ioredis'
+
+/** How many hits a key has in its current window, and when that window ends. */
+export interface WindowCount {
+  count: number
+  /** Milliseconds until the window ends and the count starts again from zero. */
+  resetMs: number
+}
+
+/** Fixed-window hit counters: the same interface in memory, in Redis, or Redis with a fallback. */
+export interface CounterStore {
+  readonly kind: 'memory' | 'redis'
+  hit(key: string, windowMs: number): Promise<WindowCount>
+  close(): Promise<void>
+}
+
+/** One instance's counters. */
+export function createMemoryCounterStore(now: () => number = Date.now): CounterStore {
+  const windows = new Map<string, { count: number; endsAt: number }>()
+  const sweep = setInterval(() => {
+    const time = now()
+    for (const [key, window] of windows) if (window.endsAt <= time) windows.delete(key)
+  }, 30_000)
+  sweep.unref()
+  return {
+    kind: 'memory',
+    async hit(key, windowMs) {
+      const time = now()
+      let window = windows.get(key)
+      if (!window || window.endsAt <= time) {
+        window = { count: 0, endsAt: time + windowMs }
+        windows.set(key, window)
+      }
+      window.count += 1
+      return { count: window.count, resetMs: window.endsAt - time }
+    },
+    async close() {
+      clearInterval(sweep)
+      windows.clear()
+    },
+  }
+}
+
+// INCR and start the window on the first hit, atomically: every instance counts into one window.
+const HIT_SCRIPT = `
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {count, ttl}
+`
+
+type RedisWithHit = Redis & {
+  fastauthHit(key: string, windowMs: number): Promise<[number, number]>
+}
+
+/** Counters shared by every instance through Redis. */
+export function createRedisCounterStore(redis: Redis, keyPrefix: string): CounterStore {
+  if (!('fastauthHit' in redis)) redis.defineCommand('fastauthHit', { numberOfKeys: 1, lua: HIT_SCRIPT })
+  const client = redis as RedisWithHit
+  return {
+    kind: 'redis',
+    async hit(key, windowMs) {
+      const [count, ttl] = await client.fastauthHit(`${keyPrefix}rate:${key}`, windowMs)
+      return { count, resetMs: ttl }
+    },
+    async close() {
+      // The connection belongs to the redis plugin.
+    },
+  }
+}
+
+/**
+ * Redis when it answers; this instance's own counters when it does not. Limits then hold per
+ * instance (never "no limit"), and `onFallback` is told once per outage.
+ */
+export function createFallbackCounterStore(
+  primary: CounterStore,
+  fallback: CounterStore,
+  events: { onFallback(error: unknown): void; onRecovered(): void },
+): CounterStore {
+  let degraded = false
+  return {
+    kind: primary.kind,
+    async hit(key, windowMs) {
+      try {
+        const result = await primary.hit(key, windowMs)
+        if (degraded) {
+          degraded = false
+          events.onRecovered()
+        }
+        return result
+      } catch (error) {
+        if (!degraded) {
+          degraded = true
+          events.onFallback(error)
+        }
+        return fallback.hit(key, windowMs)
+      }
+    },
+    async close() {
+      await Promise.all([primary.close(), fallback.close()])
+    },
+  }
+}
