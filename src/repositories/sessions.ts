@@ -67,6 +67,16 @@ export function createSessionsRepository(db: Kysely<Database>) {
         .execute()
     },
 
+    /** Sessions revoked since a time: what the revocation set must hold (it is rebuilt from them). */
+    async revokedSince(since: Date): Promise<{ id: string; revoked_at: Date }[]> {
+      const rows = await db
+        .selectFrom('sessions')
+        .select(['id', 'revoked_at'])
+        .where('revoked_at', '>=', since)
+        .execute()
+      return rows.flatMap((row) => (row.revoked_at ? [{ id: row.id, revoked_at: row.revoked_at }] : []))
+    },
+
     async touch(id: string, now: Date, expiresAt: Date): Promise<void> {
       await db
         .updateTable('sessions')
@@ -115,6 +125,18 @@ export function createSessionsRepository(db: Kysely<Database>) {
         .where('used_at', 'is', null)
         .executeTakeFirst()
       return Number(result.numUpdatedRows) === 1
+    },
+
+    /** Whether a refresh token of the session was used after a time (the session has moved on since). */
+    async usedAfter(sessionId: string, time: Date): Promise<boolean> {
+      const row = await db
+        .selectFrom('refresh_tokens')
+        .select('token_hash')
+        .where('session_id', '=', sessionId)
+        .where('used_at', '>', time)
+        .limit(1)
+        .executeTakeFirst()
+      return row !== undefined
     },
 
     /** Forgets sessions that ended long ago (their used refresh tokens go with them). */

@@ -11,7 +11,8 @@ declare module 'fastify' {
 
 /**
  * One Redis connection for the instance's shared state (revocations, rate limits). Commands fail
- * fast while Redis is away (no offline queue), so callers can fall back instead of hanging.
+ * fast while Redis is away (no offline queue) or does not answer (command timeout), so callers can
+ * fall back instead of hanging.
  */
 export default fp<{ config: Config }>(
   async (app, { config }) => {
@@ -23,6 +24,9 @@ export default fp<{ config: Config }>(
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       connectTimeout: 2000,
+      // A Redis that accepts commands but does not answer (frozen, a half-open connection) must
+      // not hold requests: the command fails and the caller falls back (e.g. to the database).
+      commandTimeout: 1000,
       retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
     })
     let reported = false

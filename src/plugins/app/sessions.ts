@@ -54,14 +54,33 @@ declare module 'fastify' {
 
 const INVALID_REFRESH = 'The refresh token is invalid or expired; log in again.'
 
+/** How long after its rotation a refresh token presented again is taken for a duplicate request. */
+const DUPLICATE_REFRESH_WINDOW_MS = 10_000
+
 export default fp<{ config: Config }>(
   async (app, { config }) => {
     // A revoked session's access tokens live at most this long (plus a minute of clock skew).
     const revocationTtlMs = (config.accessTokenExpireMinutes * 60 + 60) * 1000
+    // The set is a copy of the database's recent revocations, rebuilt from it whenever it may have
+    // lost some: at start (a restarted process must not forget a logout) and when Redis lost them.
+    const revokedSince = async (since: Date) =>
+      (await app.repos.sessions.revokedSince(since)).map((row) => ({
+        sessionId: row.id,
+        revokedAt: row.revoked_at,
+      }))
     const revocations = app.redis
-      ? createRedisRevocationStore(app.redis, revocationTtlMs, config.redisKeyPrefix)
-      : createMemoryRevocationStore(revocationTtlMs)
+      ? createRedisRevocationStore(app.redis, revocationTtlMs, config.redisKeyPrefix, { revokedSince })
+      : createMemoryRevocationStore(revocationTtlMs, { revokedSince })
     app.addHook('onClose', async () => revocations.close())
+    await revocations.restore().catch((error: unknown) => {
+      // The memory set cannot be completed later: starting without it would forget logouts.
+      if (revocations.kind === 'memory') throw error
+      // Redis away: checks go to the database until it is back and the set is restored.
+      app.log.warn(
+        { err: error },
+        'the revocation set could not be restored yet; checking sessions in the database',
+      )
+    })
 
     const refreshLifetimeMs = config.refreshTokenExpireDays * 24 * 60 * 60 * 1000
     const userAgentOf = (client: ClientInfo) => client.userAgent?.slice(0, 512) ?? null
@@ -114,8 +133,21 @@ export default fp<{ config: Config }>(
         const found = await app.repos.sessions.findRefreshToken(tokenHash)
         if (!found) throw unauthorized(INVALID_REFRESH, false)
         if (found.used_at) {
-          // A rotated token came back: either the client or a thief holds a copy. End the session
-          // so that neither can go on with it (OAuth 2.0 Security BCP, refresh token rotation).
+          // The loser of two concurrent refreshes (two tabs, a retried request) often reads the
+          // token after the winner used it. Within seconds of that, and while the session has not
+          // moved on (its newest token is unused), it is refused without ending the session.
+          const duplicate =
+            now.getTime() - found.used_at.getTime() < DUPLICATE_REFRESH_WINDOW_MS &&
+            !(await app.repos.sessions.usedAfter(found.session_id, found.used_at))
+          if (duplicate) {
+            log.info(
+              { event: 'refresh_token_duplicate', userId: found.user_id, sessionId: found.session_id },
+              'a refresh token was presented again right after its rotation: refused',
+            )
+            throw unauthorized(INVALID_REFRESH, false)
+          }
+          // Otherwise a rotated token came back: either the client or a thief holds a copy. End the
+          // session so that neither can go on with it (OAuth 2.0 Security BCP, refresh token rotation).
           await service.revoke(app.repos, [found.session_id], 'refresh_token_reuse')
           log.warn(
             { event: 'refresh_token_reuse', userId: found.user_id, sessionId: found.session_id },
@@ -141,7 +173,16 @@ export default fp<{ config: Config }>(
       async revoke(repos, sessionIds, reason) {
         if (sessionIds.length === 0) return
         await repos.sessions.revoke([...sessionIds], reason, new Date())
-        await revocations.revoke(sessionIds)
+        try {
+          await revocations.revoke(sessionIds)
+        } catch (error) {
+          // The database has the revocation, and checks fall back to it while Redis is away; the
+          // set is restored from the database when Redis answers again.
+          app.log.warn(
+            { err: error, sessionIds, reason },
+            'the revocation set could not be updated; it will be restored from the database',
+          )
+        }
       },
 
       async revokeAllOf(repos, userId, reason, keep) {
