@@ -949,6 +949,33 @@ describeEachEngine('revocation without Redis (memory store)', (ctx) => {
       await restarted.close()
     }
   })
+  test('a restarted instance still refuses access tokens of a user deleted before the restart', async () => {
+    const { account, session } = await userWithSession(ctx.app)
+    const deleted = await ctx.app.inject({
+      method: 'DELETE',
+      url: `/users/${account.id}`,
+      headers: bearer(session.access_token),
+    })
+    assert.equal(deleted.statusCode, 204, deleted.body)
+    // The session row outlives the user (user_id null), so the new process learns it was revoked.
+    const row = await ctx.app.db
+      .selectFrom('sessions')
+      .select(['user_id', 'revoked_reason'])
+      .where('id', '=', sidOf(session.access_token))
+      .executeTakeFirstOrThrow()
+    assert.deepEqual(row, { user_id: null, revoked_reason: 'user_deleted' })
+    const restarted = await buildApp(testConfig({ DATABASE_URL: ctx.databaseUrl }), { logger: false })
+    try {
+      await restarted.ready()
+      // A route that does not read the account: only the revocation set can refuse the token.
+      assertProblem(
+        await restarted.inject({ method: 'GET', url: '/product/', headers: bearer(session.access_token) }),
+        401,
+      )
+    } finally {
+      await restarted.close()
+    }
+  })
 })
 
 // ------------------------------------------------------------------ two instances sharing one Redis

@@ -35,7 +35,8 @@ export interface ProductsTable {
 
 export interface SessionsTable {
   id: string
-  user_id: number
+  /** null once the user is deleted (the row stays while its revocation matters). */
+  user_id: number | null
   created_at: Timestamp
   last_used_at: Timestamp
   expires_at: Timestamp

@@ -57,6 +57,20 @@ export function createProductsRepository(db: Kysely<Database>, engine: Engine) {
       return db.selectFrom('products').select(PRODUCT_COLUMNS).where('id', '=', id).executeTakeFirst()
     },
 
+    /**
+     * The product, locked until the end of the transaction, for a change that depends on what it
+     * reads (the version an If-Match names, the fields search_text is made of): a concurrent change
+     * waits here and then reads the committed row. SQLite runs one transaction at a time anyway.
+     */
+    findByIdForUpdate(id: number): Promise<ProductRecord | undefined> {
+      return db
+        .selectFrom('products')
+        .select(PRODUCT_COLUMNS)
+        .where('id', '=', id)
+        .$if(engine !== 'sqlite', (qb) => qb.forUpdate())
+        .executeTakeFirst()
+    },
+
     insert(row: Omit<NewProductRow, 'search_text' | 'version'>): Promise<number> {
       return insertReturningId(
         engine,

@@ -19,7 +19,8 @@ export interface RefreshTokenLookup {
   session_id: string
   used_at: Date | null
   token_expires_at: Date
-  user_id: number
+  /** null when the user was deleted. */
+  user_id: number | null
   session_expires_at: Date
   revoked_at: Date | null
 }

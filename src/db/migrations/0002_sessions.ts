@@ -11,7 +11,9 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema
     .createTable('sessions')
     .addColumn('id', 'varchar(36)', (col) => col.primaryKey())
-    .addColumn('user_id', 'integer', (col) => col.notNull().references('users.id').onDelete('cascade'))
+    // Kept (with user_id null) when the user is deleted: a revoked session must stay known as
+    // revoked until its access tokens have expired, also across restarts.
+    .addColumn('user_id', 'integer', (col) => col.references('users.id').onDelete('set null'))
     .addColumn('created_at', types.timestamp, (col) => col.notNull())
     .addColumn('last_used_at', types.timestamp, (col) => col.notNull())
     .addColumn('expires_at', types.timestamp, (col) => col.notNull())

@@ -21,6 +21,12 @@ export interface Repositories {
   sessions: SessionsRepository
   idempotencyKeys: IdempotencyKeysRepository
   accountTokens: AccountTokensRepository
+  /**
+   * Runs `effect` once the surrounding transaction has committed, and not at all if it rolls
+   * back; outside a transaction, at once. For effects beyond the database (the shared revocation
+   * set, mail) that must not happen for a change that did not.
+   */
+  afterCommit(effect: () => Promise<void>): Promise<void>
 }
 
 declare module 'fastify' {
@@ -41,8 +47,13 @@ export interface DbPluginOptions {
   closeOnShutdown: boolean
 }
 
-function repositoriesFor(db: Kysely<Database>, engine: Engine): Repositories {
+function repositoriesFor(
+  db: Kysely<Database>,
+  engine: Engine,
+  afterCommit: Repositories['afterCommit'],
+): Repositories {
   return {
+    afterCommit,
     users: createUsersRepository(db, engine),
     products: createProductsRepository(db, engine),
     sessions: createSessionsRepository(db),
@@ -57,10 +68,22 @@ export default fp<DbPluginOptions>(
     if (migrate) await migrateToLatest(db)
     app.decorate('db', db)
     app.decorate('dbEngine', engine)
-    app.decorate('repos', repositoriesFor(db, engine))
-    app.decorate('transaction', <T>(work: (repos: Repositories) => Promise<T>) =>
-      db.transaction().execute((trx) => work(repositoriesFor(trx, engine))),
+    app.decorate(
+      'repos',
+      repositoriesFor(db, engine, (effect) => effect()),
     )
+    app.decorate('transaction', async <T>(work: (repos: Repositories) => Promise<T>) => {
+      const effects: (() => Promise<void>)[] = []
+      const result = await db.transaction().execute((trx) =>
+        work(
+          repositoriesFor(trx, engine, async (effect) => {
+            effects.push(effect)
+          }),
+        ),
+      )
+      for (const effect of effects) await effect()
+      return result
+    })
     if (closeOnShutdown) app.addHook('onClose', async () => db.destroy())
   },
   { name: 'db' },

@@ -54,7 +54,10 @@ export default fp<{ config: Config }>(
     const counters: CounterStore = app.redis
       ? createFallbackCounterStore(createRedisCounterStore(app.redis, config.redisKeyPrefix), memory, {
           onFallback: (error) =>
-            app.log.error({ err: error }, 'rate limits: Redis does not answer; counting per instance until it does'),
+            app.log.error(
+              { err: error },
+              'rate limits: Redis does not answer; counting per instance until it does',
+            ),
           onRecovered: () => app.log.info('rate limits: Redis answers again; limits are shared again'),
         })
       : memory
@@ -63,7 +66,10 @@ export default fp<{ config: Config }>(
     if (limits.enabled) {
       // The global per-IP limit, through @fastify/rate-limit with our counters as its store.
       class SharedStore {
-        incr(key: string, callback: (error: Error | null, result?: { current: number; ttl: number }) => void) {
+        incr(
+          key: string,
+          callback: (error: Error | null, result?: { current: number; ttl: number }) => void,
+        ) {
           counters.hit(`ip:${key}`, limits.windowMs).then(
             ({ count, resetMs }) => callback(null, { current: count, ttl: resetMs }),
             (error: Error) => callback(error),
@@ -80,35 +86,45 @@ export default fp<{ config: Config }>(
         keyGenerator: (request) => request.ip,
         store: SharedStore,
         enableDraftSpec: true,
-        onExceeded: (request) => request.log.warn({ event: 'rate_limited', scope: 'ip' }, 'rate limit reached'),
+        onExceeded: (request) =>
+          request.log.warn({ event: 'rate_limited', scope: 'ip' }, 'rate limit reached'),
         errorResponseBuilder: (_request, context) =>
-          Object.assign(new Error(`Too many requests; try again in ${Math.ceil(context.ttl / 1000)} seconds.`), {
-            statusCode: 429,
-          }),
+          Object.assign(
+            new Error(`Too many requests; try again in ${Math.ceil(context.ttl / 1000)} seconds.`),
+            {
+              statusCode: 429,
+            },
+          ),
       })
     }
 
-    app.decorate('limitAttempts', (kind: AttemptKind, accountOf: (request: FastifyRequest) => string | undefined) => {
-      return async (request: FastifyRequest, reply: FastifyReply) => {
-        if (!limits.enabled) return
-        const checks: [scope: string, limit: number][] = [[`attempt:${kind}:ip:${request.ip}`, limits.attemptsPerIp]]
-        const account = accountOf(request)
-        if (account !== undefined) checks.push([`attempt:${kind}:account:${account}`, limits.attemptsPerAccount])
-        const results = await Promise.all(checks.map(([key]) => counters.hit(key, limits.attemptWindowMs)))
-        let tightest = { limit: Infinity, remaining: Infinity, resetMs: 0 }
-        for (const [index, result] of results.entries()) {
-          const limit = checks[index]![1]
-          if (limit - result.count < tightest.remaining)
-            tightest = { limit, remaining: limit - result.count, resetMs: result.resetMs }
+    app.decorate(
+      'limitAttempts',
+      (kind: AttemptKind, accountOf: (request: FastifyRequest) => string | undefined) => {
+        return async (request: FastifyRequest, reply: FastifyReply) => {
+          if (!limits.enabled) return
+          const checks: [scope: string, limit: number][] = [
+            [`attempt:${kind}:ip:${request.ip}`, limits.attemptsPerIp],
+          ]
+          const account = accountOf(request)
+          if (account !== undefined)
+            checks.push([`attempt:${kind}:account:${account}`, limits.attemptsPerAccount])
+          const results = await Promise.all(checks.map(([key]) => counters.hit(key, limits.attemptWindowMs)))
+          let tightest = { limit: Infinity, remaining: Infinity, resetMs: 0 }
+          for (const [index, result] of results.entries()) {
+            const limit = checks[index]![1]
+            if (limit - result.count < tightest.remaining)
+              tightest = { limit, remaining: limit - result.count, resetMs: result.resetMs }
+          }
+          const resetSeconds = Math.max(1, Math.ceil(tightest.resetMs / 1000))
+          setRateLimitHeaders(reply, tightest.limit, tightest.remaining, resetSeconds)
+          if (tightest.remaining < 0) {
+            request.log.warn({ event: 'rate_limited', scope: kind }, 'too many attempts')
+            throw tooManyRequests(resetSeconds)
+          }
         }
-        const resetSeconds = Math.max(1, Math.ceil(tightest.resetMs / 1000))
-        setRateLimitHeaders(reply, tightest.limit, tightest.remaining, resetSeconds)
-        if (tightest.remaining < 0) {
-          request.log.warn({ event: 'rate_limited', scope: kind }, 'too many attempts')
-          throw tooManyRequests(resetSeconds)
-        }
-      }
-    })
+      },
+    )
   },
   { name: 'rate-limit', dependencies: ['redis'] },
 )

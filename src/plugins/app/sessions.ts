@@ -163,7 +163,7 @@ export default fp<{ config: Config }>(
           // without ending the session (it is a duplicate, not a replay seen after the fact).
           if (!(await repos.sessions.claimRefreshToken(tokenHash, now)))
             throw unauthorized(INVALID_REFRESH, false)
-          const user = await repos.users.findById(found.user_id)
+          const user = found.user_id === null ? undefined : await repos.users.findById(found.user_id)
           if (!user || !user.is_active) throw unauthorized(INVALID_REFRESH, false)
           await repos.sessions.touch(found.session_id, now, new Date(now.getTime() + refreshLifetimeMs))
           return issuePair(repos, user, found.session_id, now)
@@ -173,16 +173,20 @@ export default fp<{ config: Config }>(
       async revoke(repos, sessionIds, reason) {
         if (sessionIds.length === 0) return
         await repos.sessions.revoke([...sessionIds], reason, new Date())
-        try {
-          await revocations.revoke(sessionIds)
-        } catch (error) {
-          // The database has the revocation, and checks fall back to it while Redis is away; the
-          // set is restored from the database when Redis answers again.
-          app.log.warn(
-            { err: error, sessionIds, reason },
-            'the revocation set could not be updated; it will be restored from the database',
-          )
-        }
+        // Published only once the revocation is committed: a change that rolls back must not
+        // leave its sessions refused for the lifetime of their tokens.
+        await repos.afterCommit(async () => {
+          try {
+            await revocations.revoke(sessionIds)
+          } catch (error) {
+            // The database has the revocation, and checks fall back to it while Redis is away; the
+            // set is restored from the database when Redis answers again.
+            app.log.warn(
+              { err: error, sessionIds, reason },
+              'the revocation set could not be updated; it will be restored from the database',
+            )
+          }
+        })
       },
 
       async revokeAllOf(repos, userId, reason, keep) {

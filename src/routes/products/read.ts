@@ -132,7 +132,12 @@ const productsReadRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async 
       const etag = productEtag(product.version)
       reply.header('etag', etag)
       const ifNoneMatch = request.headers['if-none-match']
-      if (ifNoneMatch && ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag))
+      // Weak comparison (RFC 9110 §13.1.2); "*" matches any current representation.
+      if (
+        ifNoneMatch &&
+        (ifNoneMatch.trim() === '*' ||
+          ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag))
+      )
         return reply.code(304).send(null)
       return product
     },

@@ -23,9 +23,12 @@ import { ifMatchAllows, preconditionFailed, preconditionRequired, productEtag } 
 
 const DUPLICATE_SKU = 'A product with this product_id already exists.'
 
-/** Loads a product the actor may change: 404 when it does not exist, 403 when it is not theirs. */
+/**
+ * Loads a product the actor may change, locked until the transaction ends: 404 when it does not
+ * exist, 403 when it is not theirs.
+ */
 async function modifiableProduct(repos: Repositories, actor: ActorIdentity, id: number) {
-  const product = await repos.products.findById(id)
+  const product = await repos.products.findByIdForUpdate(id)
   if (!product) throw notFound(`There is no product ${id}.`)
   if (!canModifyProduct(actor, product))
     throw forbidden('Only the owner of this product or an admin may change it.')
