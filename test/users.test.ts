@@ -1099,3 +1099,55 @@ describeEachEngine(
   },
   { env: { FIRST_ADMIN_EMAIL: FIRST_ADMIN.email, FIRST_ADMIN_PASSWORD: FIRST_ADMIN.password } },
 )
+
+describeEachEngine('GET /users/ filters, on a database of its own', (ctx) => {
+  test('q, role and is_active filter the list, page by page, and a cursor only continues its own list', async () => {
+    const admin = await adminAndLogin(ctx.app)
+    const made = []
+    const people: [string, string][] = [
+      ['Alice_Q', 'alice@shop.example'],
+      ['alicia', 'ALICIA@other.example'],
+      ['bob', 'bob@shop.example'],
+      ['carol_100%', 'carol@shop.example'],
+    ]
+    for (const [name, email] of people) made.push(await register(ctx.app, { ...uniqueUser(), name, email }))
+    await ctx.app.db.updateTable('users').set({ is_active: false }).where('id', '=', made[2]!.id).execute()
+    await ctx.app.db.updateTable('users').set({ role: 'admin' }).where('id', '=', made[1]!.id).execute()
+
+    const names = async (query: string) => {
+      const seen: string[] = []
+      let cursor: string | null = null
+      do {
+        const response: { statusCode: number; body: string; json: <T>() => T } = await ctx.app.inject({
+          url: `/users/?limit=1&${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+          headers: admin.headers,
+        })
+        assert.equal(response.statusCode, 200, response.body)
+        const page = response.json<{ items: { name: string }[]; next_cursor: string | null }>()
+        seen.push(...page.items.map((item) => item.name))
+        cursor = page.next_cursor
+      } while (cursor)
+      return seen
+    }
+    assert.deepEqual(await names('q=ALI'), ['Alice_Q', 'alicia'], 'case-insensitive, in name or email')
+    assert.deepEqual(await names('q=shop.example'), ['Alice_Q', 'bob', 'carol_100%'], 'in the email')
+    assert.deepEqual(await names('q=100%25'), ['carol_100%'], '% is taken literally')
+    assert.deepEqual(await names('q=e_q'), ['Alice_Q'], '_ is taken literally')
+    // As wildcards, these would match bob and alice/alicia:
+    assert.deepEqual(await names('q=b_b'), [], '_ is not a wildcard')
+    assert.deepEqual(await names('q=a%25c'), [], '% is not a wildcard')
+    assert.deepEqual(await names('is_active=false'), ['bob'])
+    assert.deepEqual(await names('role=admin&q=ali'), ['alicia'])
+    assert.ok((await names('role=admin')).includes(admin.name))
+
+    const first = await ctx.app.inject({ url: '/users/?limit=1&q=ali', headers: admin.headers })
+    const cursor = first.json<{ next_cursor: string }>().next_cursor
+    const mixed = await ctx.app.inject({
+      url: `/users/?limit=1&q=bob&cursor=${encodeURIComponent(cursor)}`,
+      headers: admin.headers,
+    })
+    assert.equal(assertProblem(mixed, 422).errors?.[0]?.field, 'cursor')
+    for (const bad of ['role=boss', 'is_active=maybe', `q=${'x'.repeat(101)}`, 'sort=name'])
+      assertProblem(await ctx.app.inject({ url: `/users/?${bad}`, headers: admin.headers }), 422)
+  })
+})

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import type { Database, NewUserRow, UserRow, UserRowUpdate } from '../db/database.js'
 import { insertReturningId, type Engine } from '../db/dialect.js'
 
@@ -69,12 +69,32 @@ export function createUsersRepository(db: Kysely<Database>, engine: Engine) {
       return Number(result.numDeletedRows) > 0
     },
 
-    /** A page in id order, after the given id. */
-    listAfter(afterId: number, limit: number): Promise<UserRecord[]> {
+    /**
+     * A page in id order, after the given id (keyset on the primary key). `text` is lower-cased
+     * NFKC and matched against the stored lower-cased forms (name_key, email), so the same rows
+     * match on every engine.
+     */
+    list(options: {
+      afterId: number
+      limit: number
+      filters: { text?: string; role?: UserRow['role']; isActive?: boolean }
+    }): Promise<UserRecord[]> {
+      const { afterId, limit, filters } = options
+      const pattern = filters.text && `%${filters.text.replace(/[!%_]/g, (char) => `!${char}`)}%`
       return db
         .selectFrom('users')
         .select(USER_COLUMNS)
         .where('id', '>', afterId)
+        .$if(filters.role !== undefined, (qb) => qb.where('role', '=', filters.role!))
+        .$if(filters.isActive !== undefined, (qb) => qb.where('is_active', '=', filters.isActive!))
+        .$if(pattern !== undefined, (qb) =>
+          qb.where((eb) =>
+            eb.or([
+              sql<boolean>`${sql.ref('name_key')} like ${pattern} escape '!'`,
+              sql<boolean>`${sql.ref('email')} like ${pattern} escape '!'`,
+            ]),
+          ),
+        )
         .orderBy('id')
         .limit(limit)
         .execute()

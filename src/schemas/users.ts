@@ -7,6 +7,7 @@ import {
   PageLimit,
   Password,
   Role,
+  STORABLE_TEXT,
   Timestamp,
   UserName,
 } from './common.js'
@@ -56,6 +57,16 @@ export const UserListQuery = Type.Object(
   {
     limit: Type.Optional(PageLimit),
     cursor: Type.Optional(PageCursor),
+    q: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 100,
+        pattern: STORABLE_TEXT,
+        description: 'Text to find in the name or the email (case-insensitive).',
+      }),
+    ),
+    role: Type.Optional(Role),
+    is_active: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 )

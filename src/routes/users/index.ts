@@ -9,7 +9,7 @@ import {
 } from '../../auth/accounts.js'
 import { canManageUser } from '../../auth/policies.js'
 import type { UserRowUpdate } from '../../db/database.js'
-import { conflict, forbidden, notFound } from '../../errors.js'
+import { conflict, forbidden, notFound, unprocessable } from '../../errors.js'
 import { createCursorCodec, invalidCursor } from '../../pagination.js'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
 import { IdParams } from '../../schemas/common.js'
@@ -67,14 +67,24 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
       },
     },
     async (request, reply) => {
-      const limit = request.query.limit ?? 20
-      const after = request.query.cursor ? cursors.decode(request.query.cursor) : { id: 0 }
+      const { limit = 20, cursor, q, role, is_active: isActive } = request.query
+      const filters = { text: q?.normalize('NFKC').toLowerCase(), role, isActive }
+      // A cursor continues only the list it came from (same filters).
+      const fingerprint = JSON.stringify(filters)
+      const after = cursor ? cursors.decode(cursor) : { id: 0, f: fingerprint }
       if (typeof after.id !== 'number' || !Number.isSafeInteger(after.id)) throw invalidCursor()
-      const rows = await app.repos.users.listAfter(after.id, limit + 1)
+      if (after.f !== fingerprint)
+        throw unprocessable('This cursor belongs to a list with other filters.', [
+          { in: 'query', field: 'cursor', message: 'does not match the filters' },
+        ])
+      const rows = await app.repos.users.list({ afterId: after.id, limit: limit + 1, filters })
       const items = rows.slice(0, limit)
       const last = items.at(-1)
       reply.header('cache-control', 'no-store')
-      return { items, next_cursor: rows.length > limit && last ? cursors.encode({ id: last.id }) : null }
+      return {
+        items,
+        next_cursor: rows.length > limit && last ? cursors.encode({ id: last.id, f: fingerprint }) : null,
+      }
     },
   )
 
