@@ -103,11 +103,13 @@ export const TEST_SECRET = 'test-secret-key-that-is-long-enough-0123456789'
 
 /** Configuration for tests: passed in, never read from .env. */
 export function testConfig(env: Record<string, string | undefined> = {}): Config {
+  // Rate limits are off unless a test turns them on: suites log in many times from 127.0.0.1.
   return loadConfig({
     NODE_ENV: 'test',
     SECRET_KEY: TEST_SECRET,
     LOG_LEVEL: 'silent',
     DATA_DIR: tmpdir(),
+    RATE_LIMIT_ENABLED: 'false',
     ...env,
   })
 }
