@@ -1,9 +1,10 @@
-import { randomUUID } from 'node:crypto'
+import type { Server } from 'node:http'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv, type Options as AjvOptions } from 'ajv'
 import addFormats from 'ajv-formats'
 import Fastify, {
   type FastifyError,
+  type FastifyHttpOptions,
   type FastifyInstance,
   type FastifyServerOptions,
   type preValidationHookHandler,
@@ -13,17 +14,23 @@ import type { FastifyRouteSchemaDef } from 'fastify/types/schema.js'
 import type { Config } from './config.js'
 import { isConnectionError, openDatabase, parseDatabaseUrl, type DatabaseHandle } from './db/dialect.js'
 import { HttpProblem, problemBody, unprocessable, validationIssues } from './errors.js'
+import { loggerOptions, requestId } from './logging.js'
 import authPlugin from './plugins/app/auth.js'
 import dbPlugin from './plugins/app/db.js'
 import metricsPlugin from './plugins/app/metrics.js'
 import firstAdminPlugin from './plugins/app/first-admin.js'
 import mailerPlugin from './plugins/app/mailer.js'
+import rateLimitPlugin from './plugins/app/rate-limit.js'
 import redisPlugin from './plugins/app/redis.js'
+import securityEventsPlugin from './plugins/app/security-events.js'
 import sessionsPlugin from './plugins/app/sessions.js'
+import corsPlugin from './plugins/external/cors.js'
+import helmetPlugin from './plugins/external/helmet.js'
 import swaggerPlugin from './plugins/external/swagger.js'
 import changePasswordRoutes from './routes/account/change-password.js'
 import recoveryRoutes from './routes/account/recovery.js'
 import verificationRoutes from './routes/account/verification.js'
+import auditRoutes from './routes/audit/index.js'
 import authRoutes from './routes/auth/index.js'
 import docsRoutes from './routes/docs/index.js'
 import healthRoutes from './routes/health/index.js'
@@ -67,17 +74,31 @@ function createValidators(externalSchemas: Record<string, unknown>) {
   return { body, params }
 }
 
-export function serverOptions(config: Config, options: BuildOptions = {}): FastifyServerOptions {
+export function serverOptions(config: Config, options: BuildOptions = {}): FastifyHttpOptions<Server> {
   return {
-    logger: options.logger ?? (config.logLevel === 'silent' ? false : { level: config.logLevel }),
+    logger: loggerOptions(config.logLevel, options.logger),
     bodyLimit: config.bodyLimitBytes,
+    // Finite timeouts: a client that sends slowly (or not at all) is cut off, never held forever.
+    requestTimeout: config.requestTimeoutMs,
+    connectionTimeout: 2 * config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    http: {
+      headersTimeout: Math.min(config.requestTimeoutMs, 10_000),
+      // Node checks the two timeouts above only this often (30 s by default).
+      connectionsCheckingInterval: Math.min(1_000, config.requestTimeoutMs),
+    },
+    // Kept at Fastify's default, stated here because it matters: a body with a `__proto__` or
+    // `constructor.prototype` key is a 400, never parsed.
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
     // A hop count is given to Fastify as a function: trust that many proxies nearest to us.
     trustProxy:
       typeof config.trustProxy === 'number'
         ? (_address: string, hop: number) => hop < (config.trustProxy as number)
         : config.trustProxy,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 100 },
-    genReqId: () => randomUUID(),
+    // A sane incoming X-Request-Id is kept (see logging.ts), else a UUID; it is on every log line.
+    genReqId: requestId,
     schemaController: {
       compilersFactory: {
         buildValidator: ((externalSchemas: Record<string, unknown>) => {
@@ -110,17 +131,35 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.removeContentTypeParser('text/plain')
   app.addHook('onRoute', requireDecimalIntegers)
   app.setErrorHandler(handleError)
-  app.setNotFoundHandler((request, reply) =>
-    reply
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]!
+    const method = request.method as (typeof ROUTABLE_METHODS)[number]
+    // A path served for other methods is a 405 naming them; an unknown path a 404.
+    const allowed = ROUTABLE_METHODS.filter((method) => app.findRoute({ method, url: path }) !== null)
+    if (allowed.length > 0 && !allowed.includes(method))
+      return reply
+        .code(405)
+        .header('allow', allowed.join(', '))
+        .type('application/problem+json')
+        .send(problemBody(405, `${request.method} is not allowed on ${path}; use ${allowed.join(', ')}.`))
+    return reply
       .code(404)
       .type('application/problem+json')
-      .send(problemBody(404, `There is no route ${request.method} ${request.url.split('?')[0]}.`)),
-  )
+      .send(problemBody(404, `There is no route ${request.method} ${path}.`))
+  })
+  // Answers finished while the server shuts down close their connection: no request may follow.
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+  })
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
+    if (closing) reply.header('connection', 'close')
   })
 
   // Tier 1: third-party plugins. Tier 2: our services. Tier 3: routes.
+  await app.register(helmetPlugin, { config })
+  await app.register(corsPlugin, { config })
   await app.register(swaggerPlugin, { config })
   await app.register(dbPlugin, {
     database,
@@ -128,7 +167,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     closeOnShutdown: options.database === undefined,
   })
   await app.register(metricsPlugin, { database })
+  await app.register(securityEventsPlugin)
   await app.register(redisPlugin, { config })
+  await app.register(rateLimitPlugin, { config })
   await app.register(authPlugin, { config })
   await app.register(sessionsPlugin, { config })
   await app.register(mailerPlugin, { config })
@@ -136,16 +177,20 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   await app.register(healthRoutes)
   await app.register(metricsRoutes, { config })
-  await app.register(docsRoutes)
+  await app.register(docsRoutes, { config })
   await app.register(authRoutes, { config })
   await app.register(sessionsRoutes)
   await app.register(changePasswordRoutes, { config })
   await app.register(recoveryRoutes, { config })
   await app.register(verificationRoutes)
   await app.register(usersRoutes, { config })
+  await app.register(auditRoutes, { config })
   await app.register(productsRoutes, { config })
   return app
 }
+
+/** The methods a 405 may name in its Allow header (OPTIONS is only answered as a CORS preflight). */
+const ROUTABLE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 
 const DECIMAL_INTEGER = /^-?(0|[1-9][0-9]*)$/
 

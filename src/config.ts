@@ -71,6 +71,10 @@ export interface Config {
   /** PUT/PATCH/DELETE of a product must send If-Match (428 without it). */
   requireIfMatch: boolean
   bodyLimitBytes: number
+  /** A request's headers and body must arrive within this time (slow clients cannot hold the server). */
+  requestTimeoutMs: number
+  /** How long an idle keep-alive connection stays open between requests. */
+  keepAliveTimeoutMs: number
   /** Bearer token a Prometheus scraper sends to GET /metrics; unset: no /metrics route. */
   metricsToken: string | undefined
 }
@@ -304,6 +308,8 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     },
     requireIfMatch: boolean(env, 'REQUIRE_IF_MATCH', false),
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 64 * 1024, 1024, 10 * 1024 * 1024),
+    requestTimeoutMs: integer(env, 'REQUEST_TIMEOUT_MS', 30_000, 100, 600_000),
+    keepAliveTimeoutMs: integer(env, 'KEEP_ALIVE_TIMEOUT_MS', 72_000, 100, 600_000),
     metricsToken: bearerSecret(env, 'METRICS_TOKEN', 16),
   }
 }

@@ -39,6 +39,7 @@ const EXPECTED_OPERATIONS: [string, string, 'public' | 'protected'][] = [
   ['post', '/reset-password', 'public'],
   ['post', '/verify-email', 'public'],
   ['post', '/verify-email/resend', 'protected'],
+  ['get', '/audit-events', 'protected'],
   ['get', '/healthz', 'public'],
   ['get', '/readyz', 'public'],
 ]

@@ -78,6 +78,23 @@ export interface AccountTokensTable {
   used_at: ColumnType<Date | null, Date | null | undefined, Date | null>
 }
 
+export type AuditOutcome = 'success' | 'failure' | 'blocked'
+
+export interface AuditEventsTable {
+  id: Generated<number>
+  created_at: Timestamp
+  event: string
+  outcome: AuditOutcome
+  /** The subject: whose account the event concerns. No foreign key: kept after a deletion. */
+  user_id: number | null
+  /** Who did it, when the request was authenticated. */
+  actor_id: number | null
+  ip: string | null
+  user_agent: string | null
+  /** A small JSON object (reason codes, ids), or null; never a secret. */
+  details: string | null
+}
+
 export interface Database {
   users: UsersTable
   products: ProductsTable
@@ -85,6 +102,7 @@ export interface Database {
   refresh_tokens: RefreshTokensTable
   account_tokens: AccountTokensTable
   idempotency_keys: IdempotencyKeysTable
+  audit_events: AuditEventsTable
 }
 
 export type UserRow = Selectable<UsersTable>
@@ -97,3 +115,5 @@ export type SessionRow = Selectable<SessionsTable>
 export type NewSessionRow = Insertable<SessionsTable>
 export type RefreshTokenRow = Selectable<RefreshTokensTable>
 export type NewAccountTokenRow = Insertable<AccountTokensTable>
+export type AuditEventRow = Selectable<AuditEventsTable>
+export type NewAuditEventRow = Insertable<AuditEventsTable>

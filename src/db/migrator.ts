@@ -3,6 +3,7 @@ import * as m0001 from './migrations/0001_users_and_products.js'
 import * as m0002 from './migrations/0002_sessions.js'
 import * as m0003 from './migrations/0003_account_tokens.js'
 import * as m0004 from './migrations/0004_catalogue.js'
+import * as m0005 from './migrations/0005_audit_events.js'
 
 /** Every migration, in order. Explicit, so a build never depends on reading a folder at run time. */
 const migrations: Record<string, Migration> = {
@@ -10,6 +11,7 @@ const migrations: Record<string, Migration> = {
   '0002_sessions': m0002,
   '0003_account_tokens': m0003,
   '0004_catalogue': m0004,
+  '0005_audit_events': m0005,
 }
 
 /** The names of every migration, in the order they apply. */

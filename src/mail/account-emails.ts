@@ -13,9 +13,10 @@ export interface AccountEmails {
   /**
    * Mails a password reset link to the active account with this email, if there is one. The work
    * starts after the current response is sent and never throws: whether an account exists shows
-   * neither in the answer nor in its timing.
+   * neither in the answer nor in its timing. `onQueued` records the request once a link is on its
+   * way (as a security event); without it, a log line says so.
    */
-  sendPasswordReset(email: string, log: FastifyBaseLogger): void
+  sendPasswordReset(email: string, log: FastifyBaseLogger, onQueued?: (userId: number) => Promise<void>): void
   /** Mails a link that verifies the user's current email; in the background, never throws. */
   sendEmailVerification(user: { id: number; email: string }, log: FastifyBaseLogger): void
   /** Resolves true once no such work is under way, or false when `timeoutMs` passes first. */
@@ -78,7 +79,7 @@ export function createAccountEmails({ repos, mailer, links }: AccountEmailsOptio
   }
 
   return {
-    sendPasswordReset(email, log) {
+    sendPasswordReset(email, log, onQueued) {
       inBackground(log, 'a password reset email could not be prepared', async () => {
         const recipient = await repos.accountTokens.findRecipientByEmail(normalizeEmail(email))
         if (!recipient || !recipient.is_active) {
@@ -93,7 +94,9 @@ export function createAccountEmails({ repos, mailer, links }: AccountEmailsOptio
         })
         const link = linkWithToken(links.passwordReset, token)
         mailer.send({ to: recipient.email, ...passwordResetEmail(link, PASSWORD_RESET_LIFETIME_MINUTES) })
-        log.info({ event: 'password_reset_requested', userId: recipient.id }, 'password reset link queued')
+        if (onQueued) await onQueued(recipient.id)
+        else
+          log.info({ event: 'password_reset_requested', userId: recipient.id }, 'password reset link queued')
       })
     },
 

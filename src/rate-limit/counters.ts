@@ -72,17 +72,23 @@ export function createRedisCounterStore(redis: Redis, keyPrefix: string): Counte
 
 /**
  * Redis when it answers; this instance's own counters when it does not. Limits then hold per
- * instance (never "no limit"), and `onFallback` is told once per outage.
+ * instance (never "no limit"), and `onFallback` is told once per outage. During an outage Redis
+ * is tried again at most once per `retryMs`, so that a Redis that does not answer (each command
+ * waits for its timeout) slows one request now and then, not every request.
  */
 export function createFallbackCounterStore(
   primary: CounterStore,
   fallback: CounterStore,
   events: { onFallback(error: unknown): void; onRecovered(): void },
+  { retryMs = 1000, now = Date.now }: { retryMs?: number; now?: () => number } = {},
 ): CounterStore {
   let degraded = false
+  let retryAt = 0
   return {
     kind: primary.kind,
     async hit(key, windowMs) {
+      if (degraded && now() < retryAt) return fallback.hit(key, windowMs)
+      retryAt = now() + retryMs
       try {
         const result = await primary.hit(key, windowMs)
         if (degraded) {
@@ -91,6 +97,7 @@ export function createFallbackCounterStore(
         }
         return result
       } catch (error) {
+        retryAt = now() + retryMs
         if (!degraded) {
           degraded = true
           events.onFallback(error)

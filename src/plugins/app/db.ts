@@ -7,6 +7,7 @@ import {
   createAccountTokensRepository,
   type AccountTokensRepository,
 } from '../../repositories/account-tokens.js'
+import { createAuditEventsRepository, type AuditEventsRepository } from '../../repositories/audit-events.js'
 import {
   createIdempotencyKeysRepository,
   type IdempotencyKeysRepository,
@@ -21,6 +22,7 @@ export interface Repositories {
   sessions: SessionsRepository
   idempotencyKeys: IdempotencyKeysRepository
   accountTokens: AccountTokensRepository
+  auditEvents: AuditEventsRepository
   /**
    * Runs `effect` once the surrounding transaction has committed, and not at all if it rolls
    * back; outside a transaction, at once. For effects beyond the database (the shared revocation
@@ -59,6 +61,7 @@ function repositoriesFor(
     sessions: createSessionsRepository(db),
     idempotencyKeys: createIdempotencyKeysRepository(db),
     accountTokens: createAccountTokensRepository(db),
+    auditEvents: createAuditEventsRepository(db),
   }
 }
 

@@ -15,11 +15,17 @@ export const AUTH_EVENTS = [
   'refresh_token_reuse',
   'refresh_token_duplicate',
   'password_changed',
+  'password_change_failed',
   'password_reset',
   'password_reset_requested',
   'email_verified',
-  'role_changed',
   'session_revoked',
+  'user_registered',
+  'user_role_changed',
+  'user_deactivated',
+  'user_reactivated',
+  'user_email_changed',
+  'user_deleted',
   'rate_limited',
 ] as const
 export type AuthEvent = (typeof AUTH_EVENTS)[number]

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { FastifyBaseLogger } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.js'
 import { generateOpaqueToken, hashOpaqueToken } from '../../auth/opaque-tokens.js'
@@ -39,7 +39,7 @@ export interface SessionService {
   /** A new session (a login): its first access and refresh tokens. */
   start(user: { id: number; role: Role }, client: ClientInfo): Promise<TokenPair>
   /** Rotates a refresh token: the presented one dies, a new pair is issued. */
-  refresh(refreshToken: string, log: FastifyBaseLogger): Promise<TokenPair>
+  refresh(refreshToken: string, request: FastifyRequest): Promise<TokenPair>
   /** Ends sessions now, in the database and for their outstanding access tokens. */
   revoke(repos: Repositories, sessionIds: readonly string[], reason: RevocationReason): Promise<void>
   /** Ends every session of a user (but `keep`, when given). */
@@ -127,7 +127,7 @@ export default fp<{ config: Config }>(
         })
       },
 
-      async refresh(refreshToken, log) {
+      async refresh(refreshToken, request) {
         const tokenHash = hashOpaqueToken(refreshToken)
         const now = new Date()
         const found = await app.repos.sessions.findRefreshToken(tokenHash)
@@ -140,19 +140,23 @@ export default fp<{ config: Config }>(
             now.getTime() - found.used_at.getTime() < DUPLICATE_REFRESH_WINDOW_MS &&
             !(await app.repos.sessions.usedAfter(found.session_id, found.used_at))
           if (duplicate) {
-            log.info(
-              { event: 'refresh_token_duplicate', userId: found.user_id, sessionId: found.session_id },
-              'a refresh token was presented again right after its rotation: refused',
-            )
+            await app.recordSecurityEvent(request, {
+              event: 'refresh_token_duplicate',
+              outcome: 'failure',
+              userId: found.user_id,
+              sessionId: found.session_id,
+            })
             throw unauthorized(INVALID_REFRESH, false)
           }
           // Otherwise a rotated token came back: either the client or a thief holds a copy. End the
           // session so that neither can go on with it (OAuth 2.0 Security BCP, refresh token rotation).
           await service.revoke(app.repos, [found.session_id], 'refresh_token_reuse')
-          log.warn(
-            { event: 'refresh_token_reuse', userId: found.user_id, sessionId: found.session_id },
-            'a used refresh token was presented again: session revoked',
-          )
+          await app.recordSecurityEvent(request, {
+            event: 'refresh_token_reuse',
+            outcome: 'blocked',
+            userId: found.user_id,
+            sessionId: found.session_id,
+          })
           throw unauthorized(INVALID_REFRESH, false)
         }
         if (found.revoked_at || found.session_expires_at <= now || found.token_expires_at <= now)
@@ -196,5 +200,5 @@ export default fp<{ config: Config }>(
     }
     app.decorate('sessions', service)
   },
-  { name: 'sessions', dependencies: ['db', 'auth', 'redis'] },
+  { name: 'sessions', dependencies: ['db', 'auth', 'redis', 'security-events'] },
 )

@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.js'
+import { docsCsp } from './helmet.js'
 
 export const OAUTH2_SCHEME = 'OAuth2PasswordBearer'
 /** The `security` entry of every route that needs an access token. */
@@ -26,6 +27,7 @@ export default fp<{ config: Config }>(
           { name: 'auth', description: 'Login and the current user' },
           { name: 'users', description: 'Registration and user management' },
           { name: 'products', description: 'Products (every route needs an access token)' },
+          { name: 'audit', description: 'The security audit trail (admins)' },
           { name: 'operations', description: 'Health checks' },
         ],
         components: {
@@ -48,7 +50,8 @@ export default fp<{ config: Config }>(
         tryItOutEnabled: true,
         validatorUrl: null,
       },
-      staticCSP: false,
+      // Every /docs response gets the docs policy instead of the API's (helmet.ts explains it).
+      staticCSP: docsCsp(config),
     })
   },
   { name: 'swagger' },

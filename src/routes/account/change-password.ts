@@ -29,16 +29,28 @@ const changePasswordRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = asyn
       const userId = request.actor.id
       const storedHash = await app.repos.users.findPasswordHash(userId)
       if (storedHash === undefined) throw accountGone()
-      if (!(await verifyPassword(storedHash, currentPassword)))
+      if (!(await verifyPassword(storedHash, currentPassword))) {
+        // A valid token without the password: perhaps a stolen token trying to take the account.
+        await app.recordSecurityEvent(request, {
+          event: 'password_change_failed',
+          outcome: 'failure',
+          userId,
+          details: { reason: 'wrong_current_password' },
+        })
         throw unprocessable('The current password is not right.', [
           { in: 'body', field: 'current_password', message: 'is not your current password' },
         ])
+      }
       const passwordHash = await hashPassword(newPassword)
       await app.transaction(async (repos) => {
         await repos.users.update(userId, { password_hash: passwordHash, updated_at: new Date() })
         await app.sessions.revokeAllOf(repos, userId, 'password_changed', request.actor.sessionId)
+        await app.recordSecurityEvent(
+          request,
+          { event: 'password_changed', outcome: 'success', userId },
+          repos,
+        )
       })
-      request.log.info({ event: 'password_changed', userId }, 'password changed')
       return reply.code(204).send(null)
     },
   )

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { assertPasswordPolicy } from '../../auth/accounts.js'
+import { assertPasswordPolicy, normalizeEmail } from '../../auth/accounts.js'
 import { hashOpaqueToken } from '../../auth/opaque-tokens.js'
 import { hashPassword } from '../../auth/passwords.js'
 import type { Config } from '../../config.js'
@@ -31,6 +31,11 @@ const recoveryRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app
   app.post(
     '/password-recovery',
     {
+      preHandler: [
+        app.limitAttempts<{ email: string }>('password_recovery', (request) =>
+          normalizeEmail(request.body.email),
+        ),
+      ],
       schema: {
         tags: ['auth'],
         summary: 'Ask for a password reset link by email',
@@ -45,7 +50,9 @@ const recoveryRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app
     async (request, reply) => {
       // Nothing is awaited before the answer: the lookup, the token and the email happen after
       // it, so neither the answer nor its timing tells whether the account exists.
-      app.accountEmails.sendPasswordReset(request.body.email, request.log)
+      app.accountEmails.sendPasswordReset(request.body.email, request.log, (userId) =>
+        app.recordSecurityEvent(request, { event: 'password_reset_requested', outcome: 'success', userId }),
+      )
       return reply.code(202).header('cache-control', 'no-store').send({ detail: RECOVERY_ACCEPTED })
     },
   )
@@ -53,6 +60,7 @@ const recoveryRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app
   app.post(
     '/reset-password',
     {
+      preHandler: [app.limitAttempts('password_reset', () => undefined)],
       schema: {
         tags: ['auth'],
         summary: 'Set a new password with the token from a reset email',
@@ -74,7 +82,7 @@ const recoveryRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app
       if (!holder) throw invalidResetLink()
       const passwordHash = await hashPassword(newPassword)
 
-      const userId = await app.transaction(async (repos) => {
+      await app.transaction(async (repos) => {
         const now = new Date()
         // The claim decides: of two requests with one token, only one gets past this line.
         if (!(await repos.accountTokens.consume(tokenHash, 'password_reset', now))) throw invalidResetLink()
@@ -87,9 +95,12 @@ const recoveryRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app
           ...(user.email === holder.email ? { email_verified: true } : {}),
         })
         await app.sessions.revokeAllOf(repos, user.id, 'password_reset')
-        return user.id
+        await app.recordSecurityEvent(
+          request,
+          { event: 'password_reset', outcome: 'success', userId: user.id },
+          repos,
+        )
       })
-      request.log.info({ event: 'password_reset', userId }, 'password reset with an emailed link')
       return reply.code(204).send(null)
     },
   )

@@ -26,6 +26,7 @@ const verificationRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/verify-email',
     {
+      preHandler: [app.limitAttempts('verify_email', () => undefined)],
       schema: {
         tags: ['auth'],
         summary: 'Verify an email address with the token from a verification email',
@@ -38,7 +39,7 @@ const verificationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const tokenHash = hashOpaqueToken(request.body.token)
-      const userId = await app.transaction(async (repos) => {
+      await app.transaction(async (repos) => {
         const now = new Date()
         const holder = await repos.accountTokens.findUsable(tokenHash, 'email_verification', now)
         if (!holder) throw invalidVerificationLink()
@@ -48,9 +49,12 @@ const verificationRoutes: FastifyPluginAsyncTypebox = async (app) => {
         // (Thrown inside the transaction, so the token is not spent.)
         if (!(await repos.accountTokens.markEmailVerified(holder.user_id, holder.email, now)))
           throw invalidVerificationLink()
-        return holder.user_id
+        await app.recordSecurityEvent(
+          request,
+          { event: 'email_verified', outcome: 'success', userId: holder.user_id },
+          repos,
+        )
       })
-      request.log.info({ event: 'email_verified', userId }, 'email address verified')
       return reply.code(204).send(null)
     },
   )
@@ -59,6 +63,7 @@ const verificationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/verify-email/resend',
     {
       onRequest: [app.authenticate],
+      preHandler: [app.limitAttempts('verify_email_resend', (request) => request.actor.id)],
       schema: {
         tags: ['auth'],
         summary: 'Send a new verification email',

@@ -21,6 +21,9 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
   app.post(
     '/login',
     {
+      preHandler: [
+        app.limitAttempts<{ username: string }>('login', (request) => normalizeLogin(request.body.username)),
+      ],
       schema: {
         tags: ['auth'],
         summary: 'Log in (OAuth2 password grant)',
@@ -40,19 +43,37 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
         ? await verifyPassword(credentials.password_hash, password)
         : await verifyAgainstDummyHash(password)
       if (!credentials || !valid || !credentials.is_active) {
-        request.log.info({ event: 'login_failed' }, 'login failed')
+        // Never the login name that was tried: for an unknown account it may be a password typed
+        // into the wrong field. An existing account is named by its id.
+        await app.recordSecurityEvent(request, {
+          event: 'login_failed',
+          outcome: 'failure',
+          userId: credentials?.id,
+          details: { reason: !credentials ? 'unknown_account' : !valid ? 'wrong_password' : 'inactive' },
+        })
         throw unauthorized(BAD_CREDENTIALS, false)
       }
       // Said only to the holder of the right password, so it reveals nothing to anyone else.
-      if (config.requireEmailVerification && !credentials.email_verified)
+      if (config.requireEmailVerification && !credentials.email_verified) {
+        await app.recordSecurityEvent(request, {
+          event: 'login_failed',
+          outcome: 'failure',
+          userId: credentials.id,
+          details: { reason: 'email_not_verified' },
+        })
         throw forbidden(
           'The email address of this account is not verified yet: follow the link in the email we sent.',
         )
+      }
       const pair = await app.sessions.start(credentials, {
         userAgent: request.headers['user-agent'],
         ip: request.ip,
       })
-      request.log.info({ event: 'login_succeeded', userId: credentials.id }, 'login succeeded')
+      await app.recordSecurityEvent(request, {
+        event: 'login_succeeded',
+        outcome: 'success',
+        userId: credentials.id,
+      })
       reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
       return pair
     },
@@ -61,6 +82,7 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
   app.post(
     '/token/refresh',
     {
+      preHandler: [app.limitAttempts('refresh', () => undefined)],
       schema: {
         tags: ['auth'],
         summary: 'Exchange a refresh token for a new access and refresh token',
@@ -72,7 +94,7 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
       },
     },
     async (request, reply) => {
-      const pair = await app.sessions.refresh(request.body.refresh_token, request.log)
+      const pair = await app.sessions.refresh(request.body.refresh_token, request)
       reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
       return pair
     },
@@ -92,7 +114,12 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
     },
     async (request, reply) => {
       await app.sessions.revoke(app.repos, [request.actor.sessionId], 'logout')
-      request.log.info({ event: 'logout', userId: request.actor.id }, 'logged out')
+      await app.recordSecurityEvent(request, {
+        event: 'logout',
+        outcome: 'success',
+        userId: request.actor.id,
+        sessionId: request.actor.sessionId,
+      })
       return reply.code(204).send(null)
     },
   )

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import type { FastifyInstance } from 'fastify'
+import type { Config } from '../../config.js'
+import { docsCsp } from '../../plugins/external/helmet.js'
 
 const require = createRequire(import.meta.url)
 
@@ -23,13 +25,14 @@ const REDOC_PAGE = `<!DOCTYPE html>
 const REDOC_INIT = `Redoc.init('/openapi.json', { hideDownloadButton: false }, document.getElementById('redoc'))\n`
 
 /** /openapi.json and ReDoc, served from the `redoc` package's own bundle (no CDN). */
-export default async function docsRoutes(app: FastifyInstance) {
+export default async function docsRoutes(app: FastifyInstance, { config }: { config: Config }) {
+  const csp = docsCsp(config)
   const bundle = readFileSync(require.resolve('redoc/bundles/redoc.standalone.js'))
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
   app.get('/redoc', { schema: { hide: true } }, async (_request, reply) =>
-    reply.type('text/html; charset=utf-8').send(REDOC_PAGE),
+    reply.type('text/html; charset=utf-8').header('content-security-policy', csp).send(REDOC_PAGE),
   )
   app.get('/redoc/init.js', { schema: { hide: true } }, async (_request, reply) =>
     reply.type('text/javascript; charset=utf-8').send(REDOC_INIT),

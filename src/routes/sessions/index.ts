@@ -54,7 +54,12 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       if (!session || session.user_id !== request.actor.id || session.revoked_at !== null)
         throw notFound('You have no active session with this id.')
       await app.sessions.revoke(app.repos, [session.id], 'revoked_by_user')
-      request.log.info({ event: 'session_revoked', userId: request.actor.id }, 'session revoked by its user')
+      await app.recordSecurityEvent(request, {
+        event: 'session_revoked',
+        outcome: 'success',
+        userId: request.actor.id,
+        sessionId: session.id,
+      })
       return reply.code(204).send(null)
     },
   )

@@ -24,6 +24,9 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
   app.post(
     '/users/',
     {
+      preHandler: [
+        app.limitAttempts<{ email: string }>('register', (request) => normalizeEmail(request.body.email)),
+      ],
       schema: {
         tags: ['users'],
         summary: 'Register a user',
@@ -43,7 +46,13 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
         if (request.actor.role !== 'admin') throw forbidden('Only an admin may set role.')
       }
       const user = await createAccount(app.repos, { ...account, role }, config.passwordMinLength)
-      request.log.info({ event: 'user_registered', userId: user.id }, 'user registered')
+      // The actor is the admin who created the account, if one did (authenticated above).
+      await app.recordSecurityEvent(request, {
+        event: 'user_registered',
+        outcome: 'success',
+        userId: user.id,
+        details: { role: user.role },
+      })
       app.accountEmails.sendEmailVerification(user, request.log)
       return reply
         .code(201)
@@ -183,17 +192,40 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
           // Access tokens carry the role: a changed role or a deactivation ends the user's sessions.
           if (changes.is_active === false) await app.sessions.revokeAllOf(repos, id, 'user_deactivated')
           else if (changes.role !== undefined) await app.sessions.revokeAllOf(repos, id, 'role_changed')
+          // Recorded in the transaction (the actor is the caller): a change that rolls back leaves no row.
+          if (changes.role !== undefined)
+            await app.recordSecurityEvent(
+              request,
+              {
+                event: 'user_role_changed',
+                outcome: 'success',
+                userId: id,
+                details: { from: target.role, to: changes.role },
+              },
+              repos,
+            )
+          if (changes.is_active !== undefined)
+            await app.recordSecurityEvent(
+              request,
+              {
+                event: changes.is_active ? 'user_reactivated' : 'user_deactivated',
+                outcome: 'success',
+                userId: id,
+              },
+              repos,
+            )
+          if (changes.email !== undefined)
+            await app.recordSecurityEvent(
+              request,
+              { event: 'user_email_changed', outcome: 'success', userId: id },
+              repos,
+            )
           return (await repos.users.findById(id))!
         })
         .catch((error: unknown) =>
           explainUserConflict(app.repos, error, { email: email && normalizeEmail(email), name }, id),
         )
       if (emailChanged) app.accountEmails.sendEmailVerification(updated, request.log)
-      if (role !== undefined || isActive !== undefined)
-        request.log.info(
-          { event: 'user_role_changed', userId: id, by: actor.id, role, isActive },
-          'user access changed',
-        )
       reply.header('cache-control', 'no-store')
       return updated
     },
@@ -225,9 +257,15 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
         if (target.role === 'admin' && target.is_active && (await repos.users.lockActiveAdmins()) <= 1)
           throw conflict('This is the last active admin: make another user admin first.')
         await app.sessions.revokeAllOf(repos, id, 'user_deleted')
+        // In the transaction: if the deletion fails, no row claims it happened. The row keeps the
+        // user's id (audit_events has no foreign key), so the trail outlives the account.
+        await app.recordSecurityEvent(
+          request,
+          { event: 'user_deleted', outcome: 'success', userId: id },
+          repos,
+        )
         await repos.users.delete(id)
       })
-      request.log.info({ event: 'user_deleted', userId: id, by: request.actor.id }, 'user deleted')
       return reply.code(204).send(null)
     },
   )

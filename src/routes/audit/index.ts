@@ -1,0 +1,125 @@
+import { createHash } from 'node:crypto'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { Config } from '../../config.js'
+import { unprocessable } from '../../errors.js'
+import { createCursorCodec, invalidCursor } from '../../pagination.js'
+import { bearerSecurity } from '../../plugins/external/swagger.js'
+import type {
+  AuditEventFilters,
+  AuditEventPosition,
+  AuditEventRecord,
+} from '../../repositories/audit-events.js'
+import { AuditEventListQuery, AuditEventPage, type AuditEventPublic } from '../../schemas/audit.js'
+import { problemResponses } from '../../schemas/problem.js'
+
+/** A date-time the schema accepted that JavaScript cannot represent (e.g. a leap second) is a 422. */
+function instant(value: string | undefined, field: string): Date | undefined {
+  if (value === undefined) return undefined
+  const date = new Date(value)
+  if (Number.isNaN(date.getTime()))
+    throw unprocessable('The request is not valid: see errors.', [
+      { in: 'query', field, message: 'is not a date-time this server can read' },
+    ])
+  return date
+}
+
+/** Identifies the filters a cursor was made for: a cursor only continues the list it came from. */
+function filtersFingerprint(filters: AuditEventFilters): string {
+  const normalized = {
+    ...filters,
+    since: filters.since?.toISOString(),
+    until: filters.until?.toISOString(),
+  }
+  return createHash('sha256').update(JSON.stringify(normalized)).digest('base64url').slice(0, 12)
+}
+
+/** The stored details are JSON written by the application; anything else is shown as none. */
+function parseDetails(text: string | null): AuditEventPublic['details'] {
+  if (text === null) return {}
+  try {
+    const value: unknown = JSON.parse(text)
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as AuditEventPublic['details'])
+      : {}
+  } catch {
+    return {}
+  }
+}
+
+const toPublic = (row: AuditEventRecord) => ({
+  ...row,
+  id: Number(row.id),
+  details: parseDetails(row.details),
+})
+
+/** The audit trail of security events, for admins. */
+const auditRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
+  const cursors = createCursorCodec(`${config.secretKey}:audit-events`)
+
+  app.get(
+    '/audit-events',
+    {
+      onRequest: [app.authenticate],
+      preHandler: [app.requireRole('admin')],
+      schema: {
+        tags: ['audit'],
+        summary: 'List security events (admin)',
+        description:
+          'Newest first: logins and their failures, logouts, refresh token reuse, password changes and resets, ' +
+          'role changes, deactivations and deletions — with who, when, IP and user agent. Filter by account, ' +
+          'event, outcome and time (`since` inclusive, `until` exclusive); pass `next_cursor` back as `cursor` ' +
+          'with the same filters for the next page.',
+        security: bearerSecurity,
+        querystring: AuditEventListQuery,
+        response: { 200: AuditEventPage, ...problemResponses(401, 403, 422) },
+      },
+    },
+    async (request, reply) => {
+      const { limit = 20, cursor, user_id: userId, event, outcome } = request.query
+      const filters: AuditEventFilters = {
+        userId,
+        event,
+        outcome,
+        since: instant(request.query.since, 'since'),
+        until: instant(request.query.until, 'until'),
+      }
+      if (filters.since && filters.until && filters.since > filters.until)
+        throw unprocessable('since is after until.', [
+          { in: 'query', field: 'since', message: 'must not be after until' },
+        ])
+      const fingerprint = filtersFingerprint(filters)
+
+      let after: AuditEventPosition | undefined
+      if (cursor) {
+        const position = cursors.decode(cursor)
+        if (position.f !== fingerprint)
+          throw unprocessable('This cursor belongs to a list with other filters.', [
+            { in: 'query', field: 'cursor', message: 'does not match the filters' },
+          ])
+        const createdAt = typeof position.t === 'string' ? new Date(position.t) : undefined
+        if (
+          !createdAt ||
+          Number.isNaN(createdAt.getTime()) ||
+          typeof position.i !== 'number' ||
+          !Number.isSafeInteger(position.i)
+        )
+          throw invalidCursor()
+        after = { createdAt, id: position.i }
+      }
+
+      const rows = await app.repos.auditEvents.list({ filters, after, limit: limit + 1 })
+      const items = rows.slice(0, limit)
+      const last = items.at(-1)
+      reply.header('cache-control', 'no-store')
+      return {
+        items: items.map(toPublic),
+        next_cursor:
+          rows.length > limit && last
+            ? cursors.encode({ f: fingerprint, t: last.created_at.toISOString(), i: Number(last.id) })
+            : null,
+      }
+    },
+  )
+}
+
+export default auditRoutes
