@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { assertProblem, describeEachEngine, registerAndLogin, uniqueSku } from './helper.js'
+import {
+  adminAndLogin,
+  assertProblem,
+  describeEachEngine,
+  registerAndLogin,
+  uniqueSku,
+  uniqueUser,
+} from './helper.js'
 
 describeEachEngine('input rules shared by every route', (ctx) => {
   test('a login name with a NUL or a control character is a 422 naming username, never a 500', async () => {
@@ -80,5 +87,79 @@ describeEachEngine('input rules shared by every route', (ctx) => {
     const response = await ctx.app.inject({ method: 'GET', url: '/nothing-here?secret=1' })
     const problem = assertProblem(response, 404)
     assert.doesNotMatch(problem.detail, /secret/)
+  })
+})
+
+describeEachEngine('account input rules', (ctx) => {
+  test('a very common password is refused (422 naming the field) at registration and password change', async () => {
+    for (const password of ['password123', 'Sunshine1', 'qwertyuiop']) {
+      const user = { ...uniqueUser(), password }
+      const response = await ctx.app.inject({ method: 'POST', url: '/users/', payload: user })
+      assert.deepEqual(assertProblem(response, 422).errors, [
+        { in: 'body', field: 'password', message: 'is one of the most common passwords' },
+      ])
+      const stored = await ctx.app.db
+        .selectFrom('users')
+        .select('id')
+        .where('email', '=', user.email)
+        .execute()
+      assert.equal(stored.length, 0)
+    }
+    const owner = await registerAndLogin(ctx.app)
+    const change = await ctx.app.inject({
+      method: 'PUT',
+      url: '/users/me/password',
+      headers: owner.headers,
+      payload: { current_password: owner.password, new_password: 'iloveyou123' },
+    })
+    assert.equal(assertProblem(change, 422).errors?.[0]?.field, 'new_password')
+  })
+
+  test('look-alike Unicode emails cannot be registered: addresses are ASCII', async () => {
+    // Cyrillic "а" (U+0430) instead of Latin "a", and full-width letters.
+    for (const email of ['\u0430dmin@example.com', 'ａdmin@example.com', 'admin@exаmple.com']) {
+      const response = await ctx.app.inject({
+        method: 'POST',
+        url: '/users/',
+        payload: { ...uniqueUser(), email },
+      })
+      assert.equal(assertProblem(response, 422).errors?.[0]?.field, 'email')
+    }
+  })
+
+  test('a user changing their own email must give the current password; it resets email_verified', async () => {
+    const user = await registerAndLogin(ctx.app)
+    await ctx.app.db.updateTable('users').set({ email_verified: true }).where('id', '=', user.id).execute()
+    const newEmail = uniqueUser().email
+    const patch = (payload: Record<string, unknown>) =>
+      ctx.app.inject({ method: 'PATCH', url: `/users/${user.id}`, headers: user.headers, payload })
+    const stored = () =>
+      ctx.app.db
+        .selectFrom('users')
+        .select(['email', 'email_verified'])
+        .where('id', '=', user.id)
+        .executeTakeFirstOrThrow()
+
+    const missing = await patch({ email: newEmail })
+    assert.equal(assertProblem(missing, 422).errors?.[0]?.field, 'current_password')
+    const wrong = await patch({ email: newEmail, current_password: 'not the password' })
+    assert.equal(assertProblem(wrong, 422).errors?.[0]?.field, 'current_password')
+    assert.deepEqual(await stored(), { email: user.email, email_verified: true }, 'nothing changed')
+
+    const right = await patch({ email: newEmail, current_password: user.password })
+    assert.equal(right.statusCode, 200, right.body)
+    assert.deepEqual(await stored(), { email: newEmail, email_verified: false })
+    // The name alone needs no password.
+    assert.equal((await patch({ name: uniqueUser().name })).statusCode, 200)
+
+    // An admin changing someone else's email needs no password of theirs.
+    const admin = await adminAndLogin(ctx.app)
+    const byAdmin = await ctx.app.inject({
+      method: 'PATCH',
+      url: `/users/${user.id}`,
+      headers: admin.headers,
+      payload: { email: uniqueUser().email },
+    })
+    assert.equal(byAdmin.statusCode, 200, byAdmin.body)
   })
 })

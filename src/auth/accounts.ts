@@ -3,7 +3,8 @@ import type { UserRow } from '../db/database.js'
 import { conflict, unprocessable } from '../errors.js'
 import type { Repositories } from '../plugins/app/db.js'
 import type { UserRecord } from '../repositories/users.js'
-import { hashPassword, passwordLength, PASSWORD_MAX_LENGTH } from './passwords.js'
+import { isCommonPassword } from './common-passwords.js'
+import { hashPassword, normalizePassword, passwordLength, PASSWORD_MAX_LENGTH } from './passwords.js'
 
 /** One stored form per email on every engine: trimmed, NFKC, lower-cased. */
 export function normalizeEmail(email: string): string {
@@ -53,6 +54,10 @@ export function assertPasswordPolicy(password: string, minLength: number, field 
   if (length > PASSWORD_MAX_LENGTH)
     throw unprocessable('The password is too long.', [
       { in: 'body', field, message: `must be at most ${PASSWORD_MAX_LENGTH} characters` },
+    ])
+  if (isCommonPassword(normalizePassword(password)))
+    throw unprocessable('The password is one of the most common passwords; choose another.', [
+      { in: 'body', field, message: 'is one of the most common passwords' },
     ])
 }
 

@@ -48,6 +48,13 @@ export const UserUpdate = Type.Object(
     email: Type.Optional(Email),
     role: Type.Optional({ ...Role, description: 'Admins only.' }),
     is_active: Type.Optional(Type.Boolean({ description: 'Admins only.' })),
+    current_password: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 1024,
+        description: 'Your current password: required when you (not an admin) change your own email.',
+      }),
+    ),
   },
   { additionalProperties: false, minProperties: 1, examples: [{ name: 'hamed2' }] },
 )

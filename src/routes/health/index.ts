@@ -18,7 +18,7 @@ export default async function healthRoutes(app: FastifyInstance) {
     {
       schema: {
         tags: ['operations'],
-        summary: 'The database answers',
+        summary: 'The database (and Redis, when configured) answers',
         response: { 200: Status, ...problemResponses(503) },
       },
     },
@@ -28,6 +28,16 @@ export default async function healthRoutes(app: FastifyInstance) {
       } catch (error) {
         app.log.warn({ err: error }, 'readiness check: the database does not answer')
         throw new HttpProblem(503, 'The database does not answer.', { headers: { 'retry-after': '5' } })
+      }
+      // With REDIS_URL, shared state lives there: without it this instance runs degraded (limits
+      // per instance, revocation checks against the database), so it says it is not ready.
+      if (app.redis) {
+        try {
+          await app.redis.ping()
+        } catch (error) {
+          app.log.warn({ err: error }, 'readiness check: Redis does not answer')
+          throw new HttpProblem(503, 'Redis does not answer.', { headers: { 'retry-after': '5' } })
+        }
       }
       return { status: 'ok' }
     },

@@ -8,6 +8,7 @@ import {
   normalizeEmail,
 } from '../../auth/accounts.js'
 import { canManageUser } from '../../auth/policies.js'
+import { verifyPassword } from '../../auth/passwords.js'
 import type { UserRowUpdate } from '../../db/database.js'
 import { conflict, forbidden, notFound, unprocessable } from '../../errors.js'
 import { createCursorCodec, invalidCursor } from '../../pagination.js'
@@ -157,10 +158,26 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
       const { id } = request.params
       const actor = request.actor
       if (!canManageUser(actor, id)) throw forbidden('You may only change your own account.')
-      const { name, email, role, is_active: isActive } = request.body
+      const { name, email, role, is_active: isActive, current_password: currentPassword } = request.body
       if ((role !== undefined || isActive !== undefined) && actor.role !== 'admin')
         throw forbidden('Only an admin may change role or is_active.')
       if (name !== undefined) assertNamePolicy(name)
+      // A stolen access token alone must not be enough to move the account to another address
+      // (and then reset its password from there): a non-admin proves the password first.
+      if (email !== undefined && actor.role !== 'admin') {
+        const current = await app.repos.users.findById(id)
+        if (current && normalizeEmail(email) !== current.email) {
+          const storedHash = await app.repos.users.findPasswordHash(id)
+          if (currentPassword === undefined)
+            throw unprocessable('Changing your email needs your current password.', [
+              { in: 'body', field: 'current_password', message: 'is required to change the email' },
+            ])
+          if (!storedHash || !(await verifyPassword(storedHash, currentPassword)))
+            throw unprocessable('The current password is not right.', [
+              { in: 'body', field: 'current_password', message: 'is not your current password' },
+            ])
+        }
+      }
 
       let emailChanged = false
       // A unique violation aborts the transaction (on PostgreSQL), so it is explained after it.
