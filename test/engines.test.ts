@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -19,6 +18,7 @@ import {
   uniqueSku,
   uniqueUser,
 } from './helper.js'
+import { freePort } from './support/processes.js'
 
 const PARALLEL = 8
 
@@ -149,17 +149,6 @@ const POSTGRES_BIN = existsSync('/usr/lib/postgresql')
       .map((version) => `/usr/lib/postgresql/${version}/bin`)
       .find((dir) => existsSync(`${dir}/initdb`))
   : undefined
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0))
-    })
-  })
-}
 
 /** A PostgreSQL cluster of the test's own, so stopping it disturbs no other test. */
 class OwnPostgresCluster {

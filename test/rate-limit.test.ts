@@ -5,11 +5,9 @@
  * sharing one Redis, and Redis stopped (and frozen) under a running instance.
  */
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { Writable } from 'node:stream'
 import { after, before, describe, test } from 'node:test'
 import type { FastifyInstance } from 'fastify'
@@ -26,13 +24,13 @@ import {
   uniqueUser,
   type TestDatabase,
 } from './helper.js'
+import { REDIS_SERVER, freePort, startRedis, stopRedis } from './support/processes.js'
 
 // ------------------------------------------------------------------ helpers
 
 type Reply = Awaited<ReturnType<FastifyInstance['inject']>>
 
 const REDIS_URL = process.env.TEST_REDIS_URL
-const REDIS_SERVER = '/usr/bin/redis-server'
 
 /** Limits on, and loud enough to reach in a test; each suite narrows them further. */
 const LIMITS_ON = { RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_PER_MINUTE: '100000' }
@@ -761,40 +759,6 @@ describe(
 )
 
 // ------------------------------------------------------------------ Redis going away
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  await once(server, 'close')
-  return port
-}
-
-/** Our own redis-server, without persistence. */
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn(
-    REDIS_SERVER,
-    ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  let output = ''
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()))
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()))
-  await until(() => {
-    if (child.exitCode !== null) throw new Error(`redis-server exited: ${output}`)
-    return /Ready to accept connections/i.test(output)
-  }, `redis-server on port ${port}`)
-  return child
-}
-
-async function stopRedis(child: ChildProcess | undefined) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return
-  const exited = once(child, 'exit')
-  child.kill('SIGKILL')
-  await exited
-}
 
 const outageSkip = !REDIS_URL
   ? 'TEST_REDIS_URL is not set'

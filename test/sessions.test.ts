@@ -6,11 +6,9 @@
  * instance, on two instances sharing Redis, and while Redis is away.
  */
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { Writable } from 'node:stream'
 import { after, before, describe, test } from 'node:test'
 import type { FastifyInstance } from 'fastify'
@@ -26,6 +24,7 @@ import {
   testConfig,
   uniqueUser,
 } from './helper.js'
+import { REDIS_SERVER, freePort, startRedis, stopRedis } from './support/processes.js'
 
 // ------------------------------------------------------------------ helpers
 
@@ -33,7 +32,6 @@ const REFRESH_TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/
 const USER_AGENT = 'sessions-test/1.0 (node:test)'
 const CLIENT_IP = '203.0.113.7'
 const REDIS_URL = process.env.TEST_REDIS_URL
-const REDIS_SERVER = '/usr/bin/redis-server'
 
 interface TokenPair {
   access_token: string
@@ -1075,41 +1073,6 @@ describeEachEngine('two instances sharing one Redis', (ctx) => {
 })
 
 // ------------------------------------------------------------------ Redis going away
-
-/** A port nobody listens on right now. */
-async function freePort(): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  await once(server, 'close')
-  return port
-}
-
-/** Our own redis-server, without persistence: a restart starts it empty. */
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn(
-    REDIS_SERVER,
-    ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  let output = ''
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()))
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()))
-  await until(() => {
-    if (child.exitCode !== null) throw new Error(`redis-server exited: ${output}`)
-    return /Ready to accept connections/i.test(output)
-  }, `redis-server on port ${port}`)
-  return child
-}
-
-async function stopRedis(child: ChildProcess | undefined) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return
-  const exited = once(child, 'exit')
-  child.kill('SIGKILL')
-  await exited
-}
 
 const outageSkip = !REDIS_URL
   ? 'TEST_REDIS_URL is not set'
