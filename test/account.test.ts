@@ -202,7 +202,7 @@ describeEachEngine(
         method: 'PATCH',
         url: `/users/${user.id}`,
         headers: user.headers,
-        payload: { email: newEmail },
+        payload: { email: newEmail, current_password: user.password },
       })
       assert.equal(changed.statusCode, 200, changed.body)
       const newToken = await waitForToken(newEmail, 'verify-email')

@@ -636,7 +636,7 @@ describeEachEngine('PATCH /users/{id}', (ctx) => {
     const response = await patchUser(
       ctx.app,
       user.id,
-      { name: fresh.name, email: fresh.email.toUpperCase() },
+      { name: fresh.name, email: fresh.email.toUpperCase(), current_password: user.password },
       user.headers,
     )
     assert.equal(response.statusCode, 200, response.body)
@@ -780,7 +780,7 @@ describeEachEngine('PATCH /users/{id}', (ctx) => {
     const response = await patchUser(
       ctx.app,
       user.id,
-      { name: uniqueUser().name, email: other.email.toUpperCase() },
+      { name: uniqueUser().name, email: other.email.toUpperCase(), current_password: user.password },
       user.headers,
     )
     assert.match(assertProblem(response, 409).detail, /email/i)
