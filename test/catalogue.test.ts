@@ -14,28 +14,10 @@ import {
   registerAndLogin,
   uniqueSku,
   type EngineContext,
+  type ProductBody as Product,
+  type ProductPage as Page,
+  type TestActor as Actor,
 } from './helper.js'
-
-interface Product {
-  id: number
-  product_id: string
-  name: string
-  description: string
-  price: number
-  owner_id: number | null
-  created_at: string
-  updated_at: string
-}
-
-interface Page {
-  items: Product[]
-  next_cursor: string | null
-}
-
-interface Actor {
-  id: number
-  headers: Record<string, string>
-}
 
 type Query = Record<string, string | number | undefined>
 

@@ -230,3 +230,26 @@ export function assertProblem(
     errors?: { in: string; field: string; message: string }[]
   }
 }
+
+/** A product as the API answers it. */
+export interface ProductBody {
+  id: number
+  product_id: string
+  name: string
+  description: string
+  price: number
+  owner_id: number | null
+  created_at: string
+  updated_at: string
+}
+
+export interface ProductPage {
+  items: ProductBody[]
+  next_cursor: string | null
+}
+
+/** Someone acting through the API: their id and the headers that carry their token. */
+export interface TestActor {
+  id: number
+  headers: Record<string, string>
+}

@@ -16,7 +16,6 @@ const BAD_CREDENTIALS = 'Incorrect username or password.'
 const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
   // Form bodies only here: the OAuth2 token endpoint is the one route that takes them.
   await app.register(formbody, { bodyLimit: 8 * 1024 })
-  app.removeContentTypeParser('text/plain')
 
   app.post(
     '/login',
