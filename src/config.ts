@@ -47,6 +47,11 @@ export interface Config {
   smtpUrl: string | undefined
   mailFrom: string
   publicUrl: string
+  /**
+   * PUBLIC_URL was given. Only then does the OpenAPI document name a server: without it, the docs
+   * send "Try it out" and Authorize to the address they were opened at.
+   */
+  publicUrlConfigured: boolean
   /** The password reset link mailed to users; `{token}` is replaced by the token. */
   passwordResetUrl: string
   /** The email verification link mailed to users; `{token}` is replaced by the token. */
@@ -250,8 +255,8 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
 
   const port = integer(env, 'PORT', 8000, 0, 65535)
   const host = read(env, 'HOST') ?? '127.0.0.1'
-  const publicUrl =
-    url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`
+  const configuredPublicUrl = url(env, 'PUBLIC_URL', ['http:', 'https:'])
+  const publicUrl = configuredPublicUrl ?? `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`
   // Links in emails open the server's own pages unless an app with its own frontend says otherwise.
   const linkBase = publicUrl.replace(/\/+$/, '')
 
@@ -285,6 +290,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     smtpUrl: url(env, 'SMTP_URL', ['smtp:', 'smtps:']),
     mailFrom: read(env, 'MAIL_FROM') ?? 'FastAuth API <no-reply@localhost>',
     publicUrl: publicUrl.replace(/\/+$/, ''),
+    publicUrlConfigured: configuredPublicUrl !== undefined,
     passwordResetUrl: linkTemplate(env, 'PASSWORD_RESET_URL', `${linkBase}/reset-password?token={token}`),
     emailVerificationUrl: linkTemplate(
       env,

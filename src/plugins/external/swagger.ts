@@ -22,7 +22,10 @@ export default fp<{ config: Config }>(
             'products are managed through a protected CRUD API. Click **Authorize** and log in with your email ' +
             '(or user name) and password: "Try it out" then sends the token.',
         },
-        servers: [{ url: config.publicUrl }],
+        // A guessed address (HOST:PORT) is not where a browser reaches the server when it runs in a
+        // container or behind a proxy: the docs would send Authorize and "Try it out" to another
+        // origin, which CORS refuses. Without `servers`, they use the address they were opened at.
+        ...(config.publicUrlConfigured ? { servers: [{ url: config.publicUrl }] } : {}),
         tags: [
           { name: 'auth', description: 'Login and the current user' },
           { name: 'users', description: 'Registration and user management' },
