@@ -66,23 +66,56 @@ function operations(doc: OpenApiDocument) {
   )
 }
 
+/** With CORS_ORIGINS set, @fastify/cors answers the preflight OPTIONS of every path: CORS, not an API operation. */
+const CORS_PREFLIGHT = 'options *'
+
 /**
  * The routes the router serves, read from Fastify's route tree (`printRoutes`): each line is a
- * path segment indented four characters per level, followed by its methods when it has any.
+ * path segment indented four characters per level, followed by its methods when it has any. A
+ * line that does not read so fails the test, rather than hiding the routes beneath it. Fastify
+ * answers HEAD on every GET route by itself: that HEAD is the GET's, and is left out; a HEAD route
+ * of its own would be listed.
  */
 function servedRoutes(app: FastifyInstance): { method: string; path: string }[] {
   const routes: { method: string; path: string }[] = []
   const stack: string[] = []
   for (const line of app.printRoutes({ commonPrefix: false }).split('\n')) {
+    if (line.trim() === '') continue
     const match = /^((?:[│ ] {3})*)(?:[├└]── )?(\S+?)(?: \(([A-Z, ]+)\))?$/.exec(line)
-    if (!match) continue
+    assert.ok(match, `a line of the route tree could not be read: ${JSON.stringify(line)}`)
     const depth = match[1]!.length / 4
     stack.length = depth
     stack.push(match[2]!)
-    for (const method of (match[3] ?? '').split(',').map((m) => m.trim()))
-      if (method && method !== 'HEAD') routes.push({ method: method.toLowerCase(), path: stack.join('') })
+    const methods = (match[3] ?? '').split(',').map((m) => m.trim())
+    for (const method of methods)
+      if (method && !(method === 'HEAD' && methods.includes('GET')))
+        routes.push({ method: method.toLowerCase(), path: stack.join('') })
   }
   return routes
+}
+
+/**
+ * Both ways: every route the server serves is documented (but for the docs themselves, the pages
+ * that emailed links open, and the CORS preflight), and every documented operation is served.
+ */
+function assertServedMatchesDocumented(app: FastifyInstance, doc: OpenApiDocument) {
+  const documented = new Set(operations(doc).map((op) => `${op.method} ${normalizePath(op.path)}`))
+  const served = servedRoutes(app)
+  const servedNames = new Set(served.map((route) => `${route.method} ${route.path}`))
+  // The route tree was read: the known routes are all in it, and so are the exempted pages.
+  for (const [method, p] of EXPECTED_OPERATIONS)
+    assert.ok(servedNames.has(`${method} ${normalizePath(p)}`), `${method} ${p} not found in the route tree`)
+  for (const page of LINK_PAGES) assert.ok(servedNames.has(page), `${page} not found in the route tree`)
+  for (const route of served) {
+    const name = `${route.method} ${route.path}`
+    if (NOT_API.test(route.path) || LINK_PAGES.has(name) || name === CORS_PREFLIGHT) continue
+    assert.ok(documented.has(name), `${route.method} ${route.path} is undocumented`)
+  }
+  for (const { method, path: p } of operations(doc))
+    assert.ok(
+      app.hasRoute({ method: method.toUpperCase() as 'GET', url: normalizePath(p) }),
+      `${method} ${p} is documented but not served`,
+    )
 }
 
 /** Every value reachable from `schema`, following `$ref`s into the document's components. */
@@ -157,26 +190,7 @@ describeEachEngine('documentation and health endpoints', (ctx) => {
   })
 
   test('every API route the server serves is documented, and every documented operation is served', () => {
-    const documented = new Set(operations(doc).map((op) => `${op.method} ${normalizePath(op.path)}`))
-    const served = servedRoutes(ctx.app)
-    // The route tree was read: the known routes are all in it.
-    for (const [method, p] of EXPECTED_OPERATIONS)
-      assert.ok(
-        served.some((route) => route.method === method && route.path === normalizePath(p)),
-        `${method} ${p} not found in the route tree`,
-      )
-    for (const route of served) {
-      if (NOT_API.test(route.path) || LINK_PAGES.has(`${route.method} ${route.path}`)) continue
-      assert.ok(
-        documented.has(`${route.method} ${route.path}`),
-        `${route.method} ${route.path} is undocumented`,
-      )
-    }
-    for (const { method, path: p } of operations(doc))
-      assert.ok(
-        ctx.app.hasRoute({ method: method.toUpperCase() as 'GET', url: normalizePath(p) }),
-        `${method} ${p} is documented but not served`,
-      )
+    assertServedMatchesDocumented(ctx.app, doc)
   })
 
   test('an operation needs a token exactly when it declares security', async () => {
@@ -294,6 +308,55 @@ describeEachEngine('documentation and health endpoints', (ctx) => {
     const response = await ctx.app.inject('/readyz')
     assert.equal(response.statusCode, 200)
     assert.deepEqual(response.json(), { status: 'ok' })
+  })
+})
+
+describe('routes and documentation with every optional route turned on', () => {
+  // CORS_ORIGINS adds the preflight (OPTIONS on every path), METRICS_TOKEN adds /metrics: the
+  // engine tests above build the app without them.
+  let app: FastifyInstance
+  let doc: OpenApiDocument
+
+  before(async () => {
+    app = await buildApp(
+      testConfig({
+        DATABASE_URL: 'sqlite::memory:',
+        CORS_ORIGINS: 'https://app.example.test',
+        METRICS_TOKEN: 'metrics-token-0123456789abcdef',
+      }),
+      { logger: false },
+    )
+    await app.ready()
+    doc = (await app.inject('/openapi.json')).json<OpenApiDocument>()
+  })
+  after(async () => {
+    await app?.close()
+  })
+
+  test('the served routes and the documented operations still match, the CORS preflight and /metrics aside', () => {
+    const served = new Set(servedRoutes(app).map((route) => `${route.method} ${route.path}`))
+    assert.ok(served.has(CORS_PREFLIGHT), 'the CORS preflight route is served')
+    assert.ok(served.has('get /metrics'), '/metrics is served')
+    assertServedMatchesDocumented(app, doc)
+  })
+
+  test('every documented operation is served with and without a trailing slash', async () => {
+    for (const { method, path: p } of operations(doc)) {
+      const bare = p.replace(/\{\w+\}/g, '1').replace(/(.)\/$/, '$1')
+      for (const url of [bare, `${bare}/`]) {
+        // Anonymous and with an empty body: refused (401, 422) or answered, never looked up, so a
+        // 404 or a 405 can only mean that the router has no such route.
+        const response = await app.inject({
+          method: method.toUpperCase() as 'GET',
+          url,
+          ...(['post', 'put', 'patch'].includes(method) ? { payload: {} } : {}),
+        })
+        assert.ok(
+          ![404, 405].includes(response.statusCode),
+          `${method.toUpperCase()} ${url} (documented as ${p}) answered ${response.statusCode}: ${response.body}`,
+        )
+      }
+    }
   })
 })
 
