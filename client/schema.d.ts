@@ -2057,7 +2057,10 @@ export interface paths {
     get: {
       parameters: {
         query?: never
-        header?: never
+        header?: {
+          /** @description An ETag you hold (or "*"): when the product is still that version, the answer is 304. */
+          'if-none-match'?: string
+        }
         path: {
           /** @example 1 */
           id: number

@@ -463,8 +463,7 @@ describeEachEngine(
       const read = await authed.GET('/product/{id}', { params: { path: product } })
       assert.equal(read.response.headers.get('etag'), '"1"')
       const notModified = await authed.GET('/product/{id}', {
-        params: { path: product },
-        headers: { 'if-none-match': '"1"' },
+        params: { path: product, header: { 'if-none-match': '"1"' } },
       })
       assert.equal(notModified.response.status, 304)
 

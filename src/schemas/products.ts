@@ -140,3 +140,12 @@ export const IfMatchHeaders = Type.Object({
     }),
   ),
 })
+
+export const IfNoneMatchHeaders = Type.Object({
+  'if-none-match': Type.Optional(
+    Type.String({
+      maxLength: 1024,
+      description: 'An ETag you hold (or "*"): when the product is still that version, the answer is 304.',
+    }),
+  ),
+})

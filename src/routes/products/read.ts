@@ -14,7 +14,7 @@ import type {
 import { IdParams } from '../../schemas/common.js'
 import { problemResponses } from '../../schemas/problem.js'
 import type { PRODUCT_SORTS } from '../../schemas/products.js'
-import { ProductListQuery, ProductPage, ProductPublic } from '../../schemas/products.js'
+import { IfNoneMatchHeaders, ProductListQuery, ProductPage, ProductPublic } from '../../schemas/products.js'
 import { productEtag } from './etag.js'
 
 function parseSort(sort: (typeof PRODUCT_SORTS)[number]): ProductSort {
@@ -119,6 +119,7 @@ const productsReadRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async 
           'The ETag changes with every change; send it back as If-Match to change the product safely.',
         security: bearerSecurity,
         params: IdParams,
+        headers: IfNoneMatchHeaders,
         response: {
           200: ProductPublic,
           304: Type.Null({ description: 'Not modified (If-None-Match matched the ETag)' }),
