@@ -1,4 +1,5 @@
-import type { Server } from 'node:http'
+import { STATUS_CODES, type Server } from 'node:http'
+import type { Socket } from 'node:net'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv, type Options as AjvOptions } from 'ajv'
 import addFormats from 'ajv-formats'
@@ -75,6 +76,10 @@ function createValidators(externalSchemas: Record<string, unknown>) {
 }
 
 export function serverOptions(config: Config, options: BuildOptions = {}): FastifyHttpOptions<Server> {
+  // Fastify asks for a validator compiler in every plugin context that declares routes; two Ajv
+  // instances cost ~10 ms to create, a dozen times over at start (docs/performance.md). Contexts
+  // with the same shared schemas share one pair.
+  const validatorsBySchemas = new Map<string, ReturnType<typeof createValidators>>()
   return {
     logger: loggerOptions(config.logLevel, options.logger),
     bodyLimit: config.bodyLimitBytes,
@@ -99,10 +104,20 @@ export function serverOptions(config: Config, options: BuildOptions = {}): Fasti
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 100 },
     // A sane incoming X-Request-Id is kept (see logging.ts), else a UUID; it is on every log line.
     genReqId: requestId,
+    // The router's own refusals (a badly percent-encoded path, an over-long path parameter) are
+    // answered before any route or error handler runs: without this they would be plain JSON.
+    frameworkErrors: answerFrameworkError,
+    // Requests Node's HTTP parser refuses (headers or URL too large, malformed, too slow).
+    clientErrorHandler: answerClientError,
     schemaController: {
       compilersFactory: {
         buildValidator: ((externalSchemas: Record<string, unknown>) => {
-          const validators = createValidators(externalSchemas)
+          const key = JSON.stringify(externalSchemas)
+          let validators = validatorsBySchemas.get(key)
+          if (!validators) {
+            validators = createValidators(externalSchemas)
+            validatorsBySchemas.set(key, validators)
+          }
           return ({ schema, httpPart }: FastifyRouteSchemaDef<unknown>) => {
             const ajv = httpPart === 'body' ? validators.body : validators.params
             // A named schema is compiled once, when it is added; routes reuse that validator.
@@ -228,6 +243,47 @@ function requireDecimalIntegers(route: RouteOptions) {
         : []),
     check,
   ]
+}
+
+const FRAMEWORK_ERROR_DETAILS: Record<string, string> = {
+  FST_ERR_BAD_URL: 'The path is not valid: a part of it is not correctly percent-encoded.',
+  FST_ERR_MAX_PARAM_LENGTH: 'A part of the path is too long.',
+}
+
+/** Errors Fastify meets while routing, before the error handler can see them. */
+function answerFrameworkError(
+  error: FastifyError,
+  request: Parameters<FastifyInstance['errorHandler']>[1],
+  reply: Parameters<FastifyInstance['errorHandler']>[2],
+) {
+  const detail = FRAMEWORK_ERROR_DETAILS[error.code]
+  const status = detail && error.statusCode ? error.statusCode : 500
+  if (status >= 500) request.log.error({ err: error }, 'request failed')
+  else request.log.info({ status, code: error.code }, 'request rejected')
+  return reply
+    .code(status)
+    .type('application/problem+json')
+    .send(problemBody(status, detail ?? 'Something went wrong on our side; it has been logged.'))
+}
+
+const CLIENT_ERROR_DETAILS: Record<number, string> = {
+  400: 'The request is not valid HTTP.',
+  408: 'The request took too long to arrive.',
+  431: 'The request headers (with the URL) are too large.',
+}
+
+/** As Fastify's default, but the body is problem+json like every other error. */
+function answerClientError(error: Error & { code?: string }, socket: Socket) {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  const status =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
+  const body = JSON.stringify(problemBody(status, CLIENT_ERROR_DETAILS[status]!))
+  if (socket.writable)
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    )
+  socket.destroy(error)
 }
 
 /** Every error becomes application/problem+json; a 5xx never shows its cause to the client. */

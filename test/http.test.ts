@@ -706,3 +706,28 @@ describe('timeouts: slow clients cannot hold the server', () => {
     assert.ok(await within(connection.closed, 10_000), 'the idle connection was closed by the server')
   })
 })
+
+describe('requests the HTTP parser refuses', () => {
+  let app: FastifyInstance
+  let base: string
+  before(async () => {
+    app = await buildApp(testConfig({ DATABASE_URL: 'sqlite::memory:' }), { logger: false })
+    base = await app.listen({ host: '127.0.0.1', port: 0 })
+  })
+  after(() => app?.close())
+
+  test('headers (or a URL) too large, or a malformed request line, are problem+json too', async () => {
+    for (const [request, status] of [
+      [`GET /users/?q=${'x'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 431],
+      ['GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n', 400],
+    ] as const) {
+      const connection = await rawConnection(base)
+      await write(connection.socket, request)
+      assert.ok(await within(connection.closed, 10_000), 'the connection was closed by the server')
+      const response = parseRawResponse(connection.received())
+      assert.equal(response.status, status)
+      assert.match(response.headers['content-type'] ?? '', /^application\/problem\+json/)
+      assert.equal(JSON.parse(response.body).status, status)
+    }
+  })
+})

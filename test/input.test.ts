@@ -88,6 +88,16 @@ describeEachEngine('input rules shared by every route', (ctx) => {
     const problem = assertProblem(response, 404)
     assert.doesNotMatch(problem.detail, /secret/)
   })
+
+  test('a badly percent-encoded path or an over-long path parameter is problem+json too, not the router’s JSON', async () => {
+    const owner = await registerAndLogin(ctx.app)
+    for (const url of ['/users/%', '/product/%FF', '/product/%E0%A4%A']) {
+      const response = await ctx.app.inject({ url, headers: owner.headers })
+      assert.match(assertProblem(response, 400).detail, /percent-encoded/)
+    }
+    const response = await ctx.app.inject({ url: `/users/${'1'.repeat(150)}`, headers: owner.headers })
+    assertProblem(response, 414)
+  })
 })
 
 describeEachEngine('account input rules', (ctx) => {
