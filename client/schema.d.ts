@@ -190,6 +190,15 @@ export interface paths {
             }
           }
         }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
         /** @description Problem details (401) */
         401: {
           headers: {
@@ -201,6 +210,15 @@ export interface paths {
         }
         /** @description Problem details (403) */
         403: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
           headers: {
             [name: string]: unknown
           }
@@ -301,8 +319,26 @@ export interface paths {
             }
           }
         }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
         /** @description Problem details (401) */
         401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
           headers: {
             [name: string]: unknown
           }
@@ -374,8 +410,35 @@ export interface paths {
           }
           content?: never
         }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
         /** @description Problem details (401) */
         401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
           headers: {
             [name: string]: unknown
           }
@@ -584,6 +647,15 @@ export interface paths {
           }
           content?: never
         }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
         /** @description Problem details (401) */
         401: {
           headers: {
@@ -595,6 +667,24 @@ export interface paths {
         }
         /** @description Problem details (404) */
         404: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
           headers: {
             [name: string]: unknown
           }
@@ -666,8 +756,26 @@ export interface paths {
           }
           content?: never
         }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
         /** @description Problem details (401) */
         401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
           headers: {
             [name: string]: unknown
           }
@@ -758,6 +866,24 @@ export interface paths {
               /** @description What happens next. */
               detail: string
             }
+          }
+        }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
           }
         }
         /** @description Problem details (415) */
@@ -854,6 +980,15 @@ export interface paths {
             'application/problem+json': components['schemas']['Problem']
           }
         }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
         /** @description Problem details (415) */
         415: {
           headers: {
@@ -942,6 +1077,15 @@ export interface paths {
             'application/problem+json': components['schemas']['Problem']
           }
         }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
         /** @description Problem details (415) */
         415: {
           headers: {
@@ -1011,6 +1155,15 @@ export interface paths {
             }
           }
         }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
         /** @description Problem details (401) */
         401: {
           headers: {
@@ -1022,6 +1175,24 @@ export interface paths {
         }
         /** @description Problem details (409) */
         409: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
           headers: {
             [name: string]: unknown
           }
@@ -1215,6 +1386,15 @@ export interface paths {
             }
           }
         }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
         /** @description Problem details (401) */
         401: {
           headers: {
@@ -1235,6 +1415,15 @@ export interface paths {
         }
         /** @description Problem details (409) */
         409: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
           headers: {
             [name: string]: unknown
           }
@@ -1472,6 +1661,15 @@ export interface paths {
           }
           content?: never
         }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
         /** @description Problem details (401) */
         401: {
           headers: {
@@ -1501,6 +1699,24 @@ export interface paths {
         }
         /** @description Problem details (409) */
         409: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
           headers: {
             [name: string]: unknown
           }
@@ -1601,6 +1817,15 @@ export interface paths {
             }
           }
         }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
         /** @description Problem details (401) */
         401: {
           headers: {
@@ -1630,6 +1855,15 @@ export interface paths {
         }
         /** @description Problem details (409) */
         409: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
           headers: {
             [name: string]: unknown
           }
@@ -1990,6 +2224,15 @@ export interface paths {
             }
           }
         }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
         /** @description Problem details (401) */
         401: {
           headers: {
@@ -2001,6 +2244,15 @@ export interface paths {
         }
         /** @description Problem details (409) */
         409: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
           headers: {
             [name: string]: unknown
           }
@@ -2214,6 +2466,15 @@ export interface paths {
             }
           }
         }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
         /** @description Problem details (401) */
         401: {
           headers: {
@@ -2252,6 +2513,15 @@ export interface paths {
         }
         /** @description Problem details (412) */
         412: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
           headers: {
             [name: string]: unknown
           }
@@ -2324,6 +2594,15 @@ export interface paths {
           }
           content?: never
         }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
         /** @description Problem details (401) */
         401: {
           headers: {
@@ -2353,6 +2632,24 @@ export interface paths {
         }
         /** @description Problem details (412) */
         412: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
           headers: {
             [name: string]: unknown
           }
@@ -2465,6 +2762,15 @@ export interface paths {
             }
           }
         }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
         /** @description Problem details (401) */
         401: {
           headers: {
@@ -2503,6 +2809,15 @@ export interface paths {
         }
         /** @description Problem details (412) */
         412: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
           headers: {
             [name: string]: unknown
           }

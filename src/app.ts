@@ -39,7 +39,7 @@ import metricsRoutes from './routes/metrics/index.js'
 import productsRoutes from './routes/products/index.js'
 import sessionsRoutes from './routes/sessions/index.js'
 import usersRoutes from './routes/users/index.js'
-import { Problem } from './schemas/problem.js'
+import { Problem, problemResponses } from './schemas/problem.js'
 
 /** Named schemas: shared by validation, serialization and the OpenAPI components. */
 const SHARED_SCHEMAS = [Problem]
@@ -145,6 +145,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // JSON bodies only (and the OAuth2 form on /login): a text/plain body is a 415, not a guess.
   app.removeContentTypeParser('text/plain')
   app.addHook('onRoute', requireDecimalIntegers)
+  app.addHook('onRoute', declareBodyRefusals)
   app.setErrorHandler(handleError)
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0]!
@@ -206,6 +207,21 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
 /** The methods a 405 may name in its Allow header (OPTIONS is only answered as a CORS preflight). */
 const ROUTABLE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
+
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+
+/**
+ * A route that can be sent a body can be refused before its handler runs: 400 (the body is not
+ * valid JSON or form data), 413 (larger than BODY_LIMIT_BYTES), 415 (a media type it does not
+ * take). Each such route declares them, so that the document lists every status it can answer.
+ */
+function declareBodyRefusals(route: RouteOptions) {
+  const methods = Array.isArray(route.method) ? route.method : [route.method]
+  const response = (route.schema as { response?: Record<string, unknown> } | undefined)?.response
+  if (!response || !methods.some((method) => BODY_METHODS.has(method))) return
+  for (const [status, entry] of Object.entries(problemResponses(400, 413, 415)))
+    if (!(status in response)) response[status] = entry
+}
 
 const DECIMAL_INTEGER = /^-?(0|[1-9][0-9]*)$/
 
