@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import { hash, verify } from '@node-rs/argon2'
 
 /**
@@ -5,6 +6,39 @@ import { hash, verify } from '@node-rs/argon2'
  * Hashing runs on libuv's thread pool, so the event loop stays free.
  */
 const ARGON2_OPTIONS = { memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const
+
+/**
+ * How many argon2id computations run at once: one core fewer than the machine has (at least one),
+ * and fewer than libuv's threads. Each one holds a thread of that pool (4 by default,
+ * UV_THREADPOOL_SIZE), a core and 19 MiB for several milliseconds. Unbounded, a burst of logins
+ * queues dozens of hashes in the pool, and everything else that needs it waits behind the whole
+ * queue — above all WebCrypto, through which jose checks the signature of every access token:
+ * reads took hundreds of milliseconds during a login storm. Bounded to the cores, reads still
+ * waited for the event loop's turn on cores busy hashing (p99 ×7–11 at rest on 2 cores). One core
+ * left to the event loop keeps reads fast (and bounds the memory and CPU an attacker can make
+ * hashing take), at the price of hashing throughput on small machines: on 2 cores, one hash at a
+ * time. docs/performance.md has the figures. Further hashes wait here, in order.
+ */
+export const HASHING_CONCURRENCY = Math.max(
+  1,
+  Math.min(availableParallelism() - 1, (Number(process.env.UV_THREADPOOL_SIZE) || 4) - 1),
+)
+
+let hashing = 0
+const waiting: (() => void)[] = []
+
+async function withHashingSlot<T>(work: () => Promise<T>): Promise<T> {
+  if (hashing >= HASHING_CONCURRENCY) await new Promise<void>((resolve) => waiting.push(resolve))
+  else hashing++
+  try {
+    return await work()
+  } finally {
+    // The slot passes straight to the next in line, if any (so `hashing` stays the same).
+    const next = waiting.shift()
+    if (next) next()
+    else hashing--
+  }
+}
 
 export const PASSWORD_MAX_LENGTH = 1024
 
@@ -22,12 +56,12 @@ export function passwordLength(password: string): number {
 }
 
 export function hashPassword(password: string): Promise<string> {
-  return hash(normalizePassword(password), ARGON2_OPTIONS)
+  return withHashingSlot(() => hash(normalizePassword(password), ARGON2_OPTIONS))
 }
 
 export async function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
   try {
-    return await verify(passwordHash, normalizePassword(password))
+    return await withHashingSlot(() => verify(passwordHash, normalizePassword(password)))
   } catch {
     // A malformed stored hash is a failed login, never a 500.
     return false

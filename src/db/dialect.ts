@@ -4,8 +4,9 @@
  * the named helpers below.
  */
 import { mkdirSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import path from 'node:path'
-import SqliteDatabase from 'better-sqlite3'
+import type SqliteDatabase from 'better-sqlite3'
 import type { Statement as SqliteStatement } from 'better-sqlite3'
 import {
   Kysely,
@@ -21,14 +22,22 @@ import {
   type InsertQueryBuilder,
   type InsertResult,
 } from 'kysely'
-import {
-  createPool as createMysqlPool,
-  type Pool as MysqlPool,
-  type TypeCastField,
-  type TypeCastNext,
-} from 'mysql2'
-import pg from 'pg'
+import type * as Mysql from 'mysql2'
+import type { Pool as MysqlPool, TypeCastField, TypeCastNext } from 'mysql2'
+import type pg from 'pg'
 import type { Database } from './database.js'
+
+const require = createRequire(import.meta.url)
+
+/**
+ * The drivers, each loaded when a database of its engine is first opened: a server on SQLite never
+ * loads pg or mysql2, which shortens its start and its memory (docs/performance.md).
+ */
+const drivers = {
+  sqlite: () => require('better-sqlite3') as typeof SqliteDatabase,
+  postgres: () => require('pg') as typeof pg,
+  mysql: () => require('mysql2') as typeof Mysql,
+}
 
 export type Engine = 'sqlite' | 'postgres' | 'mysql'
 
@@ -132,7 +141,7 @@ const SQLITE_STATEMENT_CACHE_SIZE = 500
  */
 function openSqlite(filename: string) {
   if (filename !== ':memory:') mkdirSync(path.dirname(path.resolve(filename)), { recursive: true })
-  const database = new SqliteDatabase(filename)
+  const database = new (drivers.sqlite())(filename)
   database.pragma('journal_mode = WAL')
   database.pragma('foreign_keys = ON')
   database.pragma('busy_timeout = 5000')
@@ -195,6 +204,7 @@ function createPostgresPool(
   target: Extract<DatabaseTarget, { engine: 'postgres' }>,
   onPoolError: PoolErrorListener,
 ) {
+  const pg = drivers.postgres()
   const url = new URL(target.url)
   url.searchParams.delete('pool_size')
   const pool = new pg.Pool({
@@ -224,7 +234,7 @@ function createMysqlPoolFor(target: Extract<DatabaseTarget, { engine: 'mysql' }>
   const url = new URL(target.url)
   url.protocol = 'mysql:'
   url.searchParams.delete('pool_size')
-  return createMysqlPool({
+  return drivers.mysql().createPool({
     uri: url.toString(),
     connectionLimit: target.poolSize,
     connectTimeout: 5000,

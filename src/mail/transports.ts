@@ -1,5 +1,9 @@
+import { createRequire } from 'node:module'
 import type { FastifyBaseLogger } from 'fastify'
-import nodemailer from 'nodemailer'
+import type nodemailer from 'nodemailer'
+
+/** nodemailer, loaded only when SMTP_URL is set. */
+const loadNodemailer = () => createRequire(import.meta.url)('nodemailer') as typeof nodemailer
 
 export interface MailMessage {
   to: string
@@ -22,7 +26,7 @@ const SMTP_TIMEOUTS = { connectionTimeout: 10_000, greetingTimeout: 10_000, sock
 
 /** SMTP (smtp:// with STARTTLS when offered, or smtps://), one connection per message. */
 export function createSmtpTransport(smtpUrl: string, from: string): MailTransport {
-  const transport = nodemailer.createTransport({ url: smtpUrl, ...SMTP_TIMEOUTS }, { from })
+  const transport = loadNodemailer().createTransport({ url: smtpUrl, ...SMTP_TIMEOUTS }, { from })
   return {
     async deliver(message, signal) {
       await transport.sendMail({ ...message, signal })

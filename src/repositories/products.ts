@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely'
+import { sql, type CompiledQuery, type Kysely } from 'kysely'
 import type { Database, NewProductRow, ProductRow, ProductRowUpdate } from '../db/database.js'
 import { insertReturningId, type Engine } from '../db/dialect.js'
 
@@ -51,10 +51,23 @@ function containsPattern(text: string): string {
   return `%${text.replace(/[!%_]/g, (char) => `!${char}`)}%`
 }
 
+/**
+ * The one-row read behind every GET /product/{id} (and every write's answer), built and compiled
+ * once per engine: building and compiling the same query anew for each request cost about as
+ * much as running it (docs/performance.md). Only its parameter changes.
+ */
+const findByIdQueries = new Map<Engine, CompiledQuery<ProductRecord>>()
+
 export function createProductsRepository(db: Kysely<Database>, engine: Engine) {
   return {
-    findById(id: number): Promise<ProductRecord | undefined> {
-      return db.selectFrom('products').select(PRODUCT_COLUMNS).where('id', '=', id).executeTakeFirst()
+    async findById(id: number): Promise<ProductRecord | undefined> {
+      let query = findByIdQueries.get(engine)
+      if (!query) {
+        query = db.selectFrom('products').select(PRODUCT_COLUMNS).where('id', '=', 0).compile()
+        findByIdQueries.set(engine, query)
+      }
+      const result = await db.executeQuery<ProductRecord>({ ...query, parameters: [id] })
+      return result.rows[0]
     },
 
     /**

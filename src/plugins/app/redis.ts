@@ -1,6 +1,11 @@
+import { createRequire } from 'node:module'
 import fp from 'fastify-plugin'
-import { Redis } from 'ioredis'
+import type * as IORedis from 'ioredis'
+import type { Redis } from 'ioredis'
 import { ConfigError, type Config } from '../../config.js'
+
+/** ioredis, loaded only when REDIS_URL is set (a single instance never needs it). */
+const loadRedis = () => (createRequire(import.meta.url)('ioredis') as typeof IORedis).Redis
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -20,6 +25,7 @@ export default fp<{ config: Config }>(
       app.decorate('redis', null)
       return
     }
+    const Redis = loadRedis()
     const redis = new Redis(config.redisUrl, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,

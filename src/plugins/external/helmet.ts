@@ -1,7 +1,44 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createRequire } from 'node:module'
 import type { Socket } from 'node:net'
-import helmet from '@fastify/helmet'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.js'
+
+type HelmetMiddleware = (
+  request: IncomingMessage,
+  response: ServerResponse,
+  next: (error?: unknown) => void,
+) => void
+
+/** helmet, the one @fastify/helmet wraps (it comes with @fastify/helmet). */
+const helmet = createRequire(createRequire(import.meta.url).resolve('@fastify/helmet'))('helmet') as (
+  options: object,
+) => HelmetMiddleware
+
+/**
+ * What helmet does to a response with these options, recorded once and replayed on every response.
+ * Its headers depend on the options alone (no nonce, nothing from the request), and @fastify/helmet
+ * rebuilt helmet's whole middleware chain from the options on every request (a few percent of a
+ * one-row read, docs/performance.md). The headers, their order and values are helmet's own.
+ */
+function recordHelmet(options: object): (response: ServerResponse) => void {
+  const steps: [name: string, value: string | undefined][] = []
+  const recorder = {
+    setHeader: (name: string, value: unknown) => void steps.push([name, String(value)]),
+    removeHeader: (name: string) => void steps.push([name, undefined]),
+  }
+  let finished = false
+  helmet(options)({} as IncomingMessage, recorder as unknown as ServerResponse, (error) => {
+    if (error) throw error
+    finished = true
+  })
+  if (!finished) throw new Error('helmet did not set its headers synchronously; they cannot be recorded')
+  return (response) => {
+    for (const [name, value] of steps)
+      if (value === undefined) response.removeHeader(name)
+      else response.setHeader(name, value)
+  }
+}
 
 const policy = (directives: Record<string, string[]>) =>
   Object.entries(directives)
@@ -87,8 +124,7 @@ const HSTS_MAX_AGE_SECONDS = 365 * 24 * 60 * 60
  */
 export default fp<{ config: Config }>(
   async (app, { config }) => {
-    await app.register(helmet, {
-      global: true,
+    const applyHelmet = recordHelmet({
       contentSecurityPolicy: { useDefaults: false, directives: API_CSP_DIRECTIVES },
       // HSTS is only meaningful (and only honoured) over https, which PUBLIC_URL tells.
       strictTransportSecurity: config.publicUrl.startsWith('https:')
@@ -99,12 +135,19 @@ export default fp<{ config: Config }>(
       crossOriginResourcePolicy: { policy: 'same-origin' },
       crossOriginOpenerPolicy: { policy: 'same-origin' },
     })
+    // First of all hooks, on every request (unmatched ones too); a route may still set its own
+    // value of one of these headers (the docs set their Content-Security-Policy).
+    app.addHook('onRequest', (_request, reply, done) => {
+      applyHelmet(reply.raw)
+      done()
+    })
 
-    app.addHook('onSend', async (request, reply) => {
+    app.addHook('onSend', (request, reply, payload, done) => {
       if (!reply.hasHeader('cache-control') && !reply.raw.hasHeader('cache-control'))
         reply.header('cache-control', 'no-store')
       if (reply.getHeader('connection') === 'close' && !request.raw.complete)
         lingerOnClose(request.raw.socket)
+      done(null, payload)
     })
   },
   { name: 'helmet' },
