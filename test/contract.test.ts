@@ -26,7 +26,14 @@ import {
   renderClientSchema,
 } from '../scripts/generate-client.js'
 import { buildApp } from '../src/app.js'
-import { describeEachEngine, testConfig, uniqueSku, uniqueUser } from './helper.js'
+import {
+  describeEachEngine,
+  PRODUCT_FIELDS,
+  testConfig,
+  uniqueSku,
+  uniqueUser,
+  USER_FIELDS,
+} from './helper.js'
 
 const ROOT = path.resolve(import.meta.dirname, '..')
 
@@ -142,18 +149,7 @@ describe('the OpenAPI document and the generated client types', () => {
 
 // ------------------------------------------------------------------ the README walk-through, typed
 
-const USER_FIELDS = ['created_at', 'email', 'email_verified', 'id', 'is_active', 'name', 'role', 'updated_at']
 const TOKEN_FIELDS = ['access_token', 'expires_in', 'refresh_token', 'token_type']
-const PRODUCT_FIELDS = [
-  'created_at',
-  'description',
-  'id',
-  'name',
-  'owner_id',
-  'price',
-  'product_id',
-  'updated_at',
-]
 const SESSION_FIELDS = ['created_at', 'current', 'expires_at', 'id', 'ip', 'last_used_at', 'user_agent']
 const JWT = /^[\w-]+\.[\w-]+\.[\w-]+$/
 const PROBLEM_JSON = /^application\/problem\+json/

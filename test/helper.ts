@@ -232,6 +232,28 @@ export function assertProblem(
 }
 
 /** A product as the API answers it. */
+/** The fields of a product and of a user as the API shows them, sorted (what Object.keys must give). */
+export const PRODUCT_FIELDS = [
+  'created_at',
+  'description',
+  'id',
+  'name',
+  'owner_id',
+  'price',
+  'product_id',
+  'updated_at',
+]
+export const USER_FIELDS = [
+  'created_at',
+  'email',
+  'email_verified',
+  'id',
+  'is_active',
+  'name',
+  'role',
+  'updated_at',
+]
+
 export interface ProductBody {
   id: number
   product_id: string

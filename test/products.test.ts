@@ -12,18 +12,8 @@ import {
   type ProductBody as Product,
   type ProductPage as Page,
   type TestActor as Actor,
+  PRODUCT_FIELDS,
 } from './helper.js'
-
-const PRODUCT_FIELDS = [
-  'created_at',
-  'description',
-  'id',
-  'name',
-  'owner_id',
-  'price',
-  'product_id',
-  'updated_at',
-]
 
 /** An id no test database reaches, inside the range the path accepts. */
 const MISSING_ID = 2_147_483_647

@@ -15,6 +15,7 @@ import {
   testConfig,
   uniqueSku,
   uniqueUser,
+  USER_FIELDS,
 } from './helper.js'
 
 // ------------------------------------------------------------------ helpers
@@ -30,16 +31,6 @@ interface PublicUser {
   updated_at: string
 }
 
-const PUBLIC_FIELDS = [
-  'created_at',
-  'email',
-  'email_verified',
-  'id',
-  'is_active',
-  'name',
-  'role',
-  'updated_at',
-]
 const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/
 
 type Headers = Record<string, string>
@@ -99,7 +90,7 @@ function assertValidationProblem(response: LightMyRequestResponse, fields: strin
 }
 
 function assertPublicUser(body: Record<string, unknown>) {
-  assert.deepEqual(Object.keys(body).sort(), PUBLIC_FIELDS)
+  assert.deepEqual(Object.keys(body).sort(), USER_FIELDS)
   assert.match(String(body.created_at), ISO_INSTANT)
   assert.match(String(body.updated_at), ISO_INSTANT)
 }
