@@ -137,9 +137,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const app = Fastify(serverOptions(config, options)).withTypeProvider<TypeBoxTypeProvider>()
   const database =
     options.database ??
-    openDatabase(parseDatabaseUrl(config.databaseUrl), (error) =>
-      app.log.warn({ err: error }, 'an idle database connection failed; it will be replaced'),
-    )
+    openDatabase(parseDatabaseUrl(config.databaseUrl), {
+      ...config.database,
+      onPoolError: (error) =>
+        app.log.warn({ err: error }, 'an idle database connection failed; it will be replaced'),
+    })
 
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema)
   // JSON bodies only (and the OAuth2 form on /login): a text/plain body is a 415, not a guess.

@@ -40,6 +40,8 @@ export interface Config {
   jwtAudience: string
   accessTokenExpireMinutes: number
   refreshTokenExpireDays: number
+  /** A session ends this long after its login, however often it is refreshed (ASVS 10.4.8 / 3.3.4). */
+  sessionMaxLifetimeDays: number
   passwordMinLength: number
   redisUrl: string | undefined
   /** Prefix of every Redis key, so that several deployments (or tests) can share one Redis. */
@@ -82,6 +84,26 @@ export interface Config {
   keepAliveTimeoutMs: number
   /** Bearer token a Prometheus scraper sends to GET /metrics; unset: no /metrics route. */
   metricsToken: string | undefined
+  /** Bounds on every database call, so that a hung database gives a 503 within seconds. */
+  database: DatabaseOptions
+  /** /readyz answers within this, whatever its checks wait for. */
+  readinessTimeoutMs: number
+  /** On SIGTERM/SIGINT, /readyz fails for this long (load balancers stop sending) before the server stops listening. */
+  shutdownDrainMs: number
+  /** After the drain, in-flight requests have this long to finish before the process gives up on them. */
+  shutdownTimeoutMs: number
+}
+
+export interface DatabaseOptions {
+  /** A query (PostgreSQL, MySQL) that has not answered within this fails; its connection is discarded. */
+  queryTimeoutMs: number
+  /** Waiting for a pooled connection, or opening a new one, fails after this. */
+  connectTimeoutMs: number
+  /**
+   * SQLite's `synchronous` pragma. `full` (the default) syncs the WAL on every commit: no acknowledged
+   * write is lost on an OS crash or power loss. `normal` is faster but may lose the last commits then.
+   */
+  sqliteSynchronous: 'full' | 'normal'
 }
 
 type Env = Record<string, string | undefined>
@@ -284,6 +306,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     jwtAudience: read(env, 'JWT_AUDIENCE') ?? 'fastauth-api',
     accessTokenExpireMinutes: integer(env, 'ACCESS_TOKEN_EXPIRE_MINUTES', 15, 1, 24 * 60),
     refreshTokenExpireDays: integer(env, 'REFRESH_TOKEN_EXPIRE_DAYS', 14, 1, 365),
+    sessionMaxLifetimeDays: integer(env, 'SESSION_MAX_LIFETIME_DAYS', 30, 1, 3650),
     passwordMinLength: integer(env, 'PASSWORD_MIN_LENGTH', 8, 8, 128),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     redisKeyPrefix: read(env, 'REDIS_KEY_PREFIX') ?? 'fastauth:',
@@ -317,6 +340,15 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     requestTimeoutMs: integer(env, 'REQUEST_TIMEOUT_MS', 30_000, 100, 600_000),
     keepAliveTimeoutMs: integer(env, 'KEEP_ALIVE_TIMEOUT_MS', 72_000, 100, 600_000),
     metricsToken: bearerSecret(env, 'METRICS_TOKEN', 16),
+    database: {
+      queryTimeoutMs: integer(env, 'DATABASE_QUERY_TIMEOUT_MS', 5_000, 100, 600_000),
+      connectTimeoutMs: integer(env, 'DATABASE_CONNECT_TIMEOUT_MS', 5_000, 100, 600_000),
+      sqliteSynchronous: oneOf(env, 'SQLITE_SYNCHRONOUS', ['full', 'normal'] as const, 'full'),
+    },
+    readinessTimeoutMs: integer(env, 'READINESS_TIMEOUT_MS', 2_000, 100, 60_000),
+    // Load balancers need a few probe periods to notice; a person pressing Ctrl-C does not wait.
+    shutdownDrainMs: integer(env, 'SHUTDOWN_DRAIN_MS', production ? 5_000 : 0, 0, 300_000),
+    shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
   }
 }
 

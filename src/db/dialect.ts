@@ -25,6 +25,7 @@ import {
 import type * as Mysql from 'mysql2'
 import type { Pool as MysqlPool, TypeCastField, TypeCastNext } from 'mysql2'
 import type pg from 'pg'
+import type { DatabaseOptions } from '../config.js'
 import type { Database } from './database.js'
 
 const require = createRequire(import.meta.url)
@@ -101,23 +102,32 @@ export interface DatabaseHandle {
 /** Told about connections that fail while idle in a pool (they are replaced on the next query). */
 export type PoolErrorListener = (error: Error) => void
 
-export function openDatabase(
-  target: DatabaseTarget,
-  onPoolError: PoolErrorListener = () => {},
-): DatabaseHandle {
-  const { dialect, pool } = createDialect(target, onPoolError)
+export interface OpenOptions extends Partial<DatabaseOptions> {
+  onPoolError?: PoolErrorListener
+}
+
+/**
+ * Opens a database. Without `queryTimeoutMs` a query may run as long as it needs (the CLI's
+ * migrations and seeding); the server always passes its bounds (config.database).
+ */
+export function openDatabase(target: DatabaseTarget, options: OpenOptions = {}): DatabaseHandle {
+  const { dialect, pool } = createDialect(target, options)
   return { db: new Kysely<Database>({ dialect }), engine: target.engine, target, pool }
 }
 
 function createDialect(
   target: DatabaseTarget,
-  onPoolError: PoolErrorListener,
+  options: OpenOptions,
 ): { dialect: Dialect; pool?: pg.Pool | MysqlPool } {
   switch (target.engine) {
     case 'sqlite':
-      return { dialect: new SqliteDialect({ database: openSqlite(target.filename) }) }
+      return {
+        dialect: new SqliteDialect({
+          database: openSqlite(target.filename, options.sqliteSynchronous ?? 'full'),
+        }),
+      }
     case 'postgres': {
-      const pool = createPostgresPool(target, onPoolError)
+      const pool = createPostgresPool(target, options.onPoolError ?? (() => {}))
       return { dialect: new PostgresDialect({ pool }), pool }
     }
     case 'mysql': {
@@ -139,13 +149,13 @@ const SQLITE_STATEMENT_CACHE_SIZE = 500
  *   ISO-8601 text and 0/1, and columns declared `timestamp`/`boolean` come back as `Date`/`boolean`,
  *   so that repositories see the same types on every engine.
  */
-function openSqlite(filename: string) {
+function openSqlite(filename: string, synchronous: DatabaseOptions['sqliteSynchronous']) {
   if (filename !== ':memory:') mkdirSync(path.dirname(path.resolve(filename)), { recursive: true })
   const database = new (drivers.sqlite())(filename)
   database.pragma('journal_mode = WAL')
   database.pragma('foreign_keys = ON')
   database.pragma('busy_timeout = 5000')
-  database.pragma('synchronous = NORMAL')
+  database.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
 
   const cache = new Map<string, ReturnType<typeof wrapStatement>>()
   return {
