@@ -13,16 +13,24 @@ import Fastify, {
 } from 'fastify'
 import type { FastifyRouteSchemaDef } from 'fastify/types/schema.js'
 import type { Config } from './config.js'
-import { isConnectionError, openDatabase, parseDatabaseUrl, type DatabaseHandle } from './db/dialect.js'
+import {
+  isDatabaseTimeout,
+  isForeignKeyViolation,
+  isDatabaseUnavailable,
+  openDatabase,
+  parseDatabaseUrl,
+  type DatabaseHandle,
+} from './db/dialect.js'
 import { HttpProblem, problemBody, unprocessable, validationIssues } from './errors.js'
 import { loggerOptions, requestId } from './logging.js'
-import authPlugin from './plugins/app/auth.js'
+import authPlugin, { accountGone } from './plugins/app/auth.js'
 import dbPlugin from './plugins/app/db.js'
 import metricsPlugin from './plugins/app/metrics.js'
 import firstAdminPlugin from './plugins/app/first-admin.js'
 import mailerPlugin from './plugins/app/mailer.js'
 import rateLimitPlugin from './plugins/app/rate-limit.js'
 import redisPlugin from './plugins/app/redis.js'
+import revocationsPlugin from './plugins/app/revocations.js'
 import securityEventsPlugin from './plugins/app/security-events.js'
 import sessionsPlugin from './plugins/app/sessions.js'
 import corsPlugin from './plugins/external/cors.js'
@@ -139,8 +147,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     options.database ??
     openDatabase(parseDatabaseUrl(config.databaseUrl), {
       ...config.database,
-      onPoolError: (error) =>
-        app.log.warn({ err: error }, 'an idle database connection failed; it will be replaced'),
+      // An idle connection that fails is replaced on the next query; during an outage every one
+      // of them fails, which the database monitor says once.
+      onPoolError: (error) => app.dbMonitor?.failed(error),
     })
 
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema)
@@ -179,15 +188,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(helmetPlugin, { config })
   await app.register(corsPlugin, { config })
   await app.register(swaggerPlugin, { config })
+  await app.register(metricsPlugin, { database })
   await app.register(dbPlugin, {
     database,
     migrate: options.migrate ?? true,
     closeOnShutdown: options.database === undefined,
   })
-  await app.register(metricsPlugin, { database })
   await app.register(securityEventsPlugin)
   await app.register(redisPlugin, { config })
   await app.register(rateLimitPlugin, { config })
+  await app.register(revocationsPlugin, { config })
   await app.register(authPlugin, { config })
   await app.register(sessionsPlugin, { config })
   await app.register(mailerPlugin, { config })
@@ -324,10 +334,26 @@ function handleError(
     // Fastify's own client errors (bad JSON, unsupported media type, body too large): safe to show.
     status = error.statusCode
     body = problemBody(status, error.message)
-  } else if (isConnectionError(error)) {
+  } else if (isForeignKeyViolation(error)) {
+    // Every foreign key points at a user or a session: it went away between the request's
+    // authentication and its write (deleted meanwhile). Never a 500 for that.
+    const gone = accountGone()
+    status = gone.status
+    body = gone.toBody()
+    for (const [name, value] of Object.entries(gone.options.headers ?? {})) reply.header(name, value)
+  } else if (isDatabaseUnavailable(error)) {
     status = 503
-    body = problemBody(503, 'The database does not answer; try again shortly.')
+    body = problemBody(
+      503,
+      isDatabaseTimeout(error)
+        ? 'The database did not answer in time; try again shortly.'
+        : 'The database does not answer; try again shortly.',
+    )
     reply.header('retry-after', '5')
+    // Said once per outage by the monitor, not once per request (with a stack trace each).
+    this.dbMonitor.failed(error)
+    request.log.debug({ err: error }, 'request failed: the database is unavailable')
+    return reply.code(status).type('application/problem+json').send(body)
   } else {
     status = 500
     body = problemBody(500, 'Something went wrong on our side; it has been logged.')

@@ -1,5 +1,6 @@
 import { ConfigError } from './config.js'
-import { DatabaseUrlError, describeTarget, isConnectionError, type DatabaseTarget } from './db/dialect.js'
+import { DatabaseUrlError, describeTarget, isDatabaseUnavailable, type DatabaseTarget } from './db/dialect.js'
+import { explainConnectionFailure } from './dependencies/monitor.js'
 import { MigrationError } from './db/migrator.js'
 
 /**
@@ -22,8 +23,8 @@ export function describeStartupError(
     return `DATABASE_URL: cannot create ${describeTarget(context.target)} (${code} on ${fsPath}); check the path and its permissions`
   const cause = error instanceof MigrationError ? error.cause : error
   const where = context.target ? describeTarget(context.target) : 'the database'
-  if (isConnectionError(cause))
-    return `DATABASE_URL: cannot reach ${where} (${(cause as NodeJS.ErrnoException).code}); check that it is running and that DATABASE_URL is right`
+  if (isDatabaseUnavailable(cause))
+    return `DATABASE_URL: cannot reach ${where} (${explainConnectionFailure(cause)}); check that it is running and that DATABASE_URL is right`
   const dbCode = (cause as { code?: string } | null)?.code
   if (dbCode === '28P01' || dbCode === '28000' || dbCode === 'ER_ACCESS_DENIED_ERROR')
     return `DATABASE_URL: ${where} refused the user name or password; check the credentials in DATABASE_URL`

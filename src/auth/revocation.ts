@@ -1,22 +1,36 @@
 import type { Redis } from 'ioredis'
+import type { DependencyMonitor } from '../dependencies/monitor.js'
 
 /**
- * Sessions whose access tokens must stop working before they expire (logout, password change,
- * deactivation…). An entry lives as long as an access token of that session could: after that the
- * token is refused for its expiry anyway, so the set stays small. Checking it needs no database read.
+ * Sessions whose access tokens must stop working before they expire (logout, password change or
+ * reset, deactivation, deletion…), as this instance knows them.
  *
- * The database is the record (sessions.revoked_at); the set is a copy of its recent part. It is
- * rebuilt from the database whenever it may have lost entries: when the process starts (memory),
- * and when Redis comes back, was emptied, or missed a write (Redis).
+ * The database is the record (sessions.revoked_at). Each instance keeps a list of the recent
+ * revocations and follows the database: every SYNC_INTERVAL_MS it reads the sessions revoked since
+ * its last read. That alone bounds how long another instance's revocation can go unseen, whatever
+ * part of Redis fails: a check never trusts a list older than MAX_LAG_MS; past that it reads the
+ * database first (and a database that does not answer then gives 503, never a wrong "yes").
+ *
+ * Redis, when configured, only makes it faster: a revocation is also written there, and a check
+ * that does not find the session in the list asks Redis, so that the very next request on any
+ * instance is refused. While Redis does not answer (its monitor is a circuit breaker), checks go
+ * by the list alone, and no request waits for Redis.
+ *
+ * An entry lives as long as an access token of its session could (then the token is refused for
+ * its expiry anyway), so the list stays small.
  */
-export interface RevocationStore {
-  readonly kind: 'memory' | 'redis'
-  /** Throws when the set cannot be written (Redis away): the caller still has the database. */
+export interface RevocationList {
+  /** True when revocations are also shared through Redis. */
+  readonly sharedThroughRedis: boolean
+  /**
+   * Refuses the sessions here at once, and on other instances through Redis (when it answers)
+   * and the database (within MAX_LAG_MS). The caller has committed the revocation to the database.
+   */
   revoke(sessionIds: readonly string[]): Promise<void>
-  /** Throws when the set cannot answer for sure (Redis away): the caller then asks the database. */
+  /** Throws when it cannot answer for sure: the database has not answered for longer than MAX_LAG_MS. */
   isRevoked(sessionId: string): Promise<boolean>
-  /** Refills the set from the database. */
-  restore(): Promise<void>
+  /** Reads the recent revocations from the database (throws if it cannot), then follows it. */
+  start(): Promise<void>
   close(): Promise<void>
 }
 
@@ -28,136 +42,112 @@ export interface RevokedSession {
 /** The sessions the database says were revoked since a time. */
 export type RevokedSince = (since: Date) => Promise<RevokedSession[]>
 
-interface StoreOptions {
-  /** Where restore() reads from; without it the set starts (and restores to) empty. */
-  revokedSince?: RevokedSince
+/** How often each instance reads the revocations it has not seen yet. */
+export const SYNC_INTERVAL_MS = 500
+/** The guarantee: a revocation committed anywhere is refused here within this time. */
+export const MAX_LAG_MS = 1000
+/**
+ * Each read goes this far back before the previous one: revoked_at is written by the clock of the
+ * instance that revoked, before its transaction commits, so a row can appear after a later read
+ * began. Covers a commit that lands up to this long after its revoked_at, and clock skew between
+ * instances (which README asks to keep in sync).
+ */
+const OVERLAP_MS = 30_000
+
+export interface RevocationListOptions {
+  /** How long an entry matters: an access token's lifetime, plus clock skew. */
+  ttlMs: number
+  revokedSince: RevokedSince
+  /** Told when a read of the database fails (the database monitor). */
+  onSyncFailure(error: unknown): void
+  redis?: { client: Redis; keyPrefix: string; monitor: DependencyMonitor }
   now?: () => number
 }
 
-/** One instance: a map of session id → time the entry may be forgotten. */
-export function createMemoryRevocationStore(ttlMs: number, options: StoreOptions = {}): RevocationStore {
-  const { revokedSince, now = Date.now } = options
+export function createRevocationList(options: RevocationListOptions): RevocationList {
+  const { ttlMs, revokedSince, onSyncFailure, redis, now = Date.now } = options
   const revoked = new Map<string, number>()
+  const key = (sessionId: string) => `${redis!.keyPrefix}revoked-session:${sessionId}`
+  /** When the last successful read of the database began: everything committed before is here. */
+  let syncedFrom = Number.NEGATIVE_INFINITY
+  let syncing: Promise<void> | undefined
+  let timer: NodeJS.Timeout | undefined
+  let closed = false
+
   const remember = (id: string, until: number) => {
     if (until > (revoked.get(id) ?? 0)) revoked.set(id, until)
   }
-  const sweep = () => {
-    const time = now()
-    for (const [id, until] of revoked) if (until <= time) revoked.delete(id)
+  const listed = (id: string) => {
+    const until = revoked.get(id)
+    return until !== undefined && until > now()
   }
-  const timer = setInterval(sweep, Math.min(ttlMs, 60_000))
-  timer.unref()
+
+  function sync(): Promise<void> {
+    syncing ??= (async () => {
+      const startedAt = now()
+      const since = Math.max(syncedFrom - OVERLAP_MS, startedAt - ttlMs)
+      for (const { sessionId, revokedAt } of await revokedSince(new Date(since)))
+        remember(sessionId, revokedAt.getTime() + ttlMs)
+      syncedFrom = startedAt
+      for (const [id, until] of revoked) if (until <= startedAt) revoked.delete(id)
+    })().finally(() => {
+      syncing = undefined
+    })
+    return syncing
+  }
+
+  const follow = () => {
+    if (closed) return
+    timer = setTimeout(() => {
+      sync().catch(onSyncFailure).finally(follow)
+    }, SYNC_INTERVAL_MS)
+    timer.unref()
+  }
+
   return {
-    kind: 'memory',
+    sharedThroughRedis: redis !== undefined,
+
     async revoke(sessionIds) {
       const until = now() + ttlMs
       for (const id of sessionIds) remember(id, until)
-    },
-    async isRevoked(sessionId) {
-      const until = revoked.get(sessionId)
-      return until !== undefined && until > now()
-    },
-    async restore() {
-      if (!revokedSince) return
-      for (const { sessionId, revokedAt } of await revokedSince(new Date(now() - ttlMs)))
-        remember(sessionId, revokedAt.getTime() + ttlMs)
-    },
-    async close() {
-      clearInterval(timer)
-      revoked.clear()
-    },
-  }
-}
-
-/**
- * Several instances: the set lives in Redis, so a logout through one instance is refused by every
- * other on the very next request. Entries expire in Redis by themselves.
- *
- * Redis may lose entries: it restarts empty (no persistence), is flushed, or misses a write while
- * this instance cannot reach it. A marker key, written last by every restore, tells whether Redis
- * holds a complete set; until it does (and after a failed write, or a reconnection), the set is
- * restored from the database first, and a check that cannot be answered for sure throws.
- */
-export function createRedisRevocationStore(
-  redis: Redis,
-  ttlMs: number,
-  keyPrefix: string,
-  options: StoreOptions = {},
-): RevocationStore {
-  const { revokedSince, now = Date.now } = options
-  const key = (sessionId: string) => `${keyPrefix}revoked-session:${sessionId}`
-  const completeKey = `${keyPrefix}revoked-sessions:complete`
-  /** Redis may lack entries that the database has: restore before trusting it. */
-  let stale = true
-  /** Writes that failed: a restore that overlapped one must not declare the set complete. */
-  let failedWrites = 0
-  let restoring: Promise<void> | undefined
-
-  async function exec(pipeline: ReturnType<Redis['pipeline']>) {
-    const results = (await pipeline.exec()) ?? []
-    const failure = results.find(([error]) => error)
-    if (failure?.[0]) throw failure[0]
-  }
-
-  function restore(): Promise<void> {
-    restoring ??= (async () => {
-      try {
-        if (redis.status !== 'ready') throw new Error(`Redis is not connected (${redis.status})`)
-        const failuresBefore = failedWrites
-        const time = now()
-        const entries = revokedSince ? await revokedSince(new Date(time - ttlMs)) : []
-        const pipeline = redis.pipeline()
-        for (const { sessionId, revokedAt } of entries) {
-          const left = revokedAt.getTime() + ttlMs - time
-          if (left > 0) pipeline.set(key(sessionId), '1', 'PX', left)
-        }
-        pipeline.set(completeKey, new Date(time).toISOString())
-        await exec(pipeline)
-        if (failedWrites === failuresBefore) stale = false
-      } catch (error) {
-        stale = true
-        throw error
-      }
-    })().finally(() => {
-      restoring = undefined
-    })
-    return restoring
-  }
-
-  // Reconnected: Redis may have restarted empty, or missed our writes while we were away.
-  const onReady = () => {
-    stale = true
-    restore().catch(() => {})
-  }
-  redis.on('ready', onReady)
-
-  return {
-    kind: 'redis',
-    async revoke(sessionIds) {
-      if (sessionIds.length === 0) return
-      const pipeline = redis.pipeline()
+      if (!redis || sessionIds.length === 0 || !redis.monitor.available) return
+      const pipeline = redis.client.pipeline()
       for (const id of sessionIds) pipeline.set(key(id), '1', 'PX', ttlMs)
       try {
-        await exec(pipeline)
+        const failure = ((await pipeline.exec()) ?? []).find(([error]) => error)
+        if (failure?.[0]) throw failure[0]
       } catch (error) {
-        stale = true
-        failedWrites += 1
-        throw error
+        // The database has it: other instances read it from there within MAX_LAG_MS.
+        redis.monitor.failed(error)
       }
     },
+
     async isRevoked(sessionId) {
-      if (stale) await restore()
-      const [revoked, complete] = await redis.mget(key(sessionId), completeKey)
-      if (complete !== null) return revoked !== null
-      // Redis lost the set (restarted empty, flushed): refill it, then answer.
-      stale = true
-      await restore()
-      return (await redis.exists(key(sessionId))) === 1
+      if (listed(sessionId)) return true
+      if (now() - syncedFrom > MAX_LAG_MS) {
+        await sync()
+        if (listed(sessionId)) return true
+      }
+      if (!redis || !redis.monitor.available) return false
+      try {
+        if ((await redis.client.exists(key(sessionId))) === 0) return false
+      } catch (error) {
+        redis.monitor.failed(error)
+        return false
+      }
+      remember(sessionId, now() + ttlMs)
+      return true
     },
-    restore,
+
+    async start() {
+      await sync()
+      follow()
+    },
+
     async close() {
-      // The Redis connection belongs to the redis plugin, which closes it.
-      redis.off('ready', onReady)
+      closed = true
+      clearTimeout(timer)
+      revoked.clear()
     },
   }
 }

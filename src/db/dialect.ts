@@ -21,9 +21,18 @@ import {
   type Dialect,
   type InsertQueryBuilder,
   type InsertResult,
+  type MysqlPool as KyselyMysqlPool,
+  type MysqlPoolConnection,
+  type PostgresPool,
+  type PostgresPoolClient,
 } from 'kysely'
 import type * as Mysql from 'mysql2'
-import type { Pool as MysqlPool, TypeCastField, TypeCastNext } from 'mysql2'
+import type {
+  Pool as MysqlPool,
+  PoolConnection as MysqlPoolConnectionRaw,
+  TypeCastField,
+  TypeCastNext,
+} from 'mysql2'
 import type pg from 'pg'
 import type { DatabaseOptions } from '../config.js'
 import type { Database } from './database.js'
@@ -127,12 +136,15 @@ function createDialect(
         }),
       }
     case 'postgres': {
-      const pool = createPostgresPool(target, options.onPoolError ?? (() => {}))
-      return { dialect: new PostgresDialect({ pool }), pool }
+      const pool = createPostgresPool(target, options)
+      return {
+        dialect: new PostgresDialect({ pool: boundedPostgresPool(pool, options.queryTimeoutMs) }),
+        pool,
+      }
     }
     case 'mysql': {
-      const pool = createMysqlPoolFor(target)
-      return { dialect: new MysqlDialect({ pool }), pool }
+      const pool = createMysqlPoolFor(target, options)
+      return { dialect: new MysqlDialect({ pool: boundedMysqlPool(pool, options) }), pool }
     }
   }
 }
@@ -208,19 +220,61 @@ function wrapStatement(statement: SqliteStatement) {
   }
 }
 
+// ---------------------------------------------------------------- bounds on every call
+
+/**
+ * A database call that did not finish within its bound (DATABASE_QUERY_TIMEOUT_MS,
+ * DATABASE_CONNECT_TIMEOUT_MS): the database is hung or the link to it is (a partition can last
+ * ~15 minutes of TCP retries). The request answers 503 with Retry-After.
+ */
+export class DatabaseTimeoutError extends Error {
+  override name = 'DatabaseTimeoutError'
+  readonly code = 'DATABASE_TIMEOUT'
+  constructor(what: 'query' | 'connect', timeoutMs: number) {
+    super(
+      what === 'query'
+        ? `the database did not answer a query within ${timeoutMs} ms`
+        : `no database connection could be had within ${timeoutMs} ms`,
+    )
+  }
+}
+
+/** TCP keep-alive on every connection: a peer that vanished is noticed while the connection idles. */
+const KEEP_ALIVE_DELAY_MS = 10_000
+
+/**
+ * The client-side bound is a little later than the server-side one (statement_timeout,
+ * max_statement_time): a database that is alive cancels a slow statement itself and keeps the
+ * connection; only a database (or a link) that says nothing makes the client give up on it.
+ */
+const CLIENT_TIMEOUT_MARGIN_MS = 1_000
+
+/** ROLLBACK after a failure on a connection already given up: the database aborts it when it closes. */
+const isRollback = (sqlText: string) => /^\s*rollback\s*$/i.test(sqlText)
+
 // ---------------------------------------------------------------- PostgreSQL
 
-function createPostgresPool(
-  target: Extract<DatabaseTarget, { engine: 'postgres' }>,
-  onPoolError: PoolErrorListener,
-) {
+function createPostgresPool(target: Extract<DatabaseTarget, { engine: 'postgres' }>, options: OpenOptions) {
   const pg = drivers.postgres()
   const url = new URL(target.url)
   url.searchParams.delete('pool_size')
+  const onPoolError = options.onPoolError ?? (() => {})
+  const queryTimeoutMs = options.queryTimeoutMs
   const pool = new pg.Pool({
     connectionString: url.toString(),
     max: target.poolSize,
-    connectionTimeoutMillis: 5000,
+    // Bounds both opening a connection and waiting for a free one in the pool.
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEP_ALIVE_DELAY_MS,
+    ...(queryTimeoutMs
+      ? {
+          statement_timeout: queryTimeoutMs,
+          // A transaction left open by a client that vanished must not hold its locks.
+          idle_in_transaction_session_timeout: queryTimeoutMs * 2,
+          query_timeout: queryTimeoutMs + CLIENT_TIMEOUT_MARGIN_MS,
+        }
+      : {}),
     // BIGINT (price) is bounded to Number.MAX_SAFE_INTEGER by the API, so a number is exact.
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
@@ -238,16 +292,57 @@ function createPostgresPool(
   return pool
 }
 
+/**
+ * The pool as Kysely sees it: a connection whose query timed out or whose link failed is destroyed
+ * when released, never handed to the next request (pg would otherwise queue that request's
+ * queries behind the hung one), and the ROLLBACK Kysely sends after such a failure is not sent to
+ * it (it would wait out a second timeout and replace the real error).
+ */
+function boundedPostgresPool(pool: pg.Pool, queryTimeoutMs: number | undefined): PostgresPool {
+  const clients = new WeakMap<pg.PoolClient, PostgresPoolClient>()
+  const wrap = (client: pg.PoolClient): PostgresPoolClient => {
+    let broken = false
+    const query = async (sqlText: string, parameters: ReadonlyArray<unknown>) => {
+      if (broken && isRollback(sqlText)) return { command: 'ROLLBACK', rowCount: 0, rows: [] }
+      try {
+        return await client.query(sqlText, parameters as unknown[])
+      } catch (error) {
+        if ((error as Error).message === 'Query read timeout') {
+          broken = true
+          throw new DatabaseTimeoutError('query', queryTimeoutMs ?? 0)
+        }
+        if (isConnectionError(error)) broken = true
+        throw error
+      }
+    }
+    return {
+      query: query as unknown as PostgresPoolClient['query'],
+      release: (destroy?: boolean) => client.release(broken || destroy === true),
+    }
+  }
+  return {
+    async connect() {
+      const client = await pool.connect()
+      let wrapped = clients.get(client)
+      if (!wrapped) clients.set(client, (wrapped = wrap(client)))
+      return wrapped
+    },
+    end: () => pool.end(),
+  }
+}
+
 // ---------------------------------------------------------------- MySQL / MariaDB
 
-function createMysqlPoolFor(target: Extract<DatabaseTarget, { engine: 'mysql' }>) {
+function createMysqlPoolFor(target: Extract<DatabaseTarget, { engine: 'mysql' }>, options: OpenOptions) {
   const url = new URL(target.url)
   url.protocol = 'mysql:'
   url.searchParams.delete('pool_size')
-  return drivers.mysql().createPool({
+  const pool = drivers.mysql().createPool({
     uri: url.toString(),
     connectionLimit: target.poolSize,
-    connectTimeout: 5000,
+    connectTimeout: options.connectTimeoutMs ?? 5000,
+    enableKeepAlive: true,
+    keepAliveInitialDelay: KEEP_ALIVE_DELAY_MS,
     // Dates are written and read as UTC, whatever the server's or the process's time zone.
     timezone: 'Z',
     supportBigNumbers: true,
@@ -261,6 +356,80 @@ function createMysqlPoolFor(target: Extract<DatabaseTarget, { engine: 'mysql' }>
       return next()
     },
   })
+  const queryTimeoutMs = options.queryTimeoutMs
+  if (queryTimeoutMs) {
+    // The server gives up on a statement (and a lock wait) by itself: max_statement_time on
+    // MariaDB (seconds), max_execution_time on MySQL (milliseconds, SELECT only). Sent first on
+    // each new connection, so it runs before any query of ours on it.
+    const seconds = queryTimeoutMs / 1000
+    pool.on('connection', (connection) => {
+      connection.query(`SET SESSION max_statement_time = ${seconds}`, (error) => {
+        if (error) connection.query(`SET SESSION max_execution_time = ${queryTimeoutMs}`, () => {})
+      })
+      connection.query(`SET SESSION innodb_lock_wait_timeout = ${Math.max(1, Math.ceil(seconds))}`, () => {})
+    })
+  }
+  return pool
+}
+
+/**
+ * The pool as Kysely sees it: waiting for a connection is bounded (mysql2 bounds only opening
+ * one), every query carries a client-side timeout, and a connection whose query timed out or
+ * failed fatally is destroyed instead of returned to the pool.
+ */
+function boundedMysqlPool(pool: MysqlPool, options: OpenOptions): KyselyMysqlPool {
+  const connectTimeoutMs = options.connectTimeoutMs ?? 5000
+  const queryTimeoutMs = options.queryTimeoutMs
+  const connections = new WeakMap<MysqlPoolConnectionRaw, MysqlPoolConnection>()
+  const wrap = (connection: MysqlPoolConnectionRaw): MysqlPoolConnection => {
+    let broken = false
+    return {
+      query: ((
+        sqlText: string,
+        parameters: unknown[],
+        callback?: (error: unknown, result: unknown) => void,
+      ) => {
+        if (!callback) return connection.query(sqlText, parameters)
+        if (broken && isRollback(sqlText)) return callback(null, { affectedRows: 0 })
+        connection.query(
+          { sql: sqlText, ...(queryTimeoutMs ? { timeout: queryTimeoutMs + CLIENT_TIMEOUT_MARGIN_MS } : {}) },
+          parameters as never,
+          (error: (Error & { code?: string; fatal?: boolean }) | null, result: unknown) => {
+            if (error?.code === 'PROTOCOL_SEQUENCE_TIMEOUT') {
+              broken = true
+              return callback(new DatabaseTimeoutError('query', queryTimeoutMs ?? 0), result)
+            }
+            if (error?.fatal) broken = true
+            callback(error, result)
+          },
+        )
+      }) as MysqlPoolConnection['query'],
+      release: () => (broken ? connection.destroy() : connection.release()),
+    }
+  }
+  return {
+    getConnection(callback) {
+      let settled = false
+      const timer = setTimeout(() => {
+        settled = true
+        callback(new DatabaseTimeoutError('connect', connectTimeoutMs), undefined as never)
+      }, connectTimeoutMs)
+      pool.getConnection((error, connection) => {
+        if (settled) {
+          // Came too late: the request has already been answered.
+          connection?.release()
+          return
+        }
+        settled = true
+        clearTimeout(timer)
+        if (error) return callback(error, undefined as never)
+        let wrapped = connections.get(connection)
+        if (!wrapped) connections.set(connection, (wrapped = wrap(connection)))
+        callback(null, wrapped)
+      })
+    },
+    end: (callback) => pool.end(callback),
+  }
 }
 
 // ---------------------------------------------------------------- portable helpers
@@ -314,6 +483,12 @@ export async function insertReturningId<TB extends keyof Database>(
   return Number(row.id)
 }
 
+/** True when the error is a foreign-key violation (a row refers to one that is gone), on any engine. */
+export function isForeignKeyViolation(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return code === 'SQLITE_CONSTRAINT_FOREIGNKEY' || code === '23503' || code === 'ER_NO_REFERENCED_ROW_2'
+}
+
 /** True when the error is a unique-constraint violation, on any engine. */
 export function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code
@@ -342,6 +517,35 @@ const CONNECTION_ERROR_CODES = new Set([
   'SQLITE_CANTOPEN',
   'SQLITE_BUSY',
 ])
+
+/**
+ * Codes of a statement the database (or our client) gave up on for taking too long: PostgreSQL's
+ * statement_timeout (57014 query_canceled) and lock_timeout (55P03), MariaDB's max_statement_time,
+ * MySQL's max_execution_time, InnoDB's lock wait, mysql2's client-side query timeout.
+ */
+const TIMEOUT_ERROR_CODES = new Set([
+  'DATABASE_TIMEOUT',
+  '57014',
+  '55P03',
+  'ER_STATEMENT_TIMEOUT',
+  'ER_QUERY_TIMEOUT',
+  'ER_LOCK_WAIT_TIMEOUT',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+])
+
+/** True when the error says a database call hit its time bound. */
+export function isDatabaseTimeout(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' && TIMEOUT_ERROR_CODES.has(code)
+}
+
+/**
+ * True when the database cannot serve the request now (unreachable, or too slow to answer): the
+ * client may retry, so the answer is 503 with Retry-After, never a 500.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  return isConnectionError(error) || isDatabaseTimeout(error)
+}
 
 /** True when the error says the database cannot be reached (as opposed to a bad query). */
 export function isConnectionError(error: unknown): boolean {

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis'
+import type { DependencyMonitor } from '../dependencies/monitor.js'
 
 /** How many hits a key has in its current window, and when that window ends. */
 export interface WindowCount {
@@ -72,36 +73,23 @@ export function createRedisCounterStore(redis: Redis, keyPrefix: string): Counte
 
 /**
  * Redis when it answers; this instance's own counters when it does not. Limits then hold per
- * instance (never "no limit"), and `onFallback` is told once per outage. During an outage Redis
- * is tried again at most once per `retryMs`, so that a Redis that does not answer (each command
- * waits for its timeout) slows one request now and then, not every request.
+ * instance (never "no limit"). The monitor is a circuit breaker: after a failure, hits go
+ * straight to the fallback until its background probe finds Redis again, so a Redis that does not
+ * answer (each command waits for its timeout) costs one request that wait, not every request.
  */
 export function createFallbackCounterStore(
   primary: CounterStore,
   fallback: CounterStore,
-  events: { onFallback(error: unknown): void; onRecovered(): void },
-  { retryMs = 1000, now = Date.now }: { retryMs?: number; now?: () => number } = {},
+  monitor: Pick<DependencyMonitor, 'available' | 'failed'>,
 ): CounterStore {
-  let degraded = false
-  let retryAt = 0
   return {
     kind: primary.kind,
     async hit(key, windowMs) {
-      if (degraded && now() < retryAt) return fallback.hit(key, windowMs)
-      retryAt = now() + retryMs
+      if (!monitor.available) return fallback.hit(key, windowMs)
       try {
-        const result = await primary.hit(key, windowMs)
-        if (degraded) {
-          degraded = false
-          events.onRecovered()
-        }
-        return result
+        return await primary.hit(key, windowMs)
       } catch (error) {
-        retryAt = now() + retryMs
-        if (!degraded) {
-          degraded = true
-          events.onFallback(error)
-        }
+        monitor.failed(error)
         return fallback.hit(key, windowMs)
       }
     },

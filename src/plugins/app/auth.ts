@@ -8,6 +8,7 @@ import {
   type Role,
   type TokenService,
 } from '../../auth/tokens.js'
+import { createKnownSessions } from '../../auth/known-sessions.js'
 import { forbidden, HttpProblem, unauthorized } from '../../errors.js'
 import type { UserRecord } from '../../repositories/users.js'
 
@@ -22,8 +23,9 @@ declare module 'fastify' {
   interface FastifyInstance {
     tokens: TokenService
     /**
-     * onRequest hook: a valid bearer token of a session that was not revoked, else 401. Sets
-     * request.actor and request.auth. No database read: revocation is checked in the revocation set.
+     * onRequest hook: a valid bearer token of a session the server issued to that user and did not
+     * revoke, else 401. Sets request.actor and request.auth. Revocation is checked in the
+     * revocation list; the session is read from the database once per instance (known-sessions).
      */
     authenticate(request: FastifyRequest, reply: FastifyReply): Promise<void>
     /** The caller's account, read from the database (401 when it no longer exists or is inactive). */
@@ -38,6 +40,8 @@ declare module 'fastify' {
     auth: AccessTokenClaims
   }
 }
+
+const SESSION_ENDED = 'The session has ended; log in again'
 
 const BEARER = /^Bearer +([A-Za-z0-9\-_.~+/]+=*) *$/i
 
@@ -57,22 +61,7 @@ export default fp<{ config: Config }>(
     app.decorateRequest('actor', null as unknown as Actor)
     app.decorateRequest('auth', null as unknown as AccessTokenClaims)
 
-    /**
-     * Whether the session was revoked. When Redis is configured but does not answer, the
-     * database decides instead (slower, still correct), so an outage never lets a revoked token in.
-     */
-    async function isRevoked(request: FastifyRequest, sessionId: string): Promise<boolean> {
-      try {
-        return await app.sessions.revocations.isRevoked(sessionId)
-      } catch (error) {
-        request.log.warn(
-          { err: error },
-          'the revocation set does not answer; checking the session in the database',
-        )
-        const session = await app.repos.sessions.findById(sessionId)
-        return !session || session.revoked_at !== null
-      }
-    }
+    const knownSessions = createKnownSessions((sessionId) => app.repos.sessions.findById(sessionId))
 
     app.decorate('authenticate', async (request: FastifyRequest) => {
       const token = bearerToken(request)
@@ -85,8 +74,10 @@ export default fp<{ config: Config }>(
         if (error instanceof TokenError) throw unauthorized(error.message, true)
         throw error
       }
-      if (await isRevoked(request, claims.sid))
-        throw unauthorized('The session has ended; log in again', true)
+      if (await app.revocations.isRevoked(claims.sid)) throw unauthorized(SESSION_ENDED, true)
+      const session = await knownSessions.check(claims.sid, claims.user_id)
+      if (session === 'revoked') throw unauthorized(SESSION_ENDED, true)
+      if (session === 'unknown') throw unauthorized(new TokenError('invalid').message, true)
       request.auth = claims
       request.actor = { id: claims.user_id, role: claims.role, sessionId: claims.sid }
     })
@@ -101,7 +92,7 @@ export default fp<{ config: Config }>(
       if (request.actor?.role !== role) throw forbidden(`This needs the ${role} role`)
     })
   },
-  { name: 'auth', dependencies: ['db'] },
+  { name: 'auth', dependencies: ['db', 'revocations'] },
 )
 
 /** A route's answer when the account behind a valid token is gone (deleted in between). */

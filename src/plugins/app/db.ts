@@ -1,8 +1,9 @@
 import fp from 'fastify-plugin'
-import type { Kysely } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import type { Database } from '../../db/database.js'
-import type { DatabaseHandle, Engine } from '../../db/dialect.js'
+import { openDatabase, type DatabaseHandle, type Engine } from '../../db/dialect.js'
 import { migrateToLatest } from '../../db/migrator.js'
+import { createDependencyMonitor, type DependencyMonitor } from '../../dependencies/monitor.js'
 import {
   createAccountTokensRepository,
   type AccountTokensRepository,
@@ -38,6 +39,8 @@ declare module 'fastify' {
     repos: Repositories
     /** Runs `work` in one transaction, with repositories bound to it. */
     transaction<T>(work: (repos: Repositories) => Promise<T>): Promise<T>
+    /** Whether the database answers: told of every call that failed for want of it. */
+    dbMonitor: DependencyMonitor
   }
 }
 
@@ -68,7 +71,18 @@ function repositoriesFor(
 export default fp<DbPluginOptions>(
   async (app, { database, migrate, closeOnShutdown }) => {
     const { db, engine } = database
-    if (migrate) await migrateToLatest(db)
+    if (migrate) await migrateWithoutQueryBound(database)
+    const monitor = createDependencyMonitor({
+      name: 'database',
+      log: app.log,
+      probe: () => sql`select 1`.execute(db),
+      meanwhile: 'requests that need it answer 503 with Retry-After',
+      onFailure: () => app.metrics.dependencyFailure('database'),
+      onChange: (available) => app.metrics.dependencyAvailable('database', available),
+    })
+    app.metrics.dependencyAvailable('database', true)
+    app.decorate('dbMonitor', monitor)
+    app.addHook('onClose', async () => monitor.close())
     app.decorate('db', db)
     app.decorate('dbEngine', engine)
     app.decorate(
@@ -89,5 +103,22 @@ export default fp<DbPluginOptions>(
     })
     if (closeOnShutdown) app.addHook('onClose', async () => db.destroy())
   },
-  { name: 'db' },
+  { name: 'db', dependencies: ['metrics'] },
 )
+
+/**
+ * Migrations may rewrite large tables: on PostgreSQL and MySQL they run on a connection of their
+ * own without the per-query bound that protects requests (DATABASE_QUERY_TIMEOUT_MS).
+ */
+async function migrateWithoutQueryBound(database: DatabaseHandle) {
+  if (database.engine === 'sqlite') {
+    await migrateToLatest(database.db)
+    return
+  }
+  const unbounded = openDatabase(database.target)
+  try {
+    await migrateToLatest(unbounded.db)
+  } finally {
+    await unbounded.db.destroy()
+  }
+}

@@ -55,6 +55,10 @@ export interface Metrics {
   authEvent(event: AuthEvent): void
   /** Counts one request refused by a rate limit, by route template (see `routeLabel`). */
   rateLimited(route: string | undefined): void
+  /** Counts one failed call to a dependency ("database", "redis") in `dependency_failures_total`. */
+  dependencyFailure(dependency: string): void
+  /** Sets `dependency_up{dependency}`: 1 while it answers, 0 during an outage. */
+  dependencyAvailable(dependency: string, available: boolean): void
   /** The exposition text of every metric of this app. */
   scrape(): Promise<string>
 }
@@ -157,6 +161,19 @@ export default fp<MetricsPluginOptions>(
       registers,
     })
 
+    const dependencyFailures = new Counter({
+      name: 'dependency_failures_total',
+      help: 'Calls to a dependency (database, redis) that failed because it was unreachable or did not answer in time.',
+      labelNames: ['dependency'] as const,
+      registers,
+    })
+    const dependencyUp = new Gauge({
+      name: 'dependency_up',
+      help: 'Whether a dependency (database, redis) answers, as this instance sees it: 1 yes, 0 during an outage.',
+      labelNames: ['dependency'] as const,
+      registers,
+    })
+
     const pool = (database as DatabaseHandle & { pool?: unknown }).pool
     if (poolState(pool)) {
       new Gauge({
@@ -194,8 +211,12 @@ export default fp<MetricsPluginOptions>(
       contentType: registry.contentType,
       authEvent: (event: AuthEvent) => authEvents.inc({ event }),
       rateLimited: (route: string | undefined) => rateLimitHits.inc({ route: route ?? UNMATCHED_ROUTE }),
+      dependencyFailure: (dependency: string) => dependencyFailures.inc({ dependency }),
+      dependencyAvailable: (dependency: string, available: boolean) =>
+        dependencyUp.set({ dependency }, available ? 1 : 0),
       scrape: () => registry.metrics(),
     } satisfies Metrics)
   },
-  { name: 'metrics', dependencies: ['db'] },
+  // Before the database and Redis plugins, which report their outages here.
+  { name: 'metrics' },
 )

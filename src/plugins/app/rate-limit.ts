@@ -62,16 +62,14 @@ export default fp<{ config: Config }>(
   async (app, { config }) => {
     const limits = config.rateLimit
     const memory = createMemoryCounterStore()
-    const counters: CounterStore = app.redis
-      ? createFallbackCounterStore(createRedisCounterStore(app.redis, config.redisKeyPrefix), memory, {
-          onFallback: (error) =>
-            app.log.error(
-              { err: error },
-              'rate limits: Redis does not answer; counting per instance until it does',
-            ),
-          onRecovered: () => app.log.info('rate limits: Redis answers again; limits are shared again'),
-        })
-      : memory
+    const counters: CounterStore =
+      app.redis && app.redisMonitor
+        ? createFallbackCounterStore(
+            createRedisCounterStore(app.redis, config.redisKeyPrefix),
+            memory,
+            app.redisMonitor,
+          )
+        : memory
     app.decorate('rateLimitCounters', counters)
     app.addHook('onClose', async () => counters.close())
 

@@ -3,11 +3,6 @@ import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.js'
 import { generateOpaqueToken, hashOpaqueToken } from '../../auth/opaque-tokens.js'
-import {
-  createMemoryRevocationStore,
-  createRedisRevocationStore,
-  type RevocationStore,
-} from '../../auth/revocation.js'
 import type { Role } from '../../auth/tokens.js'
 import { unauthorized } from '../../errors.js'
 import type { Repositories } from './db.js'
@@ -35,7 +30,6 @@ export type RevocationReason =
   | 'role_changed'
 
 export interface SessionService {
-  revocations: RevocationStore
   /** A new session (a login): its first access and refresh tokens. */
   start(user: { id: number; role: Role }, client: ClientInfo): Promise<TokenPair>
   /** Rotates a refresh token: the presented one dies, a new pair is issued. */
@@ -59,29 +53,6 @@ const DUPLICATE_REFRESH_WINDOW_MS = 10_000
 
 export default fp<{ config: Config }>(
   async (app, { config }) => {
-    // A revoked session's access tokens live at most this long (plus a minute of clock skew).
-    const revocationTtlMs = (config.accessTokenExpireMinutes * 60 + 60) * 1000
-    // The set is a copy of the database's recent revocations, rebuilt from it whenever it may have
-    // lost some: at start (a restarted process must not forget a logout) and when Redis lost them.
-    const revokedSince = async (since: Date) =>
-      (await app.repos.sessions.revokedSince(since)).map((row) => ({
-        sessionId: row.id,
-        revokedAt: row.revoked_at,
-      }))
-    const revocations = app.redis
-      ? createRedisRevocationStore(app.redis, revocationTtlMs, config.redisKeyPrefix, { revokedSince })
-      : createMemoryRevocationStore(revocationTtlMs, { revokedSince })
-    app.addHook('onClose', async () => revocations.close())
-    await revocations.restore().catch((error: unknown) => {
-      // The memory set cannot be completed later: starting without it would forget logouts.
-      if (revocations.kind === 'memory') throw error
-      // Redis away: checks go to the database until it is back and the set is restored.
-      app.log.warn(
-        { err: error },
-        'the revocation set could not be restored yet; checking sessions in the database',
-      )
-    })
-
     const refreshLifetimeMs = config.refreshTokenExpireDays * 24 * 60 * 60 * 1000
     const userAgentOf = (client: ClientInfo) => client.userAgent?.slice(0, 512) ?? null
 
@@ -108,8 +79,6 @@ export default fp<{ config: Config }>(
     }
 
     const service: SessionService = {
-      revocations,
-
       async start(user, client) {
         const now = new Date()
         const sessionId = randomUUID()
@@ -179,18 +148,7 @@ export default fp<{ config: Config }>(
         await repos.sessions.revoke([...sessionIds], reason, new Date())
         // Published only once the revocation is committed: a change that rolls back must not
         // leave its sessions refused for the lifetime of their tokens.
-        await repos.afterCommit(async () => {
-          try {
-            await revocations.revoke(sessionIds)
-          } catch (error) {
-            // The database has the revocation, and checks fall back to it while Redis is away; the
-            // set is restored from the database when Redis answers again.
-            app.log.warn(
-              { err: error, sessionIds, reason },
-              'the revocation set could not be updated; it will be restored from the database',
-            )
-          }
-        })
+        await repos.afterCommit(() => app.revocations.revoke(sessionIds))
       },
 
       async revokeAllOf(repos, userId, reason, keep) {
@@ -200,5 +158,5 @@ export default fp<{ config: Config }>(
     }
     app.decorate('sessions', service)
   },
-  { name: 'sessions', dependencies: ['db', 'auth', 'redis', 'security-events'] },
+  { name: 'sessions', dependencies: ['db', 'auth', 'revocations', 'security-events'] },
 )
