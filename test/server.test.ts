@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, describe, test } from 'node:test'
+import { freePort } from './support/processes.js'
 
 const SERVER = fileURLToPath(new URL('../src/server.ts', import.meta.url))
 /** tsx by absolute URL, so that the server can run in a folder of its own (away from any .env here). */
@@ -280,6 +281,36 @@ describe('server: a start that cannot succeed is one line on stderr', () => {
   test('a malformed DATABASE_URL', async () => {
     const line = await startAndFail({ SECRET_KEY: SECRET, DATABASE_URL: 'sqlite:foo' })
     assert.match(line, /^error: DATABASE_URL\b/)
+  })
+
+  test('a database that closes the connection at once says what happened, never "(undefined)"', async () => {
+    // What a proxy with nothing behind it does: accept, then close before the database would speak.
+    // Read to the end as well, so that each socket sees its client go and closes.
+    const closer = createServer((socket) => socket.end().resume())
+    await new Promise<void>((resolve) => closer.listen(0, '127.0.0.1', resolve))
+    try {
+      const port = (closer.address() as AddressInfo).port
+      for (const scheme of ['postgres', 'mysql']) {
+        const line = await startAndFail({
+          SECRET_KEY: SECRET,
+          DATABASE_URL: `${scheme}://root@127.0.0.1:${port}/app`,
+        })
+        assert.match(line, /^error: DATABASE_URL: cannot reach .+ \(the connection was closed before/, line)
+        assert.equal(line.includes('undefined'), false, line)
+      }
+    } finally {
+      await new Promise((resolve) => closer.close(resolve))
+    }
+  })
+
+  test('a Redis that refuses the connection is reported as refused, not as silent', async () => {
+    const line = await startAndFail({
+      SECRET_KEY: SECRET,
+      DATABASE_URL: 'sqlite::memory:',
+      REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
+    })
+    assert.match(line, /^error: REDIS_URL: cannot reach Redis at 127\.0\.0\.1:\d+ \(connection refused/, line)
+    assert.equal(line.includes('no answer'), false, line)
   })
 
   test('a SQLite path whose folder cannot be created names DATABASE_URL', async () => {

@@ -58,6 +58,9 @@ export function explainConnectionFailure(error: unknown): string {
   if (code === 'ETIMEDOUT') return 'the connection timed out'
   if (code === 'ECONNRESET') return 'the connection was reset'
   if (code === 'EHOSTUNREACH') return 'the host is unreachable'
+  // pg says this without a code; mysql2 with one: the peer accepted, then closed before answering.
+  if (code === 'PROTOCOL_CONNECTION_LOST' || /^Connection terminated/.test((error as Error)?.message ?? ''))
+    return 'the connection was closed before the server answered (a proxy with nothing behind it?)'
   return describeFailure(error)
 }
 
