@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { Writable } from 'node:stream'
 import { after, before, describe } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { Kysely, MysqlDialect, PostgresDialect, sql } from 'kysely'
@@ -231,7 +232,19 @@ export function assertProblem(
   }
 }
 
-/** A product as the API answers it. */
+/** A pino logger for buildApp whose JSON lines the test can read (level `info` unless told). */
+export function captureLog(level = 'info') {
+  const lines: { level: number; msg: string; [field: string]: unknown }[] = []
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean))
+        lines.push(JSON.parse(line) as { level: number; msg: string })
+      done()
+    },
+  })
+  return { lines, logger: { level, stream } satisfies BuildOptions['logger'] }
+}
+
 /** The fields of a product and of a user as the API shows them, sorted (what Object.keys must give). */
 export const PRODUCT_FIELDS = [
   'created_at',

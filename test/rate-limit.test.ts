@@ -8,15 +8,15 @@ import assert from 'node:assert/strict'
 import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { Writable } from 'node:stream'
 import { after, before, describe, test } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
-import { buildApp, type BuildOptions } from '../src/app.js'
+import { buildApp } from '../src/app.js'
 import type { Config } from '../src/config.js'
 import { clientKey } from '../src/rate-limit/client-key.js'
 import {
   assertProblem,
+  captureLog,
   bearer,
   describeEachEngine,
   testConfig,
@@ -123,18 +123,6 @@ async function until(condition: () => boolean | Promise<boolean>, what: string, 
 }
 
 /** A log captured line by line (JSON objects). */
-function captureLog() {
-  const lines: { level: number; msg: string }[] = []
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean))
-        lines.push(JSON.parse(line) as { level: number; msg: string })
-      done()
-    },
-  })
-  return { lines, logger: { level: 'info', stream } satisfies BuildOptions['logger'] }
-}
-
 /** A suite that needs a database but not a particular engine: SQLite, created and dropped here. */
 function withSqlite(ctx: { databaseUrl: string }) {
   let database: TestDatabase | undefined

@@ -13,7 +13,14 @@ import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
 import { buildApp } from '../src/app.js'
 import { MAX_LAG_MS } from '../src/auth/revocation.js'
-import { assertProblem, bearer, describeEachEngine, registerAndLogin, testConfig } from './helper.js'
+import {
+  assertProblem,
+  bearer,
+  captureLog,
+  describeEachEngine,
+  registerAndLogin,
+  testConfig,
+} from './helper.js'
 import { until } from './support/processes.js'
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js'
 
@@ -51,6 +58,7 @@ describeEachEngine('revocation when one instance loses Redis', (ctx) => {
     let proxy: TcpProxy
     let a: FastifyInstance | undefined
     let b: FastifyInstance | undefined
+    const aLog = captureLog()
 
     before(async () => {
       proxy = await startTcpProxy(REDIS_URL!)
@@ -60,8 +68,9 @@ describeEachEngine('revocation when one instance loses Redis', (ctx) => {
           DATABASE_URL: ctx.databaseUrl,
           REDIS_URL: proxy.rewrite(REDIS_URL!),
           REDIS_KEY_PREFIX: prefix,
+          LOG_LEVEL: 'info',
         }),
-        { logger: false },
+        { logger: aLog.logger },
       )
       b = await buildApp(
         testConfig({ DATABASE_URL: ctx.databaseUrl, REDIS_URL: REDIS_URL!, REDIS_KEY_PREFIX: prefix }),
@@ -151,6 +160,7 @@ describeEachEngine('revocation when one instance loses Redis', (ctx) => {
         204,
       )
 
+      const linesBefore = aLog.lines.length
       proxy.pause()
       const commands = countCommands(a!.redis!)
       try {
@@ -168,6 +178,12 @@ describeEachEngine('revocation when one instance loses Redis', (ctx) => {
         // The first check waited for Redis and failed; the other 59 went to the list directly (a
         // probe a second may have gone out meanwhile).
         assert.ok(commands.count <= 4, `${commands.count} Redis commands for 60 requests`)
+        // And one log line for the outage, not a warning per request.
+        const warnings = aLog.lines.slice(linesBefore).filter((line) => line.level >= 40)
+        assert.deepEqual(
+          warnings.map((line) => line.msg.split(' (')[0]),
+          ['redis does not answer'],
+        )
       } finally {
         commands.restore()
         proxy.resume()
