@@ -99,7 +99,11 @@ export function createRevocationList(options: RevocationListOptions): Revocation
   const follow = () => {
     if (closed) return
     timer = setTimeout(() => {
-      sync().catch(onSyncFailure).finally(follow)
+      sync()
+        .catch((error: unknown) => {
+          if (!closed) onSyncFailure(error)
+        })
+        .finally(follow)
     }, SYNC_INTERVAL_MS)
     timer.unref()
   }
