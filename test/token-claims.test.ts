@@ -65,7 +65,11 @@ describeEachEngine('access token claims signed with the right key', (ctx) => {
     const claims = decodeJwt(user.token)
     const now = nowSeconds()
     const twoMinutes = now + 120
-    await assertRefused(ctx.app, await sign({ ...claims, iat: twoMinutes, exp: twoMinutes + 60 }), 'iat +120 s')
+    await assertRefused(
+      ctx.app,
+      await sign({ ...claims, iat: twoMinutes, exp: twoMinutes + 60 }),
+      'iat +120 s',
+    )
     const thirtySeconds = now + 30
     await assertAccepted(
       ctx.app,
