@@ -138,7 +138,7 @@ export interface paths {
            *     }
            */
           'application/x-www-form-urlencoded': {
-            /** @description Email or user name (case-insensitive). */
+            /** @description Email or user name (case-insensitive); one with "@" is an email (names never contain one). */
             username: string
             password: string
             /** @enum {string} */
@@ -154,7 +154,7 @@ export interface paths {
            *     }
            */
           'application/json': {
-            /** @description Email or user name (case-insensitive). */
+            /** @description Email or user name (case-insensitive); one with "@" is an email (names never contain one). */
             username: string
             password: string
             /** @enum {string} */
@@ -1337,7 +1337,7 @@ export interface paths {
            */
           'application/json': {
             /**
-             * @description Unique, case-insensitively. No leading or trailing spaces, no control characters.
+             * @description Unique, case-insensitively. No leading or trailing spaces, no control characters, and no "@" (a name is never taken for an email address).
              * @example hamed
              */
             name: string
@@ -1769,7 +1769,7 @@ export interface paths {
            */
           'application/json': {
             /**
-             * @description Unique, case-insensitively. No leading or trailing spaces, no control characters.
+             * @description Unique, case-insensitively. No leading or trailing spaces, no control characters, and no "@" (a name is never taken for an email address).
              * @example hamed
              */
             name?: string

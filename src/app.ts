@@ -1,4 +1,4 @@
-import { STATUS_CODES, type Server } from 'node:http'
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http'
 import type { Socket } from 'node:net'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv, type Options as AjvOptions } from 'ajv'
@@ -8,6 +8,7 @@ import Fastify, {
   type FastifyHttpOptions,
   type FastifyInstance,
   type FastifyServerOptions,
+  type onRequestHookHandler,
   type preValidationHookHandler,
   type RouteOptions,
 } from 'fastify'
@@ -34,7 +35,7 @@ import revocationsPlugin from './plugins/app/revocations.js'
 import securityEventsPlugin from './plugins/app/security-events.js'
 import sessionsPlugin from './plugins/app/sessions.js'
 import corsPlugin from './plugins/external/cors.js'
-import helmetPlugin from './plugins/external/helmet.js'
+import helmetPlugin, { securityHeaders } from './plugins/external/helmet.js'
 import swaggerPlugin from './plugins/external/swagger.js'
 import changePasswordRoutes from './routes/account/change-password.js'
 import recoveryRoutes from './routes/account/recovery.js'
@@ -88,6 +89,7 @@ export function serverOptions(config: Config, options: BuildOptions = {}): Fasti
   // instances cost ~10 ms to create, a dozen times over at start (docs/performance.md). Contexts
   // with the same shared schemas share one pair.
   const validatorsBySchemas = new Map<string, ReturnType<typeof createValidators>>()
+  const refusalHeaders = headersOfRefusals(config)
   return {
     logger: loggerOptions(config.logLevel, options.logger),
     bodyLimit: config.bodyLimitBytes,
@@ -99,6 +101,8 @@ export function serverOptions(config: Config, options: BuildOptions = {}): Fasti
       headersTimeout: Math.min(config.requestTimeoutMs, 10_000),
       // Node checks the two timeouts above only this often (30 s by default).
       connectionsCheckingInterval: Math.min(1_000, config.requestTimeoutMs),
+      // Node would answer a missing Host itself, bare: refuseWhatNodeWouldRefuse answers it.
+      requireHostHeader: false,
     },
     // Kept at Fastify's default, stated here because it matters: a body with a `__proto__` or
     // `constructor.prototype` key is a 400, never parsed.
@@ -113,10 +117,10 @@ export function serverOptions(config: Config, options: BuildOptions = {}): Fasti
     // A sane incoming X-Request-Id is kept (see logging.ts), else a UUID; it is on every log line.
     genReqId: requestId,
     // The router's own refusals (a badly percent-encoded path, an over-long path parameter) are
-    // answered before any route or error handler runs: without this they would be plain JSON.
-    frameworkErrors: answerFrameworkError,
+    // answered before any route, hook or error handler runs: without this they would be plain JSON.
+    frameworkErrors: (error, request, reply) => answerFrameworkError(error, request, reply, refusalHeaders),
     // Requests Node's HTTP parser refuses (headers or URL too large, malformed, too slow).
-    clientErrorHandler: answerClientError,
+    clientErrorHandler: (error, socket) => answerClientError(error, socket, refusalHeaders),
     schemaController: {
       compilersFactory: {
         buildValidator: ((externalSchemas: Record<string, unknown>) => {
@@ -186,6 +190,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   // Tier 1: third-party plugins. Tier 2: our services. Tier 3: routes.
   await app.register(helmetPlugin, { config })
+  // After helmet's hook, so that these refusals carry its headers like every other answer.
+  app.server.on('checkExpectation', (request, response) => {
+    unmetExpectations.add(request)
+    app.routing(request, response)
+  })
+  app.addHook('onRequest', refuseWhatNodeWouldRefuse)
   await app.register(corsPlugin, { config })
   await app.register(swaggerPlugin, { config })
   await app.register(metricsPlugin, { database })
@@ -278,17 +288,28 @@ const FRAMEWORK_ERROR_DETAILS: Record<string, string> = {
   FST_ERR_MAX_PARAM_LENGTH: 'A part of the path is too long.',
 }
 
-/** Errors Fastify meets while routing, before the error handler can see them. */
+/**
+ * The headers of a refusal no hook sees (helmet's hook sets them on every other answer): the same
+ * security headers, from the same options, and no caching.
+ */
+function headersOfRefusals(config: Config): [name: string, value: string][] {
+  return [...securityHeaders(config), ['Cache-Control', 'no-store']]
+}
+
+/** Errors Fastify meets while routing, before the hooks or the error handler can see them. */
 function answerFrameworkError(
   error: FastifyError,
   request: Parameters<FastifyInstance['errorHandler']>[1],
   reply: Parameters<FastifyInstance['errorHandler']>[2],
+  headers: [name: string, value: string][],
 ) {
   const detail = FRAMEWORK_ERROR_DETAILS[error.code]
   const status = detail && error.statusCode ? error.statusCode : 500
   if (status >= 500) request.log.error({ err: error }, 'request failed')
   else request.log.info({ status, code: error.code }, 'request rejected')
+  for (const [name, value] of headers) reply.header(name, value)
   return reply
+    .header('x-request-id', request.id)
     .code(status)
     .type('application/problem+json')
     .send(problemBody(status, detail ?? 'Something went wrong on our side; it has been logged.'))
@@ -300,18 +321,49 @@ const CLIENT_ERROR_DETAILS: Record<number, string> = {
   431: 'The request headers (with the URL) are too large.',
 }
 
-/** As Fastify's default, but the body is problem+json like every other error. */
-function answerClientError(error: Error & { code?: string }, socket: Socket) {
+/**
+ * As Fastify's default, but the body is problem+json and the headers are those of every other
+ * answer: there is no request yet, so no hook runs.
+ */
+function answerClientError(
+  error: Error & { code?: string },
+  socket: Socket,
+  headers: [name: string, value: string][],
+) {
   if (error.code === 'ECONNRESET' || socket.destroyed) return
   const status =
     error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
   const body = JSON.stringify(problemBody(status, CLIENT_ERROR_DETAILS[status]!))
   if (socket.writable)
     socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json; charset=utf-8\r\n` +
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+        headers.map(([name, value]) => `${name}: ${value}\r\n`).join('') +
+        `Content-Type: application/problem+json; charset=utf-8\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     )
   socket.destroy(error)
+}
+
+/** Requests whose Expect header Node cannot meet (anything but 100-continue). */
+const unmetExpectations = new WeakSet<IncomingMessage>()
+
+/**
+ * What Node answers by itself, with a bare, empty response, unless told otherwise: an HTTP/1.1
+ * request without Host (RFC 9112 §3.2 requires a 400) and an expectation it cannot meet (417).
+ * Node is told to hand both over, so that they are answered here like every other refusal.
+ */
+const refuseWhatNodeWouldRefuse: onRequestHookHandler = (request, _reply, done) => {
+  // A callback, not an async function: this runs on every request.
+  if (request.raw.httpVersion === '1.1' && request.headers.host === undefined)
+    done(new HttpProblem(400, 'An HTTP/1.1 request needs a Host header.'))
+  else if (unmetExpectations.has(request.raw))
+    done(
+      new HttpProblem(
+        417,
+        'The Expect header asks for something this server does not do (only 100-continue).',
+      ),
+    )
+  else done()
 }
 
 /** Every error becomes application/problem+json; a 5xx never shows its cause to the client. */

@@ -274,6 +274,13 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     fail('FIRST_ADMIN_PASSWORD', 'is required when FIRST_ADMIN_EMAIL is set')
   if (firstAdminEmail && !/^[^\s@]+@[^\s@]+$/.test(firstAdminEmail))
     fail('FIRST_ADMIN_EMAIL', `"${firstAdminEmail}" is not an email address`)
+  const firstAdminName = read(env, 'FIRST_ADMIN_NAME') ?? 'admin'
+  // The rule of every user name (auth/accounts.ts assertNamePolicy), said before anything starts.
+  if (firstAdminEmail && firstAdminName.normalize('NFKC').includes('@'))
+    fail(
+      'FIRST_ADMIN_NAME',
+      `"${firstAdminName}" contains "@", which no user name may (it could be taken for an email address); choose a name without it`,
+    )
 
   const port = integer(env, 'PORT', 8000, 0, 65535)
   const host = read(env, 'HOST') ?? '127.0.0.1'
@@ -324,7 +331,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     trustProxy: parseTrustProxy(env),
     firstAdminEmail,
     firstAdminPassword,
-    firstAdminName: read(env, 'FIRST_ADMIN_NAME') ?? 'admin',
+    firstAdminName,
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, nodeEnv === 'test' ? 'silent' : 'info'),
     requireEmailVerification: boolean(env, 'REQUIRE_EMAIL_VERIFICATION', false),
     rateLimit: {

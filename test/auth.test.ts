@@ -68,7 +68,7 @@ function invalidFields(response: Reply): string[] {
 
 /** Signs a payload as is (claims included), with the given key and algorithm. */
 function sign(payload: JWTPayload, key: Uint8Array | CryptoKey, alg = 'HS256') {
-  return new SignJWT(payload).setProtectedHeader({ alg, typ: 'JWT' }).sign(key)
+  return new SignJWT(payload).setProtectedHeader({ alg, typ: 'at+jwt' }).sign(key)
 }
 
 /** The token with one bit of its signature flipped (in the first byte, never in padding bits). */
@@ -196,7 +196,7 @@ describeEachEngine('POST /login', (ctx) => {
 
     const header = decodeProtectedHeader(token)
     assert.equal(header.alg, 'HS256')
-    assert.equal(header.typ, 'JWT')
+    assert.equal(header.typ, 'at+jwt')
 
     const claims = decodeJwt(token)
     assert.equal(claims.sub, String(user.id))

@@ -213,6 +213,18 @@ describe('cli: create-admin', () => {
     assertOneLineError(result)
   })
 
+  test('a --name with "@" (in any form) is refused with one error line, and nobody is created', async () => {
+    const before = await countUsers(databaseUrl)
+    for (const name of ['squat@example.com', 'squat\uFF20example.com']) {
+      const result = await runCli(['create-admin', '--email', 'squat@example.com', '--name', name], {
+        databaseUrl,
+        input: `${password}\n`,
+      })
+      assertOneLineError(result, /name .*"@"/)
+    }
+    assert.equal(await countUsers(databaseUrl), before)
+  })
+
   test('without --email → one error line', async () => {
     const result = await runCli(['create-admin', '--name', 'nobody'], { databaseUrl, input: `${password}\n` })
     assertOneLineError(result, /--email/)

@@ -166,7 +166,7 @@ class World {
     const claims = { user_id: user.id, role: 'user', sid: sessionOf(user.token) }
     const sign = (secret: string, expiresAt: number) =>
       new SignJWT(claims)
-        .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+        .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' })
         .setSubject(String(user.id))
         .setJti(randomUUID())
         .setIssuedAt(expiresAt - 900)

@@ -2,7 +2,7 @@ import { isUniqueViolation } from '../db/dialect.js'
 import type { UserRow } from '../db/database.js'
 import { conflict, unprocessable } from '../errors.js'
 import type { Repositories } from '../plugins/app/db.js'
-import type { UserRecord } from '../repositories/users.js'
+import type { LoginLookup, UserRecord } from '../repositories/users.js'
 import { isCommonPassword } from './common-passwords.js'
 import { hashPassword, normalizePassword, passwordLength, PASSWORD_MAX_LENGTH } from './passwords.js'
 
@@ -21,21 +21,39 @@ export function normalizeLogin(username: string): string {
   return username.trim().normalize('NFKC').toLowerCase()
 }
 
+/**
+ * Emails always contain "@" and names never do, so a login name is looked up among emails or
+ * among names, never both: it cannot match two accounts. Had it matched a name too, whoever first
+ * registered the name "carol@example.com" would have been let in by Carol's address (or have
+ * locked Carol out of it). A name with "@" from before that rule can no longer log in by name;
+ * its account still logs in by email.
+ */
+export function loginLookup(username: string): LoginLookup {
+  const key = normalizeLogin(username)
+  return { by: key.includes('@') ? 'email' : 'name', key }
+}
+
 /** The size of the name and name_key columns, in characters. */
 export const NAME_MAX_LENGTH = 64
 
 const UNSTORABLE = /[\p{Cc}\p{Cs}]/u
 
 /**
- * What the schema cannot check of a name, as a 422 naming the field: control characters and lone
- * surrogates (PostgreSQL refuses NUL in text; a lone surrogate would be stored as U+FFFD), and a
- * length that still fits the columns once normalised ("İ" lower-cases to two code points, NFKC
+ * What the schema cannot check of a name (or what is set without it: FIRST_ADMIN_NAME, the CLI),
+ * as a 422 naming the field: control characters and lone surrogates (PostgreSQL refuses NUL in
+ * text; a lone surrogate would be stored as U+FFFD), "@" in any form, and a length that still
+ * fits the columns once normalised ("İ" lower-cases to two code points, NFKC
  * expands some characters), which would otherwise fail in the database.
  */
 export function assertNamePolicy(name: string, field = 'name'): void {
   if (UNSTORABLE.test(name))
     throw unprocessable('The name contains characters that are not allowed.', [
       { in: 'body', field, message: 'must not contain control characters' },
+    ])
+  // On the normalised form: "＠" (U+FF20) and "﹫" (U+FE6B) become "@" there (see loginLookup).
+  if (nameKey(name).includes('@'))
+    throw unprocessable('A name cannot contain "@": it could be taken for an email address.', [
+      { in: 'body', field, message: 'must not contain "@" (a name is never taken for an email address)' },
     ])
   const longest = Math.max([...name.normalize('NFC')].length, [...nameKey(name)].length)
   if (longest > NAME_MAX_LENGTH)

@@ -39,6 +39,16 @@ export class TokenError extends Error {
   }
 }
 
+/** The media type of an access token (RFC 9068), in the protected header's `typ`. */
+const ACCESS_TOKEN_TYPE = 'at+jwt'
+
+/**
+ * How far in the future an `iat` may lie: instances behind one load balancer keep clocks that
+ * differ by a few seconds, and a token issued by one is checked by another. A minute covers that
+ * and nothing more; `exp` gets no such tolerance.
+ */
+export const ISSUED_AT_LEEWAY_SECONDS = 60
+
 export interface TokenService {
   issueAccessToken(user: { id: number; role: Role }, sessionId: string): Promise<IssuedAccessToken>
   verifyAccessToken(token: string): Promise<AccessTokenClaims>
@@ -69,7 +79,14 @@ export async function createTokenService(config: Config): Promise<TokenService> 
   }
   const lifetimeSeconds = config.accessTokenExpireMinutes * 60
   // The allow-list is exactly the configured algorithm: never `none`, never a symmetric/asymmetric swap.
-  const verifyOptions = { algorithms: [algorithm], issuer: config.jwtIssuer, audience: config.jwtAudience }
+  // `typ` keeps any other JWT signed with the same key (an ID token, a future token kind) from
+  // passing for an access token (RFC 8725 §3.11).
+  const verifyOptions = {
+    algorithms: [algorithm],
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience,
+    typ: ACCESS_TOKEN_TYPE,
+  }
 
   return {
     async issueAccessToken(user, sessionId) {
@@ -84,7 +101,7 @@ export async function createTokenService(config: Config): Promise<TokenService> 
         exp: iat + lifetimeSeconds,
       }
       const token = await new SignJWT({ user_id: claims.user_id, role: claims.role, sid: claims.sid })
-        .setProtectedHeader({ alg: algorithm, typ: 'JWT' })
+        .setProtectedHeader({ alg: algorithm, typ: ACCESS_TOKEN_TYPE })
         .setSubject(claims.sub)
         .setJti(claims.jti)
         .setIssuedAt(iat)
@@ -114,7 +131,23 @@ export async function createTokenService(config: Config): Promise<TokenService> 
         typeof exp !== 'number'
       )
         throw new TokenError('invalid')
+      assertIssuedWithinLifetime(iat, exp, lifetimeSeconds)
       return { sub, user_id: userId, role, sid, jti, iat, exp }
     },
   }
+}
+
+/**
+ * A token is only as good as its signature while the signing key is secret: one signed with a
+ * leaked key, or by a bug, with a far-future `iat` or a lifetime of a year would otherwise open
+ * the API for that long. We issue `exp = iat + lifetime`, so anything else was not issued by us
+ * as it stands. jose's `clockTolerance` would also stretch `exp`, and its `maxTokenAge` allows no
+ * leeway on `iat`, hence these checks of our own.
+ */
+function assertIssuedWithinLifetime(iat: number, exp: number, lifetimeSeconds: number) {
+  const now = Math.floor(Date.now() / 1000)
+  if (iat > now + ISSUED_AT_LEEWAY_SECONDS) throw new TokenError('invalid')
+  if (exp - iat > lifetimeSeconds) throw new TokenError('invalid')
+  // Implied by the line above while `exp` is checked strictly; stated so that it stays true.
+  if (now - iat > lifetimeSeconds) throw new TokenError('expired')
 }

@@ -16,6 +16,11 @@ const USER_COLUMNS = [
 
 export type UserRecord = Pick<UserRow, (typeof USER_COLUMNS)[number]>
 export type UserCredentials = Pick<UserRow, 'id' | 'role' | 'password_hash' | 'is_active' | 'email_verified'>
+/** A login name, normalised, and the one column it is looked up in. */
+export interface LoginLookup {
+  by: 'email' | 'name'
+  key: string
+}
 
 export function createUsersRepository(db: Kysely<Database>, engine: Engine) {
   return {
@@ -23,13 +28,15 @@ export function createUsersRepository(db: Kysely<Database>, engine: Engine) {
       return db.selectFrom('users').select(USER_COLUMNS).where('id', '=', id).executeTakeFirst()
     },
 
-    /** The one query that reads a password hash for login: by email or by name, both already lower-cased. */
-    findCredentialsByLogin(login: string): Promise<UserCredentials | undefined> {
+    /**
+     * The one query that reads a password hash for login: by email or by name key (both stored
+     * lower-cased), whichever the caller says; each is unique, so at most one account matches.
+     */
+    findCredentialsByLogin(login: LoginLookup): Promise<UserCredentials | undefined> {
       return db
         .selectFrom('users')
         .select(['id', 'role', 'password_hash', 'is_active', 'email_verified'])
-        .where((eb) => eb.or([eb('email', '=', login), eb('name_key', '=', login)]))
-        .orderBy('id')
+        .where(login.by === 'email' ? 'email' : 'name_key', '=', login.key)
         .executeTakeFirst()
     },
 

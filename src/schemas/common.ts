@@ -25,11 +25,20 @@ export const Email = Type.String({
   examples: ['hamed@example.com'],
 })
 
+/**
+ * A character of a user name: one line of text without "@", nor the two characters that NFKC
+ * turns into "@" (U+FE6B, U+FF20), since a name could otherwise be taken for an email address
+ * (auth/accounts.ts assertNamePolicy says the same for every way a name is set).
+ */
+const NAME_CHARACTER = '[^\\p{Cc}\\uD800-\\uDFFF@\\uFE6B\\uFF20]'
+
 export const UserName = Type.String({
   minLength: 1,
   maxLength: 64,
-  pattern: `^(?!\\s)${SINGLE_LINE}*(?<!\\s)$`,
-  description: 'Unique, case-insensitively. No leading or trailing spaces, no control characters.',
+  pattern: `^(?!\\s)${NAME_CHARACTER}*(?<!\\s)$`,
+  description:
+    'Unique, case-insensitively. No leading or trailing spaces, no control characters, and no "@" ' +
+    '(a name is never taken for an email address).',
   examples: ['hamed'],
 })
 
@@ -38,7 +47,7 @@ export const LoginName = Type.String({
   minLength: 1,
   maxLength: 254,
   pattern: `^(?:\\t|${SINGLE_LINE})*$`,
-  description: 'Email or user name (case-insensitive).',
+  description: 'Email or user name (case-insensitive); one with "@" is an email (names never contain one).',
 })
 
 export const Password = Type.String({

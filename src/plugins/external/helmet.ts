@@ -15,14 +15,16 @@ const helmet = createRequire(createRequire(import.meta.url).resolve('@fastify/he
   options: object,
 ) => HelmetMiddleware
 
+type HelmetStep = [name: string, value: string | undefined]
+
 /**
  * What helmet does to a response with these options, recorded once and replayed on every response.
  * Its headers depend on the options alone (no nonce, nothing from the request), and @fastify/helmet
  * rebuilt helmet's whole middleware chain from the options on every request (a few percent of a
  * one-row read, docs/performance.md). The headers, their order and values are helmet's own.
  */
-function recordHelmet(options: object): (response: ServerResponse) => void {
-  const steps: [name: string, value: string | undefined][] = []
+function recordHelmet(options: object): HelmetStep[] {
+  const steps: HelmetStep[] = []
   const recorder = {
     setHeader: (name: string, value: unknown) => void steps.push([name, String(value)]),
     removeHeader: (name: string) => void steps.push([name, undefined]),
@@ -33,11 +35,33 @@ function recordHelmet(options: object): (response: ServerResponse) => void {
     finished = true
   })
   if (!finished) throw new Error('helmet did not set its headers synchronously; they cannot be recorded')
-  return (response) => {
-    for (const [name, value] of steps)
-      if (value === undefined) response.removeHeader(name)
-      else response.setHeader(name, value)
+  return steps
+}
+
+/** One year, the usual minimum for HSTS preload lists. */
+const HSTS_MAX_AGE_SECONDS = 365 * 24 * 60 * 60
+
+function helmetOptions(config: Pick<Config, 'publicUrl'>): object {
+  return {
+    contentSecurityPolicy: { useDefaults: false, directives: API_CSP_DIRECTIVES },
+    // HSTS is only meaningful (and only honoured) over https, which PUBLIC_URL tells.
+    strictTransportSecurity: config.publicUrl.startsWith('https:')
+      ? { maxAge: HSTS_MAX_AGE_SECONDS, includeSubDomains: true }
+      : false,
+    frameguard: { action: 'deny' },
+    referrerPolicy: { policy: 'no-referrer' },
+    crossOriginResourcePolicy: { policy: 'same-origin' },
+    crossOriginOpenerPolicy: { policy: 'same-origin' },
   }
+}
+
+/**
+ * The security headers of every API response, as name/value pairs: for the answers written
+ * straight to a socket, before Fastify has a request to run the hook below on (app.ts,
+ * answerClientError).
+ */
+export function securityHeaders(config: Pick<Config, 'publicUrl'>): [name: string, value: string][] {
+  return recordHelmet(helmetOptions(config)).filter((step): step is [string, string] => step[1] !== undefined)
 }
 
 const policy = (directives: Record<string, string[]>) =>
@@ -113,9 +137,6 @@ function lingerOnClose(socket: Socket) {
   }
 }
 
-/** One year, the usual minimum for HSTS preload lists. */
-const HSTS_MAX_AGE_SECONDS = 365 * 24 * 60 * 60
-
 /**
  * HTTP hygiene: security headers on every response (helmet); `Cache-Control: no-store` on every
  * response that does not set its own caching (API answers carry tokens and user data, which no
@@ -124,21 +145,13 @@ const HSTS_MAX_AGE_SECONDS = 365 * 24 * 60 * 60
  */
 export default fp<{ config: Config }>(
   async (app, { config }) => {
-    const applyHelmet = recordHelmet({
-      contentSecurityPolicy: { useDefaults: false, directives: API_CSP_DIRECTIVES },
-      // HSTS is only meaningful (and only honoured) over https, which PUBLIC_URL tells.
-      strictTransportSecurity: config.publicUrl.startsWith('https:')
-        ? { maxAge: HSTS_MAX_AGE_SECONDS, includeSubDomains: true }
-        : false,
-      frameguard: { action: 'deny' },
-      referrerPolicy: { policy: 'no-referrer' },
-      crossOriginResourcePolicy: { policy: 'same-origin' },
-      crossOriginOpenerPolicy: { policy: 'same-origin' },
-    })
+    const steps = recordHelmet(helmetOptions(config))
     // First of all hooks, on every request (unmatched ones too); a route may still set its own
     // value of one of these headers (the docs set their Content-Security-Policy).
     app.addHook('onRequest', (_request, reply, done) => {
-      applyHelmet(reply.raw)
+      for (const [name, value] of steps)
+        if (value === undefined) reply.raw.removeHeader(name)
+        else reply.raw.setHeader(name, value)
       done()
     })
 

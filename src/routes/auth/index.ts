@@ -1,7 +1,7 @@
 import formbody from '@fastify/formbody'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { normalizeLogin } from '../../auth/accounts.js'
+import { loginLookup, normalizeLogin } from '../../auth/accounts.js'
 import { verifyAgainstDummyHash, verifyPassword } from '../../auth/passwords.js'
 import type { Config } from '../../config.js'
 import { forbidden, unauthorized } from '../../errors.js'
@@ -37,7 +37,7 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
     },
     async (request, reply) => {
       const { username, password } = request.body
-      const credentials = await app.repos.users.findCredentialsByLogin(normalizeLogin(username))
+      const credentials = await app.repos.users.findCredentialsByLogin(loginLookup(username))
       const valid = credentials
         ? await verifyPassword(credentials.password_hash, password)
         : await verifyAgainstDummyHash(password)
