@@ -1,7 +1,8 @@
 /**
  * Sessions (issue 4, SPEC §2 Authentication and §3 Protection): login starts a session with a
  * refresh token, POST /token/refresh rotates it (reuse ends the session, concurrent refreshes have
- * one winner), and every way of ending a session (logout, DELETE /sessions/{id}, password change,
+ * one winner), a session ends SESSION_MAX_LIFETIME_DAYS after its login whatever its activity
+ * (issue 11), and every way of ending a session (logout, DELETE /sessions/{id}, password change,
  * deactivation, role change, deletion) refuses its tokens on the very next request — on one
  * instance, on two instances sharing Redis, and while Redis is away.
  */
@@ -166,6 +167,13 @@ async function backdateRotation(app: FastifyInstance, refreshToken: string, ms: 
     .where('used_at', 'is not', null)
     .executeTakeFirst()
   assert.equal(Number(result.numUpdatedRows), 1, 'the refresh token was used')
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000
+
+/** The refresh token rows of a session (hashes, expiry, use). */
+function refreshTokenRows(app: FastifyInstance, sessionId: string) {
+  return app.db.selectFrom('refresh_tokens').selectAll().where('session_id', '=', sessionId).execute()
 }
 
 function sessionRow(app: FastifyInstance, id: string) {
@@ -429,6 +437,93 @@ describeEachEngine('POST /token/refresh', (ctx) => {
     await assertRefreshRefused(ctx.app, session.refresh_token, 'deactivated')
   })
 })
+
+// ------------------------------------------------------------------ absolute session lifetime
+
+describeEachEngine(
+  'absolute session lifetime (SESSION_MAX_LIFETIME_DAYS=3, below the 14-day refresh lifetime)',
+  (ctx) => {
+    const MAX_LIFETIME_MS = 3 * DAY_MS
+
+    /** Moves a session's login back in time; its expiry is as a refresh just now would have left it. */
+    async function ageSession(sessionId: string, createdAt: Date, expiresAt: Date) {
+      await ctx.app.db
+        .updateTable('sessions')
+        .set({ created_at: createdAt, last_used_at: createdAt, expires_at: expiresAt })
+        .where('id', '=', sessionId)
+        .execute()
+    }
+
+    test('a login ends at the maximum lifetime when that comes before the refresh lifetime', async () => {
+      const { session } = await userWithSession(ctx.app)
+      const sid = sidOf(session.access_token)
+      const row = await sessionRow(ctx.app, sid)
+      assert.equal(row!.expires_at.getTime(), row!.created_at.getTime() + MAX_LIFETIME_MS)
+      const [token] = await refreshTokenRows(ctx.app, sid)
+      assert.equal(token!.expires_at.getTime(), row!.expires_at.getTime())
+    })
+
+    test('a session older than the maximum cannot be refreshed, though its refresh token is fresh and its expiry was pushed', async () => {
+      const { account, session } = await userWithSession(ctx.app)
+      const sid = sidOf(session.access_token)
+      // Logged in 3 days and a minute ago, refreshed all along: each refresh pushed the expiry on.
+      const now = Date.now()
+      await ageSession(sid, new Date(now - MAX_LIFETIME_MS - 60_000), new Date(now + 13 * DAY_MS))
+      const before = await sessionRow(ctx.app, sid)
+
+      const response = await refresh(ctx.app, session.refresh_token)
+      const problem = assertProblem(response, 401)
+      assert.equal('refresh_token' in problem, false)
+      // The same answer as for an expired refresh token: nothing says more to whoever holds it.
+      const expired = assertProblem(await refresh(ctx.app, neverIssued()), 401)
+      assert.equal(problem.detail, expired.detail)
+
+      // Not extended, and the token was not spent: the session just ended.
+      const after = await sessionRow(ctx.app, sid)
+      assert.equal(after!.expires_at.getTime(), before!.expires_at.getTime())
+      assert.equal(after!.last_used_at.getTime(), before!.last_used_at.getTime())
+      const tokens = await refreshTokenRows(ctx.app, sid)
+      assert.equal(tokens.length, 1)
+      assert.equal(tokens[0]!.used_at, null)
+      // Refusing it is not a reuse: the user's other sessions and a new login work.
+      assert.equal(after!.revoked_at, null)
+      await assertSessionAlive(ctx.app, await loginPair(ctx.app, account), account.id, 'new login')
+    })
+
+    test('a refresh near the end extends the session only up to its absolute end', async () => {
+      const { account, session } = await userWithSession(ctx.app)
+      const sid = sidOf(session.access_token)
+      const now = Date.now()
+      const createdAt = new Date(now - 2 * DAY_MS)
+      const absoluteEnd = createdAt.getTime() + MAX_LIFETIME_MS
+      await ageSession(sid, createdAt, new Date(absoluteEnd))
+
+      const next = await refreshOk(ctx.app, session.refresh_token)
+      await assertAccessWorks(ctx.app, next.access_token, account.id)
+      const row = await sessionRow(ctx.app, sid)
+      assert.equal(row!.expires_at.getTime(), absoluteEnd, 'a day away, not 14')
+      assert.ok(row!.last_used_at.getTime() >= now, 'the refresh is recorded')
+      const [token] = (await refreshTokenRows(ctx.app, sid)).filter(
+        (candidate) => candidate.token_hash === sha256(next.refresh_token),
+      )
+      assert.equal(token!.expires_at.getTime(), absoluteEnd, 'the new refresh token ends there too')
+      // What the user sees in the list of their sessions.
+      const listed = (await listSessions(ctx.app, next.access_token)).json<{ items: SessionItem[] }>()
+      assert.equal(Date.parse(listed.items.find((item) => item.id === sid)!.expires_at), absoluteEnd)
+    })
+
+    test('a duplicate presented after the absolute end is refused', async () => {
+      const { session } = await userWithSession(ctx.app)
+      const sid = sidOf(session.access_token)
+      const second = await refreshOk(ctx.app, session.refresh_token)
+      const now = Date.now()
+      await ageSession(sid, new Date(now - MAX_LIFETIME_MS - 60_000), new Date(now + DAY_MS))
+      await assertRefreshRefused(ctx.app, session.refresh_token, 'duplicate past the end')
+      await assertRefreshRefused(ctx.app, second.refresh_token, 'newest past the end')
+    })
+  },
+  { env: { SESSION_MAX_LIFETIME_DAYS: '3' } },
+)
 
 // ------------------------------------------------------------------ reuse detection
 

@@ -21,6 +21,8 @@ export interface RefreshTokenLookup {
   token_expires_at: Date
   /** null when the user was deleted. */
   user_id: number | null
+  /** The login that started the session: its absolute end is counted from here. */
+  session_created_at: Date
   session_expires_at: Date
   revoked_at: Date | null
 }
@@ -107,6 +109,7 @@ export function createSessionsRepository(db: Kysely<Database>) {
           'refresh_tokens.used_at',
           'refresh_tokens.expires_at as token_expires_at',
           'sessions.user_id',
+          'sessions.created_at as session_created_at',
           'sessions.expires_at as session_expires_at',
           'sessions.revoked_at',
         ])

@@ -83,21 +83,25 @@ export default fp<{ config: Config }>(
     })
 
     const refreshLifetimeMs = config.refreshTokenExpireDays * 24 * 60 * 60 * 1000
+    const maxLifetimeMs = config.sessionMaxLifetimeDays * 24 * 60 * 60 * 1000
     const userAgentOf = (client: ClientInfo) => client.userAgent?.slice(0, 512) ?? null
+
+    /**
+     * Where a session used now ends: a refresh lifetime away, but never past its absolute end,
+     * however active it is (ASVS 5.0 V10.4.8). Without that bound every refresh would extend it forever.
+     */
+    const expiryOf = (createdAt: Date, now: Date) =>
+      new Date(Math.min(now.getTime() + refreshLifetimeMs, createdAt.getTime() + maxLifetimeMs))
 
     async function issuePair(
       repos: Repositories,
       user: { id: number; role: Role },
       sessionId: string,
       now: Date,
+      expiresAt: Date,
     ) {
       const refreshToken = generateOpaqueToken()
-      await repos.sessions.insertRefreshToken(
-        hashOpaqueToken(refreshToken),
-        sessionId,
-        now,
-        new Date(now.getTime() + refreshLifetimeMs),
-      )
+      await repos.sessions.insertRefreshToken(hashOpaqueToken(refreshToken), sessionId, now, expiresAt)
       const access = await app.tokens.issueAccessToken(user, sessionId)
       return {
         access_token: access.token,
@@ -113,17 +117,18 @@ export default fp<{ config: Config }>(
       async start(user, client) {
         const now = new Date()
         const sessionId = randomUUID()
+        const expiresAt = expiryOf(now, now)
         return app.transaction(async (repos) => {
           await repos.sessions.insert({
             id: sessionId,
             user_id: user.id,
             created_at: now,
             last_used_at: now,
-            expires_at: new Date(now.getTime() + refreshLifetimeMs),
+            expires_at: expiresAt,
             user_agent: userAgentOf(client),
             ip: client.ip,
           })
-          return issuePair(repos, user, sessionId, now)
+          return issuePair(repos, user, sessionId, now, expiresAt)
         })
       },
 
@@ -159,7 +164,12 @@ export default fp<{ config: Config }>(
           })
           throw unauthorized(INVALID_REFRESH, false)
         }
-        if (found.revoked_at || found.session_expires_at <= now || found.token_expires_at <= now)
+        if (
+          found.revoked_at ||
+          found.session_expires_at <= now ||
+          found.token_expires_at <= now ||
+          found.session_created_at.getTime() + maxLifetimeMs <= now.getTime()
+        )
           throw unauthorized(INVALID_REFRESH, false)
 
         return app.transaction(async (repos) => {
@@ -169,8 +179,9 @@ export default fp<{ config: Config }>(
             throw unauthorized(INVALID_REFRESH, false)
           const user = found.user_id === null ? undefined : await repos.users.findById(found.user_id)
           if (!user || !user.is_active) throw unauthorized(INVALID_REFRESH, false)
-          await repos.sessions.touch(found.session_id, now, new Date(now.getTime() + refreshLifetimeMs))
-          return issuePair(repos, user, found.session_id, now)
+          const expiresAt = expiryOf(found.session_created_at, now)
+          await repos.sessions.touch(found.session_id, now, expiresAt)
+          return issuePair(repos, user, found.session_id, now, expiresAt)
         })
       },
 
