@@ -40,7 +40,7 @@ export interface Config {
   jwtAudience: string
   accessTokenExpireMinutes: number
   refreshTokenExpireDays: number
-  /** A session ends this long after its login, however often it is refreshed (ASVS 10.4.8 / 3.3.4). */
+  /** A session ends this long after its login, however often it is refreshed (ASVS 5.0 V10.4.8; ASVS 4.0 V3.3.2). */
   sessionMaxLifetimeDays: number
   passwordMinLength: number
   redisUrl: string | undefined

@@ -298,3 +298,20 @@ describe('parseDatabaseUrl', () => {
     })
   }
 })
+
+describe('SESSION_MAX_LIFETIME_DAYS (the absolute end of a session, issue 11)', () => {
+  test('defaults to 30 days, and a value within 1..3650 is taken', () => {
+    assert.equal(loadConfig(env()).sessionMaxLifetimeDays, 30)
+    assert.equal(loadConfig(env({ SESSION_MAX_LIFETIME_DAYS: '7' })).sessionMaxLifetimeDays, 7)
+  })
+
+  for (const value of ['0', '-3', '3651', 'thirty', '2.5', '30d']) {
+    test(`SESSION_MAX_LIFETIME_DAYS=${JSON.stringify(value)} is one line naming the variable`, () => {
+      const message = assertConfigError(
+        env({ SESSION_MAX_LIFETIME_DAYS: value }),
+        'SESSION_MAX_LIFETIME_DAYS',
+      )
+      assert.match(message, /^-?\d+$/.test(value) ? /between 1 and 3650/ : /whole number/)
+    })
+  }
+})

@@ -373,7 +373,10 @@ describeEachEngine(
       assert.deepEqual(Object.keys(laptop).sort(), TOKEN_FIELDS)
       assert.notEqual(laptop.refresh_token, first.refresh_token)
       assert.notEqual(laptop.access_token, first.access_token)
-      await assertRefreshRefused(first.refresh_token, 'the refresh token already used')
+      // The used token again at once (a retried request whose answer was lost): the same new token.
+      const retried = await api.POST('/token/refresh', { body: { refresh_token: first.refresh_token } })
+      assert.equal(retried.response.status, 200, JSON.stringify(retried.error))
+      assert.equal(retried.data?.refresh_token, laptop.refresh_token)
 
       const phone = await logIn(user.email, user.password, 'phone')
       const sessions = await withToken(phone.access_token).GET('/sessions')

@@ -1,7 +1,9 @@
 /**
  * Sessions (issue 4, SPEC §2 Authentication and §3 Protection): login starts a session with a
- * refresh token, POST /token/refresh rotates it (reuse ends the session, concurrent refreshes have
- * one winner), and every way of ending a session (logout, DELETE /sessions/{id}, password change,
+ * refresh token, POST /token/refresh rotates it (reuse ends the session; a duplicate right after a
+ * rotation, concurrent refreshes included, gets the same new token, so that a thief racing the
+ * client is exposed at the next rotation; issue 11), a session ends SESSION_MAX_LIFETIME_DAYS after
+ * its login whatever its activity (issue 11), and every way of ending a session (logout, DELETE /sessions/{id}, password change,
  * deactivation, role change, deletion) refuses its tokens on the very next request — on one
  * instance, on two instances sharing Redis, and while Redis is away.
  */
@@ -168,6 +170,15 @@ async function backdateRotation(app: FastifyInstance, refreshToken: string, ms: 
   assert.equal(Number(result.numUpdatedRows), 1, 'the refresh token was used')
 }
 
+/** How long after its rotation a refresh token presented again is a duplicate, not reuse. */
+const DUPLICATE_WINDOW_MS = 10_000
+const DAY_MS = 24 * 60 * 60 * 1000
+
+/** The refresh token rows of a session (hashes, expiry, use). */
+function refreshTokenRows(app: FastifyInstance, sessionId: string) {
+  return app.db.selectFrom('refresh_tokens').selectAll().where('session_id', '=', sessionId).execute()
+}
+
 function sessionRow(app: FastifyInstance, id: string) {
   return app.db.selectFrom('sessions').selectAll().where('id', '=', id).executeTakeFirst()
 }
@@ -289,7 +300,7 @@ describeEachEngine('sessions: login', (ctx) => {
 // ------------------------------------------------------------------ POST /token/refresh
 
 describeEachEngine('POST /token/refresh', (ctx) => {
-  test('rotates: a new access and refresh token of the same session; the old refresh token then fails', async () => {
+  test('rotates: a new access and refresh token of the same session; the old refresh token then fails once the duplicate window is over', async () => {
     const { account, session } = await userWithSession(ctx.app)
     const response = await refresh(ctx.app, session.refresh_token)
     assert.equal(response.statusCode, 200, response.body)
@@ -322,6 +333,7 @@ describeEachEngine('POST /token/refresh', (ctx) => {
       1,
     )
 
+    await backdateRotation(ctx.app, session.refresh_token, DUPLICATE_WINDOW_MS + 1000)
     await assertRefreshRefused(ctx.app, session.refresh_token, 'rotated')
   })
 
@@ -430,6 +442,93 @@ describeEachEngine('POST /token/refresh', (ctx) => {
   })
 })
 
+// ------------------------------------------------------------------ absolute session lifetime
+
+describeEachEngine(
+  'absolute session lifetime (SESSION_MAX_LIFETIME_DAYS=3, below the 14-day refresh lifetime)',
+  (ctx) => {
+    const MAX_LIFETIME_MS = 3 * DAY_MS
+
+    /** Moves a session's login back in time; its expiry is as a refresh just now would have left it. */
+    async function ageSession(sessionId: string, createdAt: Date, expiresAt: Date) {
+      await ctx.app.db
+        .updateTable('sessions')
+        .set({ created_at: createdAt, last_used_at: createdAt, expires_at: expiresAt })
+        .where('id', '=', sessionId)
+        .execute()
+    }
+
+    test('a login ends at the maximum lifetime when that comes before the refresh lifetime', async () => {
+      const { session } = await userWithSession(ctx.app)
+      const sid = sidOf(session.access_token)
+      const row = await sessionRow(ctx.app, sid)
+      assert.equal(row!.expires_at.getTime(), row!.created_at.getTime() + MAX_LIFETIME_MS)
+      const [token] = await refreshTokenRows(ctx.app, sid)
+      assert.equal(token!.expires_at.getTime(), row!.expires_at.getTime())
+    })
+
+    test('a session older than the maximum cannot be refreshed, though its refresh token is fresh and its expiry was pushed', async () => {
+      const { account, session } = await userWithSession(ctx.app)
+      const sid = sidOf(session.access_token)
+      // Logged in 3 days and a minute ago, refreshed all along: each refresh pushed the expiry on.
+      const now = Date.now()
+      await ageSession(sid, new Date(now - MAX_LIFETIME_MS - 60_000), new Date(now + 13 * DAY_MS))
+      const before = await sessionRow(ctx.app, sid)
+
+      const response = await refresh(ctx.app, session.refresh_token)
+      const problem = assertProblem(response, 401)
+      assert.equal('refresh_token' in problem, false)
+      // The same answer as for an expired refresh token: nothing says more to whoever holds it.
+      const expired = assertProblem(await refresh(ctx.app, neverIssued()), 401)
+      assert.equal(problem.detail, expired.detail)
+
+      // Not extended, and the token was not spent: the session just ended.
+      const after = await sessionRow(ctx.app, sid)
+      assert.equal(after!.expires_at.getTime(), before!.expires_at.getTime())
+      assert.equal(after!.last_used_at.getTime(), before!.last_used_at.getTime())
+      const tokens = await refreshTokenRows(ctx.app, sid)
+      assert.equal(tokens.length, 1)
+      assert.equal(tokens[0]!.used_at, null)
+      // Refusing it is not a reuse: the user's other sessions and a new login work.
+      assert.equal(after!.revoked_at, null)
+      await assertSessionAlive(ctx.app, await loginPair(ctx.app, account), account.id, 'new login')
+    })
+
+    test('a refresh near the end extends the session only up to its absolute end', async () => {
+      const { account, session } = await userWithSession(ctx.app)
+      const sid = sidOf(session.access_token)
+      const now = Date.now()
+      const createdAt = new Date(now - 2 * DAY_MS)
+      const absoluteEnd = createdAt.getTime() + MAX_LIFETIME_MS
+      await ageSession(sid, createdAt, new Date(absoluteEnd))
+
+      const next = await refreshOk(ctx.app, session.refresh_token)
+      await assertAccessWorks(ctx.app, next.access_token, account.id)
+      const row = await sessionRow(ctx.app, sid)
+      assert.equal(row!.expires_at.getTime(), absoluteEnd, 'a day away, not 14')
+      assert.ok(row!.last_used_at.getTime() >= now, 'the refresh is recorded')
+      const [token] = (await refreshTokenRows(ctx.app, sid)).filter(
+        (candidate) => candidate.token_hash === sha256(next.refresh_token),
+      )
+      assert.equal(token!.expires_at.getTime(), absoluteEnd, 'the new refresh token ends there too')
+      // What the user sees in the list of their sessions.
+      const listed = (await listSessions(ctx.app, next.access_token)).json<{ items: SessionItem[] }>()
+      assert.equal(Date.parse(listed.items.find((item) => item.id === sid)!.expires_at), absoluteEnd)
+    })
+
+    test('a duplicate presented after the absolute end is refused', async () => {
+      const { session } = await userWithSession(ctx.app)
+      const sid = sidOf(session.access_token)
+      const second = await refreshOk(ctx.app, session.refresh_token)
+      const now = Date.now()
+      await ageSession(sid, new Date(now - MAX_LIFETIME_MS - 60_000), new Date(now + DAY_MS))
+      await assertRefreshRefused(ctx.app, session.refresh_token, 'duplicate past the end')
+      await assertRefreshRefused(ctx.app, second.refresh_token, 'newest past the end')
+    })
+  },
+  { env: { SESSION_MAX_LIFETIME_DAYS: '3' } },
+)
+
 // ------------------------------------------------------------------ reuse detection
 
 describeEachEngine('refresh token reuse', (ctx) => {
@@ -448,16 +547,24 @@ describeEachEngine('refresh token reuse', (ctx) => {
       await logged.ready()
       const { account, session: first } = await userWithSession(logged)
       const second = await refreshOk(logged, first.refresh_token)
+      const duplicate = await refreshOk(logged, first.refresh_token, 'duplicate')
       const third = await refreshOk(logged, second.refresh_token)
       assertProblem(await refresh(logged, first.refresh_token), 401)
       const events = lines.map((line) => JSON.parse(line) as Record<string, unknown>)
+      const duplicates = events.filter((event) => event.event === 'refresh_token_duplicate')
+      assert.equal(duplicates.length, 1, lines.join('\n'))
+      assert.equal(duplicates[0]!.level, 30, 'information: a second tab or a retry is ordinary')
+      assert.equal(duplicates[0]!.sessionId, sidOf(first.access_token))
       const reuse = events.filter((event) => event.event === 'refresh_token_reuse')
       assert.equal(reuse.length, 1, lines.join('\n'))
       assert.equal(reuse[0]!.level, 40, 'a warning')
       assert.equal(reuse[0]!.userId, account.id)
       assert.equal(reuse[0]!.sessionId, sidOf(first.access_token))
       const log = lines.join('\n')
-      for (const token of [first, second, third].flatMap((pair) => [pair.access_token, pair.refresh_token]))
+      for (const token of [first, second, duplicate, third].flatMap((pair) => [
+        pair.access_token,
+        pair.refresh_token,
+      ]))
         assert.equal(log.includes(token), false, 'a token was logged')
       assert.equal(log.includes(account.password), false, 'the password was logged')
     } finally {
@@ -492,12 +599,12 @@ describeEachEngine('refresh token reuse', (ctx) => {
     await assertSessionAlive(ctx.app, otherSession, account.id, 'other session')
   })
 
-  test('a rotated token presented again later (not right after its rotation) ends the session', async () => {
+  test('a rotated token presented again after the 10-second window ends the session', async () => {
     const { account, session: first } = await userWithSession(ctx.app)
     const second = await refreshOk(ctx.app, first.refresh_token)
     await assertAccessWorks(ctx.app, second.access_token, account.id)
-    // The rotation happened a minute ago: the database says so (nothing here waits).
-    await backdateRotation(ctx.app, first.refresh_token, 60_000)
+    // The rotation happened 11 seconds ago: the database says so (nothing here waits).
+    await backdateRotation(ctx.app, first.refresh_token, DUPLICATE_WINDOW_MS + 1000)
 
     assertProblem(await refresh(ctx.app, first.refresh_token), 401)
     await assertSessionDead(ctx.app, second, 'newest pair')
@@ -510,17 +617,121 @@ describeEachEngine('refresh token reuse', (ctx) => {
     await assertSessionAlive(ctx.app, await loginPair(ctx.app, account), account.id, 'new login')
   })
 
-  test('presented again right after its rotation (a duplicate request) it is 401, and the session goes on', async () => {
+  test('presented again right after its rotation (a duplicate request) it gets the same new refresh token, and the session goes on', async () => {
+    const { account, session: first } = await userWithSession(ctx.app)
+    const sid = sidOf(first.access_token)
+    const second = await refreshOk(ctx.app, first.refresh_token)
+    // A second tab, or a retried request whose answer was lost, sends the same token a moment later.
+    const response = await refresh(ctx.app, first.refresh_token)
+    assert.equal(response.statusCode, 200, response.body)
+    assert.match(String(response.headers['cache-control']), /\bno-store\b/)
+    const duplicate = response.json<TokenPair>()
+    assert.equal(duplicate.refresh_token, second.refresh_token, 'the same new refresh token')
+    assert.equal(sidOf(duplicate.access_token), sid, 'an access token of the same session')
+    await assertAccessWorks(ctx.app, duplicate.access_token, account.id, 'duplicate')
+    await assertAccessWorks(ctx.app, second.access_token, account.id, 'first answer')
+    // Nothing new is stored: the answer is the successor that the rotation stored.
+    const rows = await refreshTokenRows(ctx.app, sid)
+    assert.deepEqual(
+      rows.map((row) => row.token_hash).sort(),
+      [first, second].map((pair) => sha256(pair.refresh_token)).sort(),
+    )
+    assert.equal((await sessionRow(ctx.app, sid))?.revoked_at, null)
+    await assertSessionAlive(ctx.app, duplicate, account.id, 'after the duplicate')
+  })
+
+  test('presented again within seconds but after its successor was used, it ends the session', async () => {
     const { account, session: first } = await userWithSession(ctx.app)
     const second = await refreshOk(ctx.app, first.refresh_token)
-    // A second tab, or a retried request, sends the same token a moment later: refused, no tokens.
-    assertProblem(await refresh(ctx.app, first.refresh_token), 401)
-    assert.equal((await sessionRow(ctx.app, sidOf(first.access_token)))?.revoked_at, null)
-    const third = await assertSessionAlive(ctx.app, second, account.id, 'winner of the duplicate')
-
-    // Once the session has moved on (the successor was used), the same token is a replay.
+    const third = await refreshOk(ctx.app, second.refresh_token)
+    // The session has moved on: whoever still holds the first token holds a copy.
     assertProblem(await refresh(ctx.app, first.refresh_token), 401)
     await assertSessionDead(ctx.app, third, 'after the replay')
+    await assertAccessRefused(ctx.app, second.access_token, 'second')
+    assert.equal(
+      (await sessionRow(ctx.app, sidOf(first.access_token)))?.revoked_reason,
+      'refresh_token_reuse',
+    )
+    await assertSessionAlive(ctx.app, await loginPair(ctx.app, account), account.id, 'new login')
+  })
+
+  test('a duplicate after the session was logged out is 401 and gives no tokens', async () => {
+    const { session: first } = await userWithSession(ctx.app)
+    const second = await refreshOk(ctx.app, first.refresh_token)
+    assert.equal((await logout(ctx.app, second.access_token)).statusCode, 204)
+    await assertRefreshRefused(ctx.app, first.refresh_token, 'duplicate after logout')
+    await assertSessionDead(ctx.app, second, 'logged out')
+    assert.equal((await sessionRow(ctx.app, sidOf(first.access_token)))?.revoked_reason, 'logout')
+  })
+})
+
+// ------------------------------------------------------------------ a stolen refresh token
+
+describeEachEngine('a stolen refresh token', (ctx) => {
+  test('a thief who redeems it first cannot lock the client out: the client gets the same new token, and the next rotation ends the session', async () => {
+    const { account, session: login } = await userWithSession(ctx.app)
+    const sid = sidOf(login.access_token)
+    const stolen = login.refresh_token
+    // The thief redeems the stolen token first; the client's own refresh with it lands seconds later.
+    const thief = await refreshOk(ctx.app, stolen, 'thief')
+    const client = await refreshOk(ctx.app, login.refresh_token, "client's duplicate")
+    assert.equal(client.refresh_token, thief.refresh_token, 'both now hold one refresh token')
+    assert.equal(sidOf(client.access_token), sid)
+    await assertAccessWorks(ctx.app, client.access_token, account.id, 'client')
+
+    // The thief rotates again. Minutes later the client refreshes on its own schedule.
+    const thiefAgain = await refreshOk(ctx.app, thief.refresh_token, 'thief again')
+    await backdateRotation(ctx.app, thief.refresh_token, 5 * 60_000)
+    await assertRefreshRefused(ctx.app, client.refresh_token, 'client after the thief rotated')
+
+    // That reuse ended the session: the thief's newest tokens are refused too.
+    await assertSessionDead(ctx.app, thiefAgain, "thief's newest pair")
+    await assertAccessRefused(ctx.app, thief.access_token, "thief's first access token")
+    await assertAccessRefused(ctx.app, client.access_token, "client's access token")
+    const row = await sessionRow(ctx.app, sid)
+    assert.ok(row?.revoked_at, 'the session is revoked in the database')
+    assert.equal(row.revoked_reason, 'refresh_token_reuse')
+  })
+
+  test('a thief who presents it right after the client gets the same new token, and the next rotation ends the session', async () => {
+    const { account, session: login } = await userWithSession(ctx.app)
+    const sid = sidOf(login.access_token)
+    const stolen = login.refresh_token
+    const client = await refreshOk(ctx.app, login.refresh_token, 'client')
+    const thief = await refreshOk(ctx.app, stolen, "thief's duplicate")
+    assert.equal(thief.refresh_token, client.refresh_token, 'both now hold one refresh token')
+
+    // The client rotates on; later the thief tries the token it got.
+    const clientAgain = await refreshOk(ctx.app, client.refresh_token, 'client again')
+    await assertAccessWorks(ctx.app, clientAgain.access_token, account.id, 'client')
+    await backdateRotation(ctx.app, client.refresh_token, 5 * 60_000)
+    await assertRefreshRefused(ctx.app, thief.refresh_token, 'thief after the client rotated')
+
+    await assertAccessRefused(ctx.app, thief.access_token, "thief's access token")
+    await assertSessionDead(ctx.app, clientAgain, "client's newest pair")
+    assert.equal((await sessionRow(ctx.app, sid))?.revoked_reason, 'refresh_token_reuse')
+    // The client logs in again; the thief has nothing left.
+    await assertSessionAlive(ctx.app, await loginPair(ctx.app, account), account.id, 'new login')
+  })
+
+  test('the rotated refresh token that a duplicate is answered with is stored only as its hash', async () => {
+    const { session } = await userWithSession(ctx.app)
+    const next = await refreshOk(ctx.app, session.refresh_token)
+    assert.equal(
+      (await refreshOk(ctx.app, session.refresh_token, 'duplicate')).refresh_token,
+      next.refresh_token,
+    )
+    const rows = await refreshTokenRows(ctx.app, sidOf(session.access_token))
+    assert.ok(rows.some((row) => row.token_hash === sha256(next.refresh_token)))
+    const everything = JSON.stringify([
+      await ctx.app.db.selectFrom('sessions').selectAll().execute(),
+      await ctx.app.db.selectFrom('refresh_tokens').selectAll().execute(),
+      await ctx.app.db.selectFrom('audit_events').selectAll().execute(),
+    ])
+    for (const token of [session.refresh_token, next.refresh_token]) {
+      assert.equal(everything.includes(token), false, 'a raw refresh token is stored')
+      assert.equal(everything.includes(Buffer.from(token, 'base64url').toString('hex')), false)
+    }
   })
 })
 
@@ -546,32 +757,38 @@ describeEachEngine('concurrent refresh', (ctx) => {
     }
   }
 
-  test('parallel refreshes with one token: exactly one 200, and the session goes on with its token', async () => {
+  test('parallel refreshes with one token all get the same new refresh token, exactly one is stored, and the session goes on', async () => {
     const PARALLEL = 8
     const ROUNDS = 4
     const { account, session } = await userWithSession(ctx.app)
+    const sid = sidOf(session.access_token)
     let current = session
     for (let round = 1; round <= ROUNDS; round++) {
       const results = await Promise.all(
         Array.from({ length: PARALLEL }, () => refreshOverHttp(current.refresh_token)),
       )
-      const winners = results.filter((result) => result.status === 200)
-      assert.equal(
-        winners.length,
-        1,
-        `round ${round}: statuses ${results.map((result) => result.status).join(',')}`,
+      assert.deepEqual(
+        results.map((result) => result.status),
+        Array.from({ length: PARALLEL }, () => 200),
+        `round ${round}: ${JSON.stringify(results.filter((result) => result.status !== 200))}`,
       )
-      for (const loser of results.filter((result) => result.status !== 200)) {
-        assert.equal(loser.status, 401, JSON.stringify(loser.body))
-        assert.match(String(loser.type), /^application\/problem\+json/)
+      const pairs = results.map((result) => result.body as TokenPair)
+      const refreshTokens = new Set(pairs.map((pair) => pair.refresh_token))
+      assert.equal(refreshTokens.size, 1, `round ${round}: one refresh token for all`)
+      for (const pair of pairs) {
+        assert.equal(sidOf(pair.access_token), sid)
+        await assertAccessWorks(ctx.app, pair.access_token, account.id, `round ${round}`)
       }
-      const winner = winners[0]!.body as TokenPair
-      assert.equal(sidOf(winner.access_token), sidOf(session.access_token))
-      // The losers did not end the session: the winner's tokens work.
-      await assertAccessWorks(ctx.app, winner.access_token, account.id, `round ${round} winner`)
-      current = winner
+      // One rotation happened: one successor row, the only unused one, and the presented token used.
+      const rows = await refreshTokenRows(ctx.app, sid)
+      assert.equal(rows.length, round + 1, `round ${round}: one new row per rotation`)
+      assert.deepEqual(
+        rows.filter((row) => row.used_at === null).map((row) => row.token_hash),
+        [sha256(pairs[0]!.refresh_token)],
+      )
+      current = pairs[0]!
     }
-    const row = await sessionRow(ctx.app, sidOf(session.access_token))
+    const row = await sessionRow(ctx.app, sid)
     assert.equal(row?.revoked_at, null, `revoked as ${String(row?.revoked_reason)}`)
     await assertSessionAlive(ctx.app, current, account.id, 'after the races')
   })

@@ -21,6 +21,8 @@ export interface RefreshTokenLookup {
   token_expires_at: Date
   /** null when the user was deleted. */
   user_id: number | null
+  /** The login that started the session: its absolute end is counted from here. */
+  session_created_at: Date
   session_expires_at: Date
   revoked_at: Date | null
 }
@@ -107,6 +109,7 @@ export function createSessionsRepository(db: Kysely<Database>) {
           'refresh_tokens.used_at',
           'refresh_tokens.expires_at as token_expires_at',
           'sessions.user_id',
+          'sessions.created_at as session_created_at',
           'sessions.expires_at as session_expires_at',
           'sessions.revoked_at',
         ])
@@ -116,7 +119,8 @@ export function createSessionsRepository(db: Kysely<Database>) {
 
     /**
      * Marks a refresh token used, if nobody did first: of two concurrent refreshes with one
-     * token, exactly one sees `true`.
+     * token, exactly one sees `true`. The other's UPDATE waits for the winner's row lock (on
+     * SQLite, transactions run one at a time), so when it sees `false` the winner has committed.
      */
     async claimRefreshToken(tokenHash: string, now: Date): Promise<boolean> {
       const result = await db
@@ -126,18 +130,6 @@ export function createSessionsRepository(db: Kysely<Database>) {
         .where('used_at', 'is', null)
         .executeTakeFirst()
       return Number(result.numUpdatedRows) === 1
-    },
-
-    /** Whether a refresh token of the session was used after a time (the session has moved on since). */
-    async usedAfter(sessionId: string, time: Date): Promise<boolean> {
-      const row = await db
-        .selectFrom('refresh_tokens')
-        .select('token_hash')
-        .where('session_id', '=', sessionId)
-        .where('used_at', '>', time)
-        .limit(1)
-        .executeTakeFirst()
-      return row !== undefined
     },
 
     /** Forgets sessions that ended long ago (their used refresh tokens go with them). */

@@ -2,9 +2,14 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.js'
-import { generateOpaqueToken, hashOpaqueToken } from '../../auth/opaque-tokens.js'
+import {
+  createRefreshTokenSuccessor,
+  generateOpaqueToken,
+  hashOpaqueToken,
+} from '../../auth/opaque-tokens.js'
 import type { Role } from '../../auth/tokens.js'
 import { unauthorized } from '../../errors.js'
+import type { RefreshTokenLookup } from '../../repositories/sessions.js'
 import type { Repositories } from './db.js'
 
 export interface TokenPair {
@@ -32,7 +37,11 @@ export type RevocationReason =
 export interface SessionService {
   /** A new session (a login): its first access and refresh tokens. */
   start(user: { id: number; role: Role }, client: ClientInfo): Promise<TokenPair>
-  /** Rotates a refresh token: the presented one dies, a new pair is issued. */
+  /**
+   * Rotates a refresh token: the presented one dies, a new pair is issued. A duplicate (the same
+   * token again right after its rotation) gets the same new refresh token; a later reuse ends the
+   * session.
+   */
   refresh(refreshToken: string, request: FastifyRequest): Promise<TokenPair>
   /** Ends sessions now, in the database and for their outstanding access tokens. */
   revoke(repos: Repositories, sessionIds: readonly string[], reason: RevocationReason): Promise<void>
@@ -48,27 +57,40 @@ declare module 'fastify' {
 
 const INVALID_REFRESH = 'The refresh token is invalid or expired; log in again.'
 
-/** How long after its rotation a refresh token presented again is taken for a duplicate request. */
+/**
+ * How long after its rotation a refresh token presented again is answered as a duplicate request
+ * (with the same successor) rather than taken for reuse. Long enough for a retried request or a
+ * second tab; short against the minutes between a client's refreshes (docs/security.md).
+ */
 const DUPLICATE_REFRESH_WINDOW_MS = 10_000
 
 export default fp<{ config: Config }>(
   async (app, { config }) => {
     const refreshLifetimeMs = config.refreshTokenExpireDays * 24 * 60 * 60 * 1000
+    const maxLifetimeMs = config.sessionMaxLifetimeDays * 24 * 60 * 60 * 1000
+    const successorOf = createRefreshTokenSuccessor(config.secretKey)
     const userAgentOf = (client: ClientInfo) => client.userAgent?.slice(0, 512) ?? null
 
-    async function issuePair(
-      repos: Repositories,
+    /**
+     * Where a session used now ends: a refresh lifetime away, but never past its absolute end,
+     * however active it is (ASVS 5.0 V10.4.8). Without that bound every refresh would extend it forever.
+     */
+    const expiryOf = (createdAt: Date, now: Date) =>
+      new Date(Math.min(now.getTime() + refreshLifetimeMs, createdAt.getTime() + maxLifetimeMs))
+
+    /** The session of a refresh token can still be refreshed: not ended, not expired, not too old. */
+    const refreshable = (token: RefreshTokenLookup, now: Date) =>
+      token.revoked_at === null &&
+      token.session_expires_at > now &&
+      token.token_expires_at > now &&
+      token.session_created_at.getTime() + maxLifetimeMs > now.getTime()
+
+    /** A new access token of the session, handed out with `refreshToken`. */
+    async function pairWith(
       user: { id: number; role: Role },
       sessionId: string,
-      now: Date,
-    ) {
-      const refreshToken = generateOpaqueToken()
-      await repos.sessions.insertRefreshToken(
-        hashOpaqueToken(refreshToken),
-        sessionId,
-        now,
-        new Date(now.getTime() + refreshLifetimeMs),
-      )
+      refreshToken: string,
+    ): Promise<TokenPair> {
       const access = await app.tokens.issueAccessToken(user, sessionId)
       return {
         access_token: access.token,
@@ -78,69 +100,110 @@ export default fp<{ config: Config }>(
       }
     }
 
+    async function issuePair(
+      repos: Repositories,
+      user: { id: number; role: Role },
+      sessionId: string,
+      refreshToken: string,
+      now: Date,
+      expiresAt: Date,
+    ) {
+      await repos.sessions.insertRefreshToken(hashOpaqueToken(refreshToken), sessionId, now, expiresAt)
+      return pairWith(user, sessionId, refreshToken)
+    }
+
+    /** Redeems an unused refresh token; undefined when a concurrent request with it claimed it first. */
+    async function rotate(refreshToken: string, found: RefreshTokenLookup) {
+      const now = new Date()
+      if (!refreshable(found, now)) throw unauthorized(INVALID_REFRESH, false)
+      return app.transaction(async (repos) => {
+        if (!(await repos.sessions.claimRefreshToken(hashOpaqueToken(refreshToken), now))) return undefined
+        const user = found.user_id === null ? undefined : await repos.users.findById(found.user_id)
+        if (!user || !user.is_active) throw unauthorized(INVALID_REFRESH, false)
+        const expiresAt = expiryOf(found.session_created_at, now)
+        await repos.sessions.touch(found.session_id, now, expiresAt)
+        return issuePair(repos, user, found.session_id, successorOf(refreshToken), now, expiresAt)
+      })
+    }
+
+    /**
+     * A refresh token that was already rotated. Right after its rotation, while its successor is
+     * unused, it is a duplicate (two tabs, a retried request, or a thief racing the client): it
+     * gets that same successor, so both holders share one token and whichever rotates it next
+     * exposes the other, whose next refresh is then a reuse. Refusing the duplicate instead would
+     * hand the session to whoever came first, a thief included. Any other presentation is reuse:
+     * a copy of the token exists, so the whole session ends (OAuth 2.0 Security BCP, refresh
+     * token rotation).
+     */
+    async function answerUsed(
+      refreshToken: string,
+      found: RefreshTokenLookup,
+      usedAt: Date,
+      request: FastifyRequest,
+    ): Promise<TokenPair> {
+      const now = new Date()
+      const successor = successorOf(refreshToken)
+      const next = await app.repos.sessions.findRefreshToken(hashOpaqueToken(successor))
+      const sinceRotationMs = now.getTime() - usedAt.getTime()
+      const duplicate =
+        sinceRotationMs < DUPLICATE_REFRESH_WINDOW_MS &&
+        next?.session_id === found.session_id &&
+        next.used_at === null
+      if (!duplicate) {
+        await service.revoke(app.repos, [found.session_id], 'refresh_token_reuse')
+        await app.recordSecurityEvent(request, {
+          event: 'refresh_token_reuse',
+          outcome: 'blocked',
+          userId: found.user_id,
+          sessionId: found.session_id,
+        })
+        throw unauthorized(INVALID_REFRESH, false)
+      }
+      // The successor's row was read last: it says whether the session ended since the rotation.
+      if (!refreshable(next, now)) throw unauthorized(INVALID_REFRESH, false)
+      const user = next.user_id === null ? undefined : await app.repos.users.findById(next.user_id)
+      if (!user || !user.is_active) throw unauthorized(INVALID_REFRESH, false)
+      await app.recordSecurityEvent(request, {
+        event: 'refresh_token_duplicate',
+        outcome: 'success',
+        userId: user.id,
+        sessionId: found.session_id,
+        details: { ms_since_rotation: sinceRotationMs },
+      })
+      return pairWith(user, found.session_id, successor)
+    }
+
     const service: SessionService = {
       async start(user, client) {
         const now = new Date()
         const sessionId = randomUUID()
+        const expiresAt = expiryOf(now, now)
         return app.transaction(async (repos) => {
           await repos.sessions.insert({
             id: sessionId,
             user_id: user.id,
             created_at: now,
             last_used_at: now,
-            expires_at: new Date(now.getTime() + refreshLifetimeMs),
+            expires_at: expiresAt,
             user_agent: userAgentOf(client),
             ip: client.ip,
           })
-          return issuePair(repos, user, sessionId, now)
+          return issuePair(repos, user, sessionId, generateOpaqueToken(), now, expiresAt)
         })
       },
 
       async refresh(refreshToken, request) {
-        const tokenHash = hashOpaqueToken(refreshToken)
-        const now = new Date()
-        const found = await app.repos.sessions.findRefreshToken(tokenHash)
+        let found = await app.repos.sessions.findRefreshToken(hashOpaqueToken(refreshToken))
         if (!found) throw unauthorized(INVALID_REFRESH, false)
-        if (found.used_at) {
-          // The loser of two concurrent refreshes (two tabs, a retried request) often reads the
-          // token after the winner used it. Within seconds of that, and while the session has not
-          // moved on (its newest token is unused), it is refused without ending the session.
-          const duplicate =
-            now.getTime() - found.used_at.getTime() < DUPLICATE_REFRESH_WINDOW_MS &&
-            !(await app.repos.sessions.usedAfter(found.session_id, found.used_at))
-          if (duplicate) {
-            await app.recordSecurityEvent(request, {
-              event: 'refresh_token_duplicate',
-              outcome: 'failure',
-              userId: found.user_id,
-              sessionId: found.session_id,
-            })
-            throw unauthorized(INVALID_REFRESH, false)
-          }
-          // Otherwise a rotated token came back: either the client or a thief holds a copy. End the
-          // session so that neither can go on with it (OAuth 2.0 Security BCP, refresh token rotation).
-          await service.revoke(app.repos, [found.session_id], 'refresh_token_reuse')
-          await app.recordSecurityEvent(request, {
-            event: 'refresh_token_reuse',
-            outcome: 'blocked',
-            userId: found.user_id,
-            sessionId: found.session_id,
-          })
-          throw unauthorized(INVALID_REFRESH, false)
+        if (!found.used_at) {
+          const rotated = await rotate(refreshToken, found)
+          if (rotated) return rotated
+          // Another request with this token claimed it first and has committed (the claim waited
+          // for it): the token now reads as used and its successor is stored, to answer with.
+          found = await app.repos.sessions.findRefreshToken(hashOpaqueToken(refreshToken))
+          if (!found?.used_at) throw unauthorized(INVALID_REFRESH, false)
         }
-        if (found.revoked_at || found.session_expires_at <= now || found.token_expires_at <= now)
-          throw unauthorized(INVALID_REFRESH, false)
-
-        return app.transaction(async (repos) => {
-          // Of two concurrent refreshes with one token, only one claims it; the other is refused
-          // without ending the session (it is a duplicate, not a replay seen after the fact).
-          if (!(await repos.sessions.claimRefreshToken(tokenHash, now)))
-            throw unauthorized(INVALID_REFRESH, false)
-          const user = found.user_id === null ? undefined : await repos.users.findById(found.user_id)
-          if (!user || !user.is_active) throw unauthorized(INVALID_REFRESH, false)
-          await repos.sessions.touch(found.session_id, now, new Date(now.getTime() + refreshLifetimeMs))
-          return issuePair(repos, user, found.session_id, now)
-        })
+        return answerUsed(refreshToken, found, found.used_at, request)
       },
 
       async revoke(repos, sessionIds, reason) {

@@ -86,8 +86,11 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
         tags: ['auth'],
         summary: 'Exchange a refresh token for a new access and refresh token',
         description:
-          'Rotation: the refresh token sent stops working. Sending an already-used refresh token again ends ' +
-          'its whole session (it may have been stolen) and answers 401.',
+          'Rotation: the refresh token sent stops working and a new one comes back. The same token sent again ' +
+          'within 10 seconds of its rotation, while the new one is still unused (a second tab, a retried ' +
+          'request), gets that same new refresh token and a fresh access token. Sent again later, or once the ' +
+          'new one was used, it ends its whole session (a copy exists: it may have been stolen) and answers 401. ' +
+          'A session cannot be refreshed past SESSION_MAX_LIFETIME_DAYS (default 30) after its login.',
         body: RefreshRequest,
         response: { 200: TokenResponse, ...problemResponses(401, 415, 422) },
       },
