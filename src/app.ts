@@ -13,7 +13,13 @@ import Fastify, {
 } from 'fastify'
 import type { FastifyRouteSchemaDef } from 'fastify/types/schema.js'
 import type { Config } from './config.js'
-import { isConnectionError, openDatabase, parseDatabaseUrl, type DatabaseHandle } from './db/dialect.js'
+import {
+  isConnectionError,
+  isStorageError,
+  openDatabase,
+  parseDatabaseUrl,
+  type DatabaseHandle,
+} from './db/dialect.js'
 import { HttpProblem, problemBody, unprocessable, validationIssues } from './errors.js'
 import { loggerOptions, requestId } from './logging.js'
 import authPlugin from './plugins/app/auth.js'
@@ -327,6 +333,12 @@ function handleError(
   } else if (isConnectionError(error)) {
     status = 503
     body = problemBody(503, 'The database does not answer; try again shortly.')
+    reply.header('retry-after', '5')
+  } else if (isStorageError(error)) {
+    // A full disk, an I/O error or a read-only file: the change was refused and rolled back; the
+    // same request may succeed once the storage is writable again.
+    status = 503
+    body = problemBody(503, 'The database cannot store data right now; try again shortly.')
     reply.header('retry-after', '5')
   } else {
     status = 500

@@ -13,6 +13,10 @@ import {
   type IdempotencyKeysRepository,
 } from '../../repositories/idempotency-keys.js'
 import { createProductsRepository, type ProductsRepository } from '../../repositories/products.js'
+import {
+  createReadinessProbeRepository,
+  type ReadinessProbeRepository,
+} from '../../repositories/readiness-probe.js'
 import { createSessionsRepository, type SessionsRepository } from '../../repositories/sessions.js'
 import { createUsersRepository, type UsersRepository } from '../../repositories/users.js'
 
@@ -23,6 +27,7 @@ export interface Repositories {
   idempotencyKeys: IdempotencyKeysRepository
   accountTokens: AccountTokensRepository
   auditEvents: AuditEventsRepository
+  readinessProbe: ReadinessProbeRepository
   /**
    * Runs `effect` once the surrounding transaction has committed, and not at all if it rolls
    * back; outside a transaction, at once. For effects beyond the database (the shared revocation
@@ -62,6 +67,7 @@ function repositoriesFor(
     idempotencyKeys: createIdempotencyKeysRepository(db),
     accountTokens: createAccountTokensRepository(db),
     auditEvents: createAuditEventsRepository(db),
+    readinessProbe: createReadinessProbeRepository(db),
   }
 }
 
