@@ -34,7 +34,7 @@ import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { HASHING_CONCURRENCY, hashPassword } from '../src/auth/passwords.js'
 import { BENCH_PASSWORD, prepareDatabases, type BenchEngine } from './databases.js'
-import { compileScript, ROOT } from './processes.js'
+import { compileScript, measureFsync, ROOT } from './processes.js'
 import { summariseProfile } from './profile-summary.js'
 import { benchSection, currentLoad, machine, writeBenchSection, type EngineReport } from './report.js'
 import {
@@ -197,6 +197,9 @@ async function coldStart(context: BenchContext) {
   return times
 }
 
+/** Measured with the durability rows: what one commit's sync costs on the database's disk. */
+let fsyncLatency: { p50: number; p99: number } | undefined
+
 async function benchEngine(
   context: BenchContext,
   raw: { allCores: SideResult; serverBound: SideResult } | undefined,
@@ -279,8 +282,13 @@ async function benchEngine(
         `peak RSS ${megabytes(r.storm.peakRssBytes)}`,
     )
   }
-  if (selected.includes('durability') && context.db.engine === 'sqlite')
+  if (selected.includes('durability') && context.db.engine === 'sqlite') {
+    fsyncLatency = measureFsync(context.db.dir)
+    progress(
+      `✓ sqlite · one fsync after a 4 KiB append: p50 ${fsyncLatency.p50.toFixed(2)} ms, p99 ${fsyncLatency.p99.toFixed(2)} ms`,
+    )
     for (const side of ['ours', 'reference'] as const) rows.push(await runSynchronousCost(context, side))
+  }
   progress(
     `✓ ${context.db.engine} · largest peak RSS: ours ${megabytes(memory.ours)} (${memory.oursScenario}), reference ${megabytes(memory.reference)} (${memory.referenceScenario})`,
   )
@@ -344,7 +352,7 @@ if (reports.length > 0) {
       method: [
         `Our server: \`${oursCommand}\` (metrics, helmet and request logs on; the rate limiter on with a limit no run reaches, off for the login storm).`,
         `The reference: \`node bench/reference.ts\` (compiled), a bare Fastify app; on PostgreSQL it uses pg instead of better-sqlite3.`,
-        `On SQLite both servers run synchronous ${oursSynchronous(oursEnv).toUpperCase()}${oursSynchronous(oursEnv) === 'full' ? ' (our default)' : ''}; the "synchronous FULL" rows compare FULL against NORMAL on the same server, each on its own copy of the database, in alternating rounds.`,
+        `On SQLite both servers run synchronous ${oursSynchronous(oursEnv).toUpperCase()}${oursSynchronous(oursEnv) === 'full' ? ' (our default)' : ''}; the "synchronous FULL" rows compare FULL against NORMAL on the same server, each on its own copy of the database, in alternating rounds${fsyncLatency ? ` (one fsync after a 4 KiB append on that disk: p50 ${fsyncLatency.p50.toFixed(2)} ms, p99 ${fsyncLatency.p99.toFixed(2)} ms)` : ''}.`,
         `Each scenario starts a fresh process of each server; after ${settings.warmupSeconds} s of warm-up each, they are measured in ${settings.rounds} alternating rounds of ${round.toFixed(1)} s, ${settings.connections} connections (autocannon in the bench process).`,
         `${products.toLocaleString('en')} products and ${USERS} users, seeded identically for both.`,
         `Raw argon2id: verify() alone, ${settings.seconds} s, in a process of its own.`,
