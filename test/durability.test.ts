@@ -18,6 +18,9 @@ import { TEST_SECRET, uniqueSku, uniqueUser } from './helper.js'
 import { buildFsFaultsLibrary, fsFaultsSkip, StorageFaults } from './support/fs-faults.js'
 import { killServers, ServerProcess } from './support/server-process.js'
 
+/** A safety net only: a hung server fails the test instead of hanging the suite. */
+const TEST_TIMEOUT_MS = 180_000
+
 /** Enough commits to span many WAL frames, few enough to stay below SQLite's automatic checkpoint. */
 const PRODUCTS = 40
 
@@ -108,16 +111,24 @@ describe('SQLite: acknowledged writes and an OS crash', { skip: fsFaultsSkip }, 
     }
   }
 
-  test('by default (synchronous FULL) every product answered 201 is still there after the crash', async () => {
-    const { acknowledged, kept } = await createProductsThenCrash({})
-    const lost = acknowledged.filter((sku) => !kept.has(sku))
-    assert.deepEqual(lost, [], `${lost.length} of ${acknowledged.length} acknowledged products were lost`)
-  })
+  test(
+    'by default (synchronous FULL) every product answered 201 is still there after the crash',
+    { timeout: TEST_TIMEOUT_MS },
+    async () => {
+      const { acknowledged, kept } = await createProductsThenCrash({})
+      const lost = acknowledged.filter((sku) => !kept.has(sku))
+      assert.deepEqual(lost, [], `${lost.length} of ${acknowledged.length} acknowledged products were lost`)
+    },
+  )
 
-  test('SQLITE_SYNCHRONOUS=normal trades that away: products answered 201 are lost', async () => {
-    // In WAL mode, NORMAL syncs only at checkpoints: every commit since the last one is at the
-    // mercy of the OS. This documents what the setting gives up; the database stays consistent.
-    const { acknowledged, kept } = await createProductsThenCrash({ SQLITE_SYNCHRONOUS: 'normal' })
-    assert.ok(kept.size < acknowledged.length, 'some acknowledged products were lost')
-  })
+  test(
+    'SQLITE_SYNCHRONOUS=normal trades that away: products answered 201 are lost',
+    { timeout: TEST_TIMEOUT_MS },
+    async () => {
+      // In WAL mode, NORMAL syncs only at checkpoints: every commit since the last one is at the
+      // mercy of the OS. This documents what the setting gives up; the database stays consistent.
+      const { acknowledged, kept } = await createProductsThenCrash({ SQLITE_SYNCHRONOUS: 'normal' })
+      assert.ok(kept.size < acknowledged.length, 'some acknowledged products were lost')
+    },
+  )
 })

@@ -14,6 +14,9 @@ import { buildFsFaultsLibrary, fsFaultsSkip, StorageFaults } from './support/fs-
 import { until } from './support/processes.js'
 import { killServers, ServerProcess } from './support/server-process.js'
 
+/** A safety net only: a hung server fails the test instead of hanging the suite. */
+const TEST_TIMEOUT_MS = 180_000
+
 interface Answer {
   status: number
   headers: Headers
@@ -29,34 +32,37 @@ describe('SQLite: a full disk', { skip: fsFaultsSkip }, () => {
   let userId: number
   let headers: Record<string, string>
 
-  before(async () => {
-    library = buildFsFaultsLibrary()
-    dir = mkdtempSync(path.join(tmpdir(), 'fastauth-disk-full-'))
-    faults = new StorageFaults(dir, library.file)
-    server = await ServerProcess.start(
-      {
-        SECRET_KEY: TEST_SECRET,
-        DATABASE_URL: `sqlite:///${path.join(dir, 'app.db')}`,
-        RATE_LIMIT_ENABLED: 'false',
-        // Warnings and errors only: the lines this test reads, without a line per request.
-        LOG_LEVEL: 'warn',
-        ...faults.env,
-      },
-      dir,
-    )
-    origin = await server.url
-    const user = uniqueUser()
-    const registered = await call('POST', '/users/', user)
-    assert.equal(registered.status, 201)
-    userId = registered.body.id as number
-    const login = await fetch(`${origin}/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ username: user.email, password: user.password }).toString(),
-    })
-    assert.equal(login.status, 200)
-    headers = { authorization: `Bearer ${((await login.json()) as { access_token: string }).access_token}` }
-  })
+  before(
+    async () => {
+      library = buildFsFaultsLibrary()
+      dir = mkdtempSync(path.join(tmpdir(), 'fastauth-disk-full-'))
+      faults = new StorageFaults(dir, library.file)
+      server = await ServerProcess.start(
+        {
+          SECRET_KEY: TEST_SECRET,
+          DATABASE_URL: `sqlite:///${path.join(dir, 'app.db')}`,
+          RATE_LIMIT_ENABLED: 'false',
+          // Warnings and errors only: the lines this test reads, without a line per request.
+          LOG_LEVEL: 'warn',
+          ...faults.env,
+        },
+        dir,
+      )
+      origin = await server.url
+      const user = uniqueUser()
+      const registered = await call('POST', '/users/', user)
+      assert.equal(registered.status, 201)
+      userId = registered.body.id as number
+      const login = await fetch(`${origin}/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ username: user.email, password: user.password }).toString(),
+      })
+      assert.equal(login.status, 200)
+      headers = { authorization: `Bearer ${((await login.json()) as { access_token: string }).access_token}` }
+    },
+    { timeout: TEST_TIMEOUT_MS },
+  )
   after(async () => {
     faults?.diskFull(false)
     await killServers()
@@ -95,55 +101,63 @@ describe('SQLite: a full disk', { skip: fsFaultsSkip }, () => {
     return find()!.err
   }
 
-  test('writes answer 503 with Retry-After, are logged as SQLITE_FULL, and store nothing', async () => {
-    const sku = uniqueSku()
-    faults.diskFull(true)
-    try {
-      // Both are transactions (a product with its idempotency bookkeeping; a user's change): the
-      // failing COMMIT is where SQLite rolls back by itself.
-      const created = await call('POST', '/product/', { product_id: sku, name: 'Lamp', price: 1200 })
-      const renamed = await call('PATCH', `/users/${userId}`, { name: `renamed_${sku.slice(-6)}` })
-      for (const answer of [created, renamed]) {
-        const error = await loggedError(answer)
-        assert.equal(error?.code, 'SQLITE_FULL', `logged under its own cause, not: ${error?.message}`)
+  test(
+    'writes answer 503 with Retry-After, are logged as SQLITE_FULL, and store nothing',
+    { timeout: TEST_TIMEOUT_MS },
+    async () => {
+      const sku = uniqueSku()
+      faults.diskFull(true)
+      try {
+        // Both are transactions (a product with its idempotency bookkeeping; a user's change): the
+        // failing COMMIT is where SQLite rolls back by itself.
+        const created = await call('POST', '/product/', { product_id: sku, name: 'Lamp', price: 1200 })
+        const renamed = await call('PATCH', `/users/${userId}`, { name: `renamed_${sku.slice(-6)}` })
+        for (const answer of [created, renamed]) {
+          const error = await loggedError(answer)
+          assert.equal(error?.code, 'SQLITE_FULL', `logged under its own cause, not: ${error?.message}`)
+        }
+        assert.doesNotMatch(server.output.stdout, /cannot rollback|no transaction is active/)
+        assertUnavailable(created, 'POST /product/')
+        assertUnavailable(renamed, `PATCH /users/${userId}`)
+      } finally {
+        faults.diskFull(false)
       }
-      assert.doesNotMatch(server.output.stdout, /cannot rollback|no transaction is active/)
-      assertUnavailable(created, 'POST /product/')
-      assertUnavailable(renamed, `PATCH /users/${userId}`)
-    } finally {
-      faults.diskFull(false)
-    }
 
-    const search = await call('GET', `/product/?q=${encodeURIComponent(sku)}`)
-    assert.equal(search.status, 200)
-    assert.deepEqual(search.body.items, [], 'the refused product was not stored')
-    const account = await call('GET', `/users/${userId}`)
-    assert.equal(account.status, 200)
-    assert.doesNotMatch(String(account.body.name), /^renamed_/, 'the refused change was not stored')
-  })
+      const search = await call('GET', `/product/?q=${encodeURIComponent(sku)}`)
+      assert.equal(search.status, 200)
+      assert.deepEqual(search.body.items, [], 'the refused product was not stored')
+      const account = await call('GET', `/users/${userId}`)
+      assert.equal(account.status, 200)
+      assert.doesNotMatch(String(account.body.name), /^renamed_/, 'the refused change was not stored')
+    },
+  )
 
-  test('/readyz answers 503 while the disk is full and 200 once it has room; writes then succeed', async () => {
-    faults.diskFull(true)
-    try {
-      const ready = await call('GET', '/readyz')
-      assertUnavailable(ready, '/readyz')
-      assert.equal((await call('GET', '/healthz')).status, 200, 'the process itself is alive')
-      const warning = () => server.logLines().findLast((entry) => /readiness check/.test(entry.msg))
-      await until(() => warning() !== undefined, 'the readiness check logs its cause')
-      assert.equal(warning()?.err?.code, 'SQLITE_FULL')
-    } finally {
-      faults.diskFull(false)
-    }
+  test(
+    '/readyz answers 503 while the disk is full and 200 once it has room; writes then succeed',
+    { timeout: TEST_TIMEOUT_MS },
+    async () => {
+      faults.diskFull(true)
+      try {
+        const ready = await call('GET', '/readyz')
+        assertUnavailable(ready, '/readyz')
+        assert.equal((await call('GET', '/healthz')).status, 200, 'the process itself is alive')
+        const warning = () => server.logLines().findLast((entry) => /readiness check/.test(entry.msg))
+        await until(() => warning() !== undefined, 'the readiness check logs its cause')
+        assert.equal(warning()?.err?.code, 'SQLITE_FULL')
+      } finally {
+        faults.diskFull(false)
+      }
 
-    await until(async () => (await call('GET', '/readyz')).status === 200, '/readyz ready again')
-    const sku = uniqueSku()
-    assert.equal(
-      (await call('POST', '/product/', { product_id: sku, name: 'Lamp', price: 1200 })).status,
-      201,
-    )
-    const search = await call('GET', `/product/?q=${encodeURIComponent(sku)}`)
-    assert.equal((search.body.items as unknown[]).length, 1)
-    const renamed = await call('PATCH', `/users/${userId}`, { name: `renamed_${sku.slice(-6)}` })
-    assert.equal(renamed.status, 200)
-  })
+      await until(async () => (await call('GET', '/readyz')).status === 200, '/readyz ready again')
+      const sku = uniqueSku()
+      assert.equal(
+        (await call('POST', '/product/', { product_id: sku, name: 'Lamp', price: 1200 })).status,
+        201,
+      )
+      const search = await call('GET', `/product/?q=${encodeURIComponent(sku)}`)
+      assert.equal((search.body.items as unknown[]).length, 1)
+      const renamed = await call('PATCH', `/users/${userId}`, { name: `renamed_${sku.slice(-6)}` })
+      assert.equal(renamed.status, 200)
+    },
+  )
 })
