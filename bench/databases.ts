@@ -26,6 +26,11 @@ export interface BenchDatabases {
   products: number
   /** A folder for this engine's logs and profiles, removed by cleanup(). */
   dir: string
+  /**
+   * SQLite only: a copy of a side's database file as it is now (no server may be running on it),
+   * for a second server of that side that must not write to the first one's file.
+   */
+  copySqlite(side: 'ours' | 'reference', name: string): string
   cleanup(): Promise<void>
 }
 
@@ -59,9 +64,12 @@ export async function prepareDatabases(
     const ours = path.join(dir, 'ours.db')
     const reference = path.join(dir, 'reference.db')
     const seeded = await seed(`sqlite:///${ours}`, options.products, options.users)
-    // Closing the last connection checkpointed the WAL into the file: the copy is complete.
-    copyFileSync(ours, reference)
-    if (existsSync(`${ours}-wal`)) copyFileSync(`${ours}-wal`, `${reference}-wal`)
+    const copy = (from: string, to: string) => {
+      // Closing the last connection checkpointed the WAL into the file: the copy is complete.
+      copyFileSync(from, to)
+      if (existsSync(`${from}-wal`)) copyFileSync(`${from}-wal`, `${to}-wal`)
+    }
+    copy(ours, reference)
     return {
       engine,
       oursUrl: `sqlite:///${ours}`,
@@ -70,6 +78,11 @@ export async function prepareDatabases(
       password: BENCH_PASSWORD,
       products: options.products,
       dir,
+      copySqlite: (side, name) => {
+        const file = path.join(dir, `${name}.db`)
+        copy(side === 'ours' ? ours : reference, file)
+        return file
+      },
       cleanup: async () => removeDir(),
     }
   }
@@ -104,6 +117,9 @@ export async function prepareDatabases(
       password: BENCH_PASSWORD,
       products: options.products,
       dir,
+      copySqlite: () => {
+        throw new Error('copySqlite: this is a PostgreSQL bench')
+      },
       cleanup: async () => {
         await drop()
         await admin.destroy()

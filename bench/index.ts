@@ -13,7 +13,9 @@
  * creates and drops databases of its own there.
  *
  * Options:
- *   --engines sqlite,postgres   --scenarios get-product,list-products,create-product,login,storm
+ *   --engines sqlite,postgres
+ *   --scenarios get-product,list-products,create-product,login,storm,durability
+ *     (durability: POST /product/ with SQLite's synchronous FULL against NORMAL, SQLite only)
  *   --duration <s> (12, measured per server and scenario)   --rounds <n> (3, alternating rounds)
  *   --warmup <s> (3)   --connections <n> (20)   --products <n> (10000)   --read-rate <n> (500)
  *   --storm-clients <n> (50)   --cold-starts <n> (5)
@@ -23,6 +25,7 @@
  *     (bench/profile-summary.ts) and keeps the .cpuprofile in bench/profiles/
  *   --ours <path>: another build of our server's entry (e.g. a build of an older commit)
  *   --node-flags "<flags>" and --env NAME=value (repeatable): for our server, in experiments
+ *     (--env SQLITE_SYNCHRONOUS=normal: both servers run NORMAL in every other scenario)
  */
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs'
@@ -31,7 +34,7 @@ import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { HASHING_CONCURRENCY, hashPassword } from '../src/auth/passwords.js'
 import { BENCH_PASSWORD, prepareDatabases, type BenchEngine } from './databases.js'
-import { compileScript, ROOT } from './processes.js'
+import { compileScript, measureFsync, ROOT } from './processes.js'
 import { summariseProfile } from './profile-summary.js'
 import { benchSection, currentLoad, machine, writeBenchSection, type EngineReport } from './report.js'
 import {
@@ -41,8 +44,10 @@ import {
   referenceName,
   runRawArgon2,
   runStorm,
+  runSynchronousCost,
   runThroughput,
   runThroughputAlone,
+  oursSynchronous,
   startSide,
   throughputScenarios,
   type BenchContext,
@@ -51,7 +56,7 @@ import {
   type Settings,
 } from './scenarios.js'
 
-const SCENARIOS = ['get-product', 'list-products', 'create-product', 'login', 'storm'] as const
+const SCENARIOS = ['get-product', 'list-products', 'create-product', 'login', 'storm', 'durability'] as const
 type ScenarioKey = (typeof SCENARIOS)[number]
 const USERS = 50
 
@@ -108,8 +113,9 @@ if (!args.engines && !postgresUrl)
   progress('PostgreSQL skipped: set BENCH_POSTGRES_URL (or TEST_POSTGRES_URL) to include it')
 const selected = (args.scenarios?.split(',') ?? [...SCENARIOS]) as ScenarioKey[]
 for (const key of selected) if (!SCENARIOS.includes(key)) throw new Error(`unknown scenario "${key}"`)
-if (args.profile && !SCENARIOS.includes(args.profile as ScenarioKey))
-  throw new Error(`--profile: unknown scenario "${args.profile}" (one of ${SCENARIOS.join(', ')})`)
+const PROFILED = SCENARIOS.filter((key) => key !== 'durability')
+if (args.profile && !PROFILED.includes(args.profile as (typeof PROFILED)[number]))
+  throw new Error(`--profile: unknown scenario "${args.profile}" (one of ${PROFILED.join(', ')})`)
 const write =
   !args['no-write'] &&
   !args.profile &&
@@ -190,6 +196,9 @@ async function coldStart(context: BenchContext) {
   }
   return times
 }
+
+/** Measured with the durability rows: what one commit's sync costs on the database's disk. */
+let fsyncLatency: { p50: number; p99: number } | undefined
 
 async function benchEngine(
   context: BenchContext,
@@ -273,6 +282,13 @@ async function benchEngine(
         `peak RSS ${megabytes(r.storm.peakRssBytes)}`,
     )
   }
+  if (selected.includes('durability') && context.db.engine === 'sqlite') {
+    fsyncLatency = measureFsync(context.db.dir)
+    progress(
+      `✓ sqlite · one fsync after a 4 KiB append: p50 ${fsyncLatency.p50.toFixed(2)} ms, p99 ${fsyncLatency.p99.toFixed(2)} ms`,
+    )
+    for (const side of ['ours', 'reference'] as const) rows.push(await runSynchronousCost(context, side))
+  }
   progress(
     `✓ ${context.db.engine} · largest peak RSS: ours ${megabytes(memory.ours)} (${memory.oursScenario}), reference ${megabytes(memory.reference)} (${memory.referenceScenario})`,
   )
@@ -336,6 +352,7 @@ if (reports.length > 0) {
       method: [
         `Our server: \`${oursCommand}\` (metrics, helmet and request logs on; the rate limiter on with a limit no run reaches, off for the login storm).`,
         `The reference: \`node bench/reference.ts\` (compiled), a bare Fastify app; on PostgreSQL it uses pg instead of better-sqlite3.`,
+        `On SQLite both servers run synchronous ${oursSynchronous(oursEnv).toUpperCase()}${oursSynchronous(oursEnv) === 'full' ? ' (our default)' : ''}; the "synchronous FULL" rows compare FULL against NORMAL on the same server, each on its own copy of the database, in alternating rounds${fsyncLatency ? ` (one fsync after a 4 KiB append on that disk: p50 ${fsyncLatency.p50.toFixed(2)} ms, p99 ${fsyncLatency.p99.toFixed(2)} ms)` : ''}.`,
         `Each scenario starts a fresh process of each server; after ${settings.warmupSeconds} s of warm-up each, they are measured in ${settings.rounds} alternating rounds of ${round.toFixed(1)} s, ${settings.connections} connections (autocannon in the bench process).`,
         `${products.toLocaleString('en')} products and ${USERS} users, seeded identically for both.`,
         `Raw argon2id: verify() alone, ${settings.seconds} s, in a process of its own.`,

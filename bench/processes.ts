@@ -4,7 +4,16 @@
  * event loop. Also: readiness, peak memory, and cold start.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs'
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs'
 import { get } from 'node:http'
 import { createServer } from 'node:net'
 import path from 'node:path'
@@ -140,4 +149,29 @@ export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b)
   const middle = Math.floor(sorted.length / 2)
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
+}
+
+/**
+ * The latency of one fsync after a 4 KiB append in `dir`, as SQLite's WAL does on each commit with
+ * synchronous FULL (better-sqlite3's SQLite calls fsync, not fdatasync): p50 and p99 in ms over
+ * `count` syncs. One commit per fsync is the ceiling of FULL's write rate.
+ */
+export function measureFsync(dir: string, count = 200): { p50: number; p99: number } {
+  const file = path.join(dir, 'fsync-probe.bin')
+  const block = Buffer.alloc(4096, 1)
+  const descriptor = openSync(file, 'w')
+  const times: number[] = []
+  try {
+    for (let i = 0; i < count; i++) {
+      writeSync(descriptor, block)
+      const started = performance.now()
+      fsyncSync(descriptor)
+      times.push(performance.now() - started)
+    }
+  } finally {
+    closeSync(descriptor)
+    rmSync(file, { force: true })
+  }
+  const sorted = times.sort((a, b) => a - b)
+  return { p50: median(sorted), p99: sorted[Math.floor(0.99 * (sorted.length - 1))]! }
 }

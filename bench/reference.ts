@@ -8,7 +8,8 @@
  * it as its own process, as it runs our server from dist/.
  *
  * Environment: REFERENCE_ENGINE (sqlite | postgres), REFERENCE_DATABASE (a SQLite file or a
- * postgres:// URL), PORT, SECRET_KEY, JWT_ISSUER, JWT_AUDIENCE.
+ * postgres:// URL), REFERENCE_SQLITE_SYNCHRONOUS (full | normal, as our server's
+ * SQLITE_SYNCHRONOUS; full by default), PORT, SECRET_KEY, JWT_ISSUER, JWT_AUDIENCE.
  */
 import { verify as verifyHash } from '@node-rs/argon2'
 import Database from 'better-sqlite3'
@@ -49,10 +50,12 @@ const PRODUCT_COLUMNS = 'id, product_id, name, description, price, owner_id, cre
 const INSERT_COLUMNS =
   'product_id, name, description, price, owner_id, version, search_text, created_at, updated_at'
 
-function sqliteQueries(file: string): Queries {
+function sqliteQueries(file: string, synchronous: string): Queries {
+  if (synchronous !== 'full' && synchronous !== 'normal')
+    throw new Error(`REFERENCE_SQLITE_SYNCHRONOUS must be full or normal, not "${synchronous}"`)
   const db = new Database(file)
   db.pragma('journal_mode = WAL')
-  db.pragma('synchronous = NORMAL')
+  db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
   db.pragma('busy_timeout = 5000')
   const byId = db.prepare(`select ${PRODUCT_COLUMNS} from products where id = ?`)
   const page = db.prepare(`select ${PRODUCT_COLUMNS} from products order by id limit ?`)
@@ -100,7 +103,9 @@ function postgresQueries(url: string): Queries {
 }
 
 const queries =
-  engine === 'sqlite' ? sqliteQueries(env('REFERENCE_DATABASE')) : postgresQueries(env('REFERENCE_DATABASE'))
+  engine === 'sqlite'
+    ? sqliteQueries(env('REFERENCE_DATABASE'), process.env.REFERENCE_SQLITE_SYNCHRONOUS ?? 'full')
+    : postgresQueries(env('REFERENCE_DATABASE'))
 
 const app = Fastify({ logger: false })
 app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) =>

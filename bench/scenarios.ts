@@ -78,17 +78,39 @@ function oursEnv(context: BenchContext, extra: Record<string, string>): Record<s
   }
 }
 
+export type Synchronous = 'full' | 'normal'
+
+/** SQLite's synchronous setting of our server in this run: its default (full) unless --env sets it. */
+export function oursSynchronous(oursEnv: Record<string, string>): Synchronous {
+  return oursEnv.SQLITE_SYNCHRONOUS === 'normal' ? 'normal' : 'full'
+}
+
+export interface SideOptions {
+  /** Extra environment for our server (the reference takes none). */
+  oursEnv?: Record<string, string>
+  /** SQLite's synchronous setting, for either server; by default the one our server runs with. */
+  synchronous?: Synchronous
+  /** Another SQLite file than the side's own (BenchDatabases.copySqlite). */
+  sqliteFile?: string
+}
+
 export function startSide(
   context: BenchContext,
   side: Side,
   label: string,
-  oursExtraEnv: Record<string, string> = {},
+  options: SideOptions = {},
 ): Promise<ServerProcess> {
   const logFile = path.join(context.db.dir, `${side}-${label}.log`)
+  // The reference syncs as our server does, so that the ratio compares the same durability.
+  const synchronous = options.synchronous ?? oursSynchronous(context.oursEnv)
   if (side === 'ours')
     return startServer({
       args: [...context.oursNodeFlags, context.oursServer],
-      env: oursEnv(context, oursExtraEnv),
+      env: oursEnv(context, {
+        ...options.oursEnv,
+        ...(options.sqliteFile ? { DATABASE_URL: `sqlite:///${options.sqliteFile}` } : {}),
+        ...(context.db.engine === 'sqlite' ? { SQLITE_SYNCHRONOUS: synchronous } : {}),
+      }),
       logFile,
       cwd: context.db.dir,
     })
@@ -96,7 +118,8 @@ export function startSide(
     args: [context.referenceScript],
     env: {
       REFERENCE_ENGINE: context.db.engine,
-      REFERENCE_DATABASE: context.db.reference,
+      REFERENCE_DATABASE: options.sqliteFile ?? context.db.reference,
+      REFERENCE_SQLITE_SYNCHRONOUS: synchronous,
       SECRET_KEY,
       JWT_ISSUER,
       JWT_AUDIENCE,
@@ -215,16 +238,46 @@ class LoadedServer {
   }
 }
 
+/** One server of a compared pair: the token it is sent, the side its requests are tagged with. */
+interface Contender {
+  server: ServerProcess
+  token: string
+  side: Side
+}
+
 /**
- * One throughput scenario on both servers, each in a fresh process of its own: both are warmed up,
- * then measured in alternating rounds (ours, reference, ours, …), so that a change in the
- * machine's load during the scenario weighs on both alike.
+ * Two servers under the same scenario: both are warmed up, then measured in alternating rounds
+ * (first, second, first, …), so that a change in the machine's load weighs on both alike.
  */
+async function measureAlternating(
+  context: BenchContext,
+  scenario: ThroughputScenario,
+  description: string,
+  first: Contender,
+  second: Contender,
+): Promise<[SideResult, SideResult]> {
+  const { settings, db } = context
+  const loaded = ({ server, token, side }: Contender) =>
+    new LoadedServer(server, () => ({
+      ...scenario.load(server.origin, token, side),
+      connections: settings.connections,
+    }))
+  const sides = [loaded(first), loaded(second)] as const
+  const round = settings.seconds / settings.rounds
+  context.progress(
+    `… ${db.engine} · ${description}: ${settings.warmupSeconds}s warm-up each, then ${settings.rounds} × ${round.toFixed(1)}s each, alternating; ${settings.connections} connections`,
+  )
+  for (const side of sides) await side.warmUp(settings.warmupSeconds)
+  for (let i = 0; i < settings.rounds; i++) for (const side of sides) await side.measure(round)
+  return [sides[0].result(), sides[1].result()]
+}
+
+/** One throughput scenario on both servers, each in a fresh process of its own. */
 export async function runThroughput(
   context: BenchContext,
   scenario: ThroughputScenario,
 ): Promise<ScenarioRow> {
-  const { settings, db } = context
+  const { db } = context
   const servers: ServerProcess[] = []
   try {
     const ours = await startSide(context, 'ours', scenario.key)
@@ -232,34 +285,66 @@ export async function runThroughput(
     const reference = await startSide(context, 'reference', scenario.key)
     servers.push(reference)
     const token = await logIn(ours.origin, db.emails[0]!, db.password)
-    const loaded = (side: Side, server: ServerProcess) =>
-      new LoadedServer(server, () => ({
-        ...scenario.load(server.origin, token, side),
-        connections: settings.connections,
-      }))
-    const sides = { ours: loaded('ours', ours), reference: loaded('reference', reference) }
-    const round = settings.seconds / settings.rounds
-    context.progress(
-      `… ${db.engine} · ${scenario.title}: ${settings.warmupSeconds}s warm-up each, then ${settings.rounds} × ${round.toFixed(1)}s each, alternating; ${settings.connections} connections`,
+    const [oursResult, referenceResult] = await measureAlternating(
+      context,
+      scenario,
+      scenario.title,
+      { server: ours, token, side: 'ours' },
+      { server: reference, token, side: 'reference' },
     )
-    await sides.ours.warmUp(settings.warmupSeconds)
-    await sides.reference.warmUp(settings.warmupSeconds)
-    for (let i = 0; i < settings.rounds; i++) {
-      await sides.ours.measure(round)
-      await sides.reference.measure(round)
-    }
-    const result = { ours: sides.ours.result(), reference: sides.reference.result() }
-    const ratio = result.ours.requestsPerSecond / result.reference.requestsPerSecond
+    const ratio = oursResult.requestsPerSecond / referenceResult.requestsPerSecond
     context.progress(
-      `✓ ${db.engine} · ${scenario.title}: ours ${describe(result.ours)}; reference ${describe(result.reference)}; ours/ref ${percent(ratio)}`,
+      `✓ ${db.engine} · ${scenario.title}: ours ${describe(oursResult)}; reference ${describe(referenceResult)}; ours/ref ${percent(ratio)}`,
     )
     return {
       scenario: scenario.title,
-      ours: result.ours,
+      ours: oursResult,
       referenceName: referenceName(context),
-      reference: result.reference,
+      reference: referenceResult,
       ratio: percent(ratio),
       target: scenario.target?.(ratio),
+    }
+  } finally {
+    for (const server of servers) await server.stop()
+  }
+}
+
+/**
+ * What durability costs on SQLite: `POST /product/` on one side's server with synchronous FULL
+ * (a WAL sync per commit: no acknowledged write lost on an OS crash) against the same server
+ * with NORMAL (syncs at checkpoints only), each on its own copy of the database, in alternating
+ * rounds. Run for our server and for the bare reference, which shows SQLite's own cost.
+ */
+export async function runSynchronousCost(context: BenchContext, side: Side): Promise<ScenarioRow> {
+  const { db } = context
+  const scenario = throughputScenarios(context).find((candidate) => candidate.key === 'create-product')!
+  const serverName = side === 'ours' ? 'our server' : 'the bare reference'
+  const servers: ServerProcess[] = []
+  try {
+    const full = await startSide(context, side, 'synchronous-full', { synchronous: 'full' })
+    servers.push(full)
+    const normal = await startSide(context, side, 'synchronous-normal', {
+      synchronous: 'normal',
+      sqliteFile: db.copySqlite(side, `${side}-synchronous-normal`),
+    })
+    servers.push(normal)
+    const [fullResult, normalResult] = await measureAlternating(
+      context,
+      scenario,
+      `${scenario.title} on ${serverName}, synchronous FULL against NORMAL`,
+      { server: full, token: await logIn(full.origin, db.emails[0]!, db.password), side },
+      { server: normal, token: await logIn(normal.origin, db.emails[0]!, db.password), side },
+    )
+    const ratio = fullResult.requestsPerSecond / normalResult.requestsPerSecond
+    context.progress(
+      `✓ ${db.engine} · ${scenario.title} on ${serverName}: FULL ${describe(fullResult)}; NORMAL ${describe(normalResult)}; FULL/NORMAL ${percent(ratio)}`,
+    )
+    return {
+      scenario: `${scenario.title} on ${serverName}, synchronous FULL`,
+      ours: fullResult,
+      referenceName: `${serverName}, synchronous NORMAL`,
+      reference: normalResult,
+      ratio: percent(ratio),
     }
   } finally {
     for (const server of servers) await server.stop()
@@ -327,7 +412,7 @@ export interface StormResult {
  */
 export async function runStorm(context: BenchContext, side: Side, token: string | undefined) {
   const { settings, db } = context
-  const server = await startSide(context, side, 'storm', { RATE_LIMIT_ENABLED: 'false' })
+  const server = await startSide(context, side, 'storm', { oursEnv: { RATE_LIMIT_ENABLED: 'false' } })
   try {
     const bearerToken = token ?? (await logIn(server.origin, db.emails[0]!, db.password))
     const reads = (seconds: number) =>

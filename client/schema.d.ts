@@ -59,7 +59,7 @@ export interface paths {
       path?: never
       cookie?: never
     }
-    /** The database (and Redis, when configured) answers */
+    /** The database answers and stores a change (and Redis, when configured, answers) */
     get: {
       parameters: {
         query?: never

@@ -16,8 +16,9 @@ import type { FastifyRouteSchemaDef } from 'fastify/types/schema.js'
 import type { Config } from './config.js'
 import {
   isDatabaseTimeout,
-  isForeignKeyViolation,
   isDatabaseUnavailable,
+  isForeignKeyViolation,
+  isStorageError,
   openDatabase,
   parseDatabaseUrl,
   type DatabaseHandle,
@@ -397,9 +398,13 @@ function handleError(
     status = 503
     body = problemBody(
       503,
-      isDatabaseTimeout(error)
-        ? 'The database did not answer in time; try again shortly.'
-        : 'The database does not answer; try again shortly.',
+      isStorageError(error)
+        ? // A full disk, an I/O error, a read-only file or server: the change was refused and
+          // rolled back; the same request may succeed once the storage takes writes again.
+          'The database cannot store data right now; try again shortly.'
+        : isDatabaseTimeout(error)
+          ? 'The database did not answer in time; try again shortly.'
+          : 'The database does not answer; try again shortly.',
     )
     reply.header('retry-after', '5')
     // Said once per outage by the monitor, not once per request (with a stack trace each).

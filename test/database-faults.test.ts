@@ -141,16 +141,17 @@ for (const engine of testEngines().filter(({ name }) => name !== 'sqlite')) {
 
         // One line when it went away, one when it came back; no error line per failed request.
         await until(
-          () => log.lines.slice(linesBefore).some((line) => line.msg.startsWith('database answers again')),
+          () =>
+            log.lines.slice(linesBefore).some((line) => line.msg.startsWith('database is available again')),
           'the line saying the database is back',
         )
         const outage = log.lines.slice(linesBefore)
         const errors = outage.filter((line) => line.level >= 50)
         assert.equal(errors.length, 1, JSON.stringify(errors, null, 1))
-        assert.match(errors[0]!.msg, /^database does not answer/)
+        assert.match(errors[0]!.msg, /^database is unavailable/)
         assert.equal(errors[0]!.dependency, 'database')
         assert.equal(errors[0]!.stack ?? (errors[0]!.err as { stack?: string } | undefined)?.stack, undefined)
-        const back = outage.filter((line) => line.msg.startsWith('database answers again'))
+        const back = outage.filter((line) => line.msg.startsWith('database is available again'))
         assert.equal(back.length, 1)
         assert.ok(Number(back[0]!.failed_calls) >= responses.length, JSON.stringify(back[0]))
       },

@@ -806,7 +806,7 @@ describe('rate limits: Redis stopped under a running instance', { skip: outageSk
   }
 
   const errorLogged = () =>
-    log.lines.some((line) => line.level === 50 && line.msg.startsWith('redis does not answer'))
+    log.lines.some((line) => line.level === 50 && line.msg.startsWith('redis is unavailable'))
 
   test(
     'while Redis is down the limits hold per instance and an error is logged; when it is back they are shared again',
@@ -836,7 +836,7 @@ describe('rate limits: Redis stopped under a running instance', { skip: outageSk
       const prober = freshAddress()
       await until(async () => {
         await attemptLogin(app!, `probe-${randomBytes(4).toString('hex')}`, 'guess', prober)
-        return log.lines.some((line) => line.msg.startsWith('redis answers again'))
+        return log.lines.some((line) => line.msg.startsWith('redis is available again'))
       }, 'the limits use Redis again')
       second = await buildApp(config, { logger: false })
       await second.ready()

@@ -182,7 +182,7 @@ describeEachEngine('revocation when one instance loses Redis', (ctx) => {
         const warnings = aLog.lines.slice(linesBefore).filter((line) => line.level >= 40)
         assert.deepEqual(
           warnings.map((line) => line.msg.split(' (')[0]),
-          ['redis does not answer'],
+          ['redis is unavailable'],
         )
       } finally {
         commands.restore()

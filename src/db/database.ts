@@ -95,6 +95,12 @@ export interface AuditEventsTable {
   details: string | null
 }
 
+/** The one row /readyz rewrites to prove that the database can store a change (id is always 1). */
+export interface ReadinessProbeTable {
+  id: number
+  checked_at: Timestamp
+}
+
 export interface Database {
   users: UsersTable
   products: ProductsTable
@@ -103,6 +109,7 @@ export interface Database {
   account_tokens: AccountTokensTable
   idempotency_keys: IdempotencyKeysTable
   audit_events: AuditEventsTable
+  readiness_probe: ReadinessProbeTable
 }
 
 export type UserRow = Selectable<UsersTable>

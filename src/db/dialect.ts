@@ -176,11 +176,32 @@ function openSqlite(filename: string, synchronous: DatabaseOptions['sqliteSynchr
       let statement = cache.get(sqlText)
       if (!statement) {
         statement = wrapStatement(database.prepare(sqlText))
+        if (ROLLBACK.test(sqlText)) statement = skipWhenRolledBack(database, statement)
         if (cache.size >= SQLITE_STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value as string)
         cache.set(sqlText, statement)
       }
       return statement
     },
+  }
+}
+
+const ROLLBACK = /^\s*rollback\b/i
+
+/**
+ * On a full disk, an I/O error or a read-only file (SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY…)
+ * SQLite rolls the whole transaction back by itself. The ROLLBACK (or ROLLBACK TO a savepoint)
+ * that Kysely then sends would fail with "cannot rollback - no transaction is active", and that
+ * error would replace the real one in the log and in the answer. There is nothing left to undo,
+ * so such a rollback does nothing.
+ */
+function skipWhenRolledBack(
+  database: SqliteDatabase.Database,
+  statement: ReturnType<typeof wrapStatement>,
+): ReturnType<typeof wrapStatement> {
+  return {
+    ...statement,
+    run: (parameters) =>
+      database.inTransaction ? statement.run(parameters) : { changes: 0, lastInsertRowid: 0 },
   }
 }
 
@@ -540,11 +561,44 @@ export function isDatabaseTimeout(error: unknown): boolean {
 }
 
 /**
- * True when the database cannot serve the request now (unreachable, or too slow to answer): the
- * client may retry, so the answer is 503 with Retry-After, never a 500.
+ * True when the database cannot serve the request now (unreachable, too slow to answer, or unable
+ * to store data): the client may retry, so the answer is 503 with Retry-After, never a 500.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
-  return isConnectionError(error) || isDatabaseTimeout(error)
+  return isConnectionError(error) || isDatabaseTimeout(error) || isStorageError(error)
+}
+
+/**
+ * SQLite's answers when the file cannot take a write: a full disk (SQLITE_FULL), an I/O error
+ * (SQLITE_IOERR and its extended codes, e.g. SQLITE_IOERR_WRITE, SQLITE_IOERR_FSYNC), a read-only
+ * file or folder (SQLITE_READONLY…), a file that cannot be opened (SQLITE_CANTOPEN…).
+ */
+const SQLITE_STORAGE_ERROR_CODE = /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN)(_|$)/
+
+/**
+ * The same of a database server: PostgreSQL's disk_full (53100), io_error (58030) and a read-only
+ * transaction (25006: a replica, or `default_transaction_read_only`); MySQL/MariaDB's full disk or
+ * table, and a server running with --read-only.
+ */
+const SERVER_STORAGE_ERROR_CODES = new Set([
+  '53100',
+  '58030',
+  '25006',
+  'ER_DISK_FULL',
+  'ER_RECORD_FILE_FULL',
+  'ER_OPTION_PREVENTS_STATEMENT',
+  'ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION',
+])
+
+/**
+ * True when the database answers but cannot store data: a storage fault of the server's side,
+ * which may pass (space freed, disk remounted, a primary back), never a fault of the request.
+ */
+export function isStorageError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return (
+    typeof code === 'string' && (SQLITE_STORAGE_ERROR_CODE.test(code) || SERVER_STORAGE_ERROR_CODES.has(code))
+  )
 }
 
 /** True when the error says the database cannot be reached (as opposed to a bad query). */

@@ -4,6 +4,7 @@ import * as m0002 from './migrations/0002_sessions.js'
 import * as m0003 from './migrations/0003_account_tokens.js'
 import * as m0004 from './migrations/0004_catalogue.js'
 import * as m0005 from './migrations/0005_audit_events.js'
+import * as m0006 from './migrations/0006_readiness_probe.js'
 import * as m0007 from './migrations/0007_sessions_revoked_at.js'
 
 /** Every migration, in order. Explicit, so a build never depends on reading a folder at run time. */
@@ -13,6 +14,7 @@ const migrations: Record<string, Migration> = {
   '0003_account_tokens': m0003,
   '0004_catalogue': m0004,
   '0005_audit_events': m0005,
+  '0006_readiness_probe': m0006,
   '0007_sessions_revoked_at': m0007,
 }
 

@@ -1,5 +1,6 @@
 /**
- * Whether a dependency (the database, Redis) answers, as the calls to it show. An outage is told
+ * Whether a dependency (the database, Redis) serves, as the calls to it show: it may not answer,
+ * not in time, or (a database) not store data. An outage is told
  * in two log lines, one when it starts and one when it ends (with the number of calls that failed
  * in between), never one per failed call: a 12 s database outage under load is thousands of
  * failed requests, and their count belongs in a metric, not in thousands of stack traces.
@@ -80,7 +81,7 @@ export function createDependencyMonitor(options: MonitorOptions): DependencyMoni
     const seconds = ((now() - downSince) / 1000).toFixed(1)
     log.info(
       { dependency: name, outage_ms: now() - downSince, failed_calls: failures },
-      `${name} answers again after ${seconds} s (${failures} failed call${failures === 1 ? '' : 's'} meanwhile)`,
+      `${name} is available again after ${seconds} s (${failures} failed call${failures === 1 ? '' : 's'} meanwhile)`,
     )
     options.onChange?.(true)
   }
@@ -111,7 +112,7 @@ export function createDependencyMonitor(options: MonitorOptions): DependencyMoni
       failures = 1
       log.error(
         { dependency: name, reason: describeFailure(error) },
-        `${name} does not answer (${describeFailure(error)})${meanwhile ? `; ${meanwhile}` : ''}; one line will say when it is back`,
+        `${name} is unavailable (${describeFailure(error)})${meanwhile ? `; ${meanwhile}` : ''}; one line will say when it is back`,
       )
       options.onChange?.(false)
       scheduleProbe()

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { sql, type Kysely } from 'kysely'
+import type { Kysely } from 'kysely'
 import type { Database } from '../../db/database.js'
 import { openDatabase, type DatabaseHandle, type Engine } from '../../db/dialect.js'
 import { migrateToLatest } from '../../db/migrator.js'
@@ -14,6 +14,10 @@ import {
   type IdempotencyKeysRepository,
 } from '../../repositories/idempotency-keys.js'
 import { createProductsRepository, type ProductsRepository } from '../../repositories/products.js'
+import {
+  createReadinessProbeRepository,
+  type ReadinessProbeRepository,
+} from '../../repositories/readiness-probe.js'
 import { createSessionsRepository, type SessionsRepository } from '../../repositories/sessions.js'
 import { createUsersRepository, type UsersRepository } from '../../repositories/users.js'
 
@@ -24,6 +28,7 @@ export interface Repositories {
   idempotencyKeys: IdempotencyKeysRepository
   accountTokens: AccountTokensRepository
   auditEvents: AuditEventsRepository
+  readinessProbe: ReadinessProbeRepository
   /**
    * Runs `effect` once the surrounding transaction has committed, and not at all if it rolls
    * back; outside a transaction, at once. For effects beyond the database (the shared revocation
@@ -65,6 +70,7 @@ function repositoriesFor(
     idempotencyKeys: createIdempotencyKeysRepository(db),
     accountTokens: createAccountTokensRepository(db),
     auditEvents: createAuditEventsRepository(db),
+    readinessProbe: createReadinessProbeRepository(db),
   }
 }
 
@@ -75,7 +81,8 @@ export default fp<DbPluginOptions>(
     const monitor = createDependencyMonitor({
       name: 'database',
       log: app.log,
-      probe: () => sql`select 1`.execute(db),
+      // A commit, not a read: a full disk or a read-only server still answers reads.
+      probe: () => app.repos.readinessProbe.write(new Date()),
       meanwhile: 'requests that need it answer 503 with Retry-After',
       onFailure: () => app.metrics.dependencyFailure('database'),
       onChange: (available) => app.metrics.dependencyAvailable('database', available),

@@ -18,7 +18,7 @@ export default async function healthRoutes(app: FastifyInstance) {
     {
       schema: {
         tags: ['operations'],
-        summary: 'The database (and Redis, when configured) answers',
+        summary: 'The database answers and stores a change (and Redis, when configured, answers)',
         response: { 200: Status, ...problemResponses(503) },
       },
     },
@@ -26,17 +26,30 @@ export default async function healthRoutes(app: FastifyInstance) {
       try {
         await sql`select 1`.execute(app.db)
       } catch (error) {
-        app.log.warn({ err: error }, 'readiness check: the database does not answer')
+        // Logged once per outage by the monitor, not once per probe of the load balancer.
+        app.dbMonitor.failed(error)
         throw new HttpProblem(503, 'The database does not answer.', { headers: { 'retry-after': '5' } })
+      }
+      // A database that answers reads may still refuse every write (a full disk, a read-only file
+      // or server): this instance could then serve no change, so it is not ready. One real commit.
+      try {
+        await app.repos.readinessProbe.write(new Date())
+      } catch (error) {
+        app.dbMonitor.failed(error)
+        throw new HttpProblem(503, 'The database cannot store data.', { headers: { 'retry-after': '5' } })
       }
       // With REDIS_URL, shared state lives there: without it this instance runs degraded (limits
       // per instance, revocation checks against the database), so it says it is not ready.
-      if (app.redis) {
+      if (app.redis && app.redisMonitor) {
+        const redisDown = () =>
+          new HttpProblem(503, 'Redis does not answer.', { headers: { 'retry-after': '5' } })
+        // The breaker is open: its probe is already asking; no need to wait for a command timeout.
+        if (!app.redisMonitor.available) throw redisDown()
         try {
           await app.redis.ping()
         } catch (error) {
-          app.log.warn({ err: error }, 'readiness check: Redis does not answer')
-          throw new HttpProblem(503, 'Redis does not answer.', { headers: { 'retry-after': '5' } })
+          app.redisMonitor.failed(error)
+          throw redisDown()
         }
       }
       return { status: 'ok' }

@@ -1,0 +1,18 @@
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/database.js'
+
+const PROBE_ID = 1
+
+export function createReadinessProbeRepository(db: Kysely<Database>) {
+  return {
+    /**
+     * Rewrites the probe row. It commits a real change, so it fails where a read would not: on a
+     * full disk, a read-only file, a server that refuses writes.
+     */
+    async write(now: Date): Promise<void> {
+      await db.updateTable('readiness_probe').set({ checked_at: now }).where('id', '=', PROBE_ID).execute()
+    },
+  }
+}
+
+export type ReadinessProbeRepository = ReturnType<typeof createReadinessProbeRepository>
