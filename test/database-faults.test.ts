@@ -9,8 +9,10 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import type { LightMyRequestResponse } from 'fastify'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { Kysely, MysqlDialect, PostgresDialect, sql } from 'kysely'
+import { createPool } from 'mysql2'
+import pg from 'pg'
 import { buildApp } from '../src/app.js'
 import {
   assertProblem,
@@ -154,6 +156,106 @@ for (const engine of testEngines().filter(({ name }) => name !== 'sqlite')) {
         const back = outage.filter((line) => line.msg.startsWith('database is available again'))
         assert.equal(back.length, 1)
         assert.ok(Number(back[0]!.failed_calls) >= responses.length, JSON.stringify(back[0]))
+      },
+    )
+  })
+}
+
+/** An admin connection to the server TEST_POSTGRES_URL or TEST_MYSQL_URL names. */
+function adminOf(name: 'postgres' | 'mysql') {
+  return name === 'postgres'
+    ? new Kysely<unknown>({
+        dialect: new PostgresDialect({
+          pool: new pg.Pool({ connectionString: process.env.TEST_POSTGRES_URL, max: 1 }),
+        }),
+      })
+    : new Kysely<unknown>({
+        dialect: new MysqlDialect({
+          pool: createPool({ uri: process.env.TEST_MYSQL_URL!, connectionLimit: 1 }),
+        }),
+      })
+}
+
+for (const engine of testEngines().filter(({ name }) => name !== 'sqlite')) {
+  describe(`a database server that refuses writes [${engine.name}]`, { skip: engine.skip }, () => {
+    const name = engine.name as 'postgres' | 'mysql'
+    let database: TestDatabase | undefined
+    let admin: Kysely<unknown> | undefined
+    let app: FastifyInstance | undefined
+    let databaseName = ''
+    // MariaDB's read_only spares accounts with READ ONLY ADMIN (root): the app gets its own user.
+    const appUser = `fa_ro_${Date.now().toString(36)}`
+
+    /** PostgreSQL applies a database's default to new sessions: the app's are ended, it reconnects. */
+    async function setReadOnly(on: boolean) {
+      if (name === 'postgres') {
+        await sql`alter database ${sql.id(databaseName)} set default_transaction_read_only = ${sql.raw(on ? 'on' : 'off')}`.execute(
+          admin!,
+        )
+        await sql`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${databaseName} and pid <> pg_backend_pid()`.execute(
+          admin!,
+        )
+      } else {
+        await sql`set global read_only = ${sql.raw(on ? 'on' : 'off')}`.execute(admin!)
+      }
+    }
+
+    before(async () => {
+      database = await engine.create()
+      admin = adminOf(name)
+      const url = new URL(database.url)
+      databaseName = decodeURIComponent(url.pathname.slice(1))
+      if (name === 'mysql') {
+        await sql`create user ${sql.lit(appUser)}@'%' identified by 'read-only-test'`.execute(admin)
+        await sql`grant all on ${sql.id(databaseName)}.* to ${sql.lit(appUser)}@'%'`.execute(admin)
+        url.username = appUser
+        url.password = 'read-only-test'
+      }
+      app = await buildApp(testConfig({ DATABASE_URL: url.toString() }), { logger: false })
+      await app.ready()
+    })
+    after(async () => {
+      await setReadOnly(false).catch(() => {})
+      await app?.close()
+      if (name === 'mysql')
+        await sql`drop user if exists ${sql.lit(appUser)}@'%'`.execute(admin!).catch(() => {})
+      await admin?.destroy()
+      await database?.drop()
+    })
+
+    test(
+      'writes answer 503 with Retry-After, reads go on, /readyz is 503; all back afterwards',
+      { timeout: 60_000 },
+      async () => {
+        const user = await registerAndLogin(app!)
+        const create = () =>
+          app!.inject({
+            method: 'POST',
+            url: '/product/',
+            headers: user.headers,
+            payload: { product_id: uniqueSku(), name: 'Read-only', price: 5 },
+          })
+        await setReadOnly(true)
+        try {
+          // The first request after PostgreSQL ended the sessions may meet a closed connection
+          // (also a 503); then the server's refusal. Never a 500, never a 201.
+          let refusal: LightMyRequestResponse | undefined
+          await until(async () => {
+            const response = await create()
+            assertProblem(response, 503)
+            refusal = response
+            return /cannot store data/.test(response.json<{ detail: string }>().detail)
+          }, 'a write refused by the read-only server')
+          assert.ok(Number(refusal!.headers['retry-after']) > 0)
+          const list = await app!.inject({ method: 'GET', url: '/product/', headers: user.headers })
+          assert.equal(list.statusCode, 200, list.body)
+          assert.deepEqual(list.json<{ items: unknown[] }>().items, [], 'nothing was stored')
+          assertProblem(await app!.inject({ method: 'GET', url: '/readyz' }), 503)
+        } finally {
+          await setReadOnly(false)
+        }
+        await until(async () => (await create()).statusCode === 201, 'writes succeed again')
+        assert.equal((await app!.inject({ method: 'GET', url: '/readyz' })).statusCode, 200)
       },
     )
   })
