@@ -20,6 +20,7 @@ import authPlugin from './plugins/app/auth.js'
 import dbPlugin from './plugins/app/db.js'
 import metricsPlugin from './plugins/app/metrics.js'
 import firstAdminPlugin from './plugins/app/first-admin.js'
+import lifecyclePlugin from './plugins/app/lifecycle.js'
 import mailerPlugin from './plugins/app/mailer.js'
 import rateLimitPlugin from './plugins/app/rate-limit.js'
 import redisPlugin from './plugins/app/redis.js'
@@ -87,6 +88,9 @@ export function serverOptions(config: Config, options: BuildOptions = {}): Fasti
     requestTimeout: config.requestTimeoutMs,
     connectionTimeout: 2 * config.requestTimeoutMs,
     keepAliveTimeout: config.keepAliveTimeoutMs,
+    // A request that arrives while the server closes is refused by the lifecycle plugin, through
+    // the error handler (problem+json, Retry-After); Fastify's own refusal is plain JSON.
+    return503OnClosing: false,
     http: {
       headersTimeout: Math.min(config.requestTimeoutMs, 10_000),
       // Node checks the two timeouts above only this often (30 s by default).
@@ -165,19 +169,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       .type('application/problem+json')
       .send(problemBody(404, `There is no route ${request.method} ${path}.`))
   })
-  // Answers finished while the server shuts down close their connection: no request may follow.
-  let closing = false
-  app.addHook('preClose', async () => {
-    closing = true
-  })
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
-    if (closing) reply.header('connection', 'close')
   })
 
   // Tier 1: third-party plugins. Tier 2: our services. Tier 3: routes.
   await app.register(helmetPlugin, { config })
   await app.register(corsPlugin, { config })
+  // Before anything that does work for a request: a late one is refused first (shutdown).
+  await app.register(lifecyclePlugin)
   await app.register(swaggerPlugin, { config })
   await app.register(dbPlugin, {
     database,
@@ -193,7 +193,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(mailerPlugin, { config })
   await app.register(firstAdminPlugin, { config })
 
-  await app.register(healthRoutes)
+  await app.register(healthRoutes, { config })
   await app.register(metricsRoutes, { config })
   await app.register(docsRoutes, { config })
   await app.register(authRoutes, { config })

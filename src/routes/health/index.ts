@@ -1,16 +1,38 @@
 import { sql } from 'kysely'
 import { Type } from 'typebox'
 import type { FastifyInstance } from 'fastify'
-import { HttpProblem } from '../../errors.js'
+import type { Config } from '../../config.js'
+import { shuttingDown } from '../../plugins/app/lifecycle.js'
 import { problemResponses } from '../../schemas/problem.js'
+import { createReadinessCheck, type ReadinessStep } from './readiness.js'
 
 const Status = Type.Object({ status: Type.String({ examples: ['ok'] }) }, { additionalProperties: false })
 
-export default async function healthRoutes(app: FastifyInstance) {
+export default async function healthRoutes(app: FastifyInstance, { config }: { config: Config }) {
   app.get(
     '/healthz',
     { schema: { tags: ['operations'], summary: 'The process is alive', response: { 200: Status } } },
     async () => ({ status: 'ok' }),
+  )
+
+  const database: ReadinessStep = {
+    what: 'the database',
+    run: async () => {
+      await sql`select 1`.execute(app.db)
+    },
+  }
+  // With REDIS_URL, shared state lives there: without it this instance runs degraded (limits per
+  // instance, revocation checks against the database), so it says it is not ready.
+  const redis: ReadinessStep = {
+    what: 'Redis',
+    run: async () => {
+      await app.redis?.ping()
+    },
+  }
+  const checkDependencies = createReadinessCheck(
+    app.redis ? [database, redis] : [database],
+    config.readinessTimeoutMs,
+    app.log,
   )
 
   app.get(
@@ -18,27 +40,15 @@ export default async function healthRoutes(app: FastifyInstance) {
     {
       schema: {
         tags: ['operations'],
-        summary: 'The database (and Redis, when configured) answers',
+        summary: 'Not shutting down, and the database (and Redis, when configured) answers',
         response: { 200: Status, ...problemResponses(503) },
       },
     },
     async () => {
-      try {
-        await sql`select 1`.execute(app.db)
-      } catch (error) {
-        app.log.warn({ err: error }, 'readiness check: the database does not answer')
-        throw new HttpProblem(503, 'The database does not answer.', { headers: { 'retry-after': '5' } })
-      }
-      // With REDIS_URL, shared state lives there: without it this instance runs degraded (limits
-      // per instance, revocation checks against the database), so it says it is not ready.
-      if (app.redis) {
-        try {
-          await app.redis.ping()
-        } catch (error) {
-          app.log.warn({ err: error }, 'readiness check: Redis does not answer')
-          throw new HttpProblem(503, 'Redis does not answer.', { headers: { 'retry-after': '5' } })
-        }
-      }
+      // 1. Shutting down: balancers take this instance out before it stops listening.
+      if (app.lifecycle.phase !== 'serving') throw shuttingDown('The server is shutting down.')
+      // 2. The dependencies, each in turn, all within READINESS_TIMEOUT_MS.
+      await checkDependencies()
       return { status: 'ok' }
     },
   )

@@ -1,0 +1,128 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { until } from './processes.js'
+
+const SERVER = fileURLToPath(new URL('../../src/server.ts', import.meta.url))
+/** tsx by absolute URL, so that the server can run in a folder of its own (away from any .env). */
+const TSX = import.meta.resolve('tsx')
+const SECRET = 'server-process-secret-key-0123456789-abcdef'
+/** Safety nets only: a hung server fails its test instead of hanging the suite. */
+const START_TIMEOUT_MS = 60_000
+
+export interface Exit {
+  code: number | null
+  signal: NodeJS.Signals | null
+}
+
+export interface ServerProcess {
+  child: ChildProcessWithoutNullStreams
+  /** Its own folder, with its SQLite database `app.db`; removed by `cleanUp()`. */
+  dir: string
+  databaseFile: string
+  url: string
+  port: number
+  output: { stdout: string; stderr: string }
+  /** Resolves when the process has exited (never rejects). */
+  exited: Promise<Exit>
+  /** The exit, once there is one. */
+  exit?: Exit
+  /** The JSON log lines written so far (LOG_LEVEL is info). */
+  logLines(): Record<string, unknown>[]
+  /** Waits for the first log line that `match` accepts, and returns it. */
+  waitForLog(
+    what: string,
+    match: (line: Record<string, unknown>) => boolean,
+  ): Promise<Record<string, unknown>>
+  /** Waits (bounded) for the process to exit. */
+  waitForExit(timeoutMs?: number): Promise<Exit>
+  /** Kills the process if it still runs and removes its folder: for after(). */
+  cleanUp(): Promise<void>
+}
+
+/**
+ * Starts `node --import tsx src/server.ts` in a folder of its own, on SQLite there, with only the
+ * given variables (plus PATH and HOME), logging JSON at info to stdout; resolves once it listens.
+ */
+export async function startServerProcess(env: Record<string, string> = {}): Promise<ServerProcess> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'fastauth-process-'))
+  const databaseFile = path.join(dir, 'app.db')
+  const child = spawn(process.execPath, ['--import', TSX, SERVER], {
+    cwd: dir,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
+      HOST: '127.0.0.1',
+      PORT: '0',
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'info',
+      SECRET_KEY: SECRET,
+      DATABASE_URL: `sqlite:///${databaseFile}`,
+      RATE_LIMIT_ENABLED: 'false',
+      ...env,
+    },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  const output = { stdout: '', stderr: '' }
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output.stdout += chunk))
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output.stderr += chunk))
+  const server = {
+    child,
+    dir,
+    databaseFile,
+    output,
+    url: '',
+    port: 0,
+  } as ServerProcess
+  server.exited = new Promise<Exit>((resolve) =>
+    child.on('close', (code, signal) => {
+      server.exit = { code, signal }
+      resolve(server.exit)
+    }),
+  )
+  server.logLines = () =>
+    output.stdout
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+  server.waitForLog = async (what, match) => {
+    let found: Record<string, unknown> | undefined
+    await until(() => {
+      if (server.exit) throw new Error(`the server exited while waiting for ${what}: ${output.stderr}`)
+      found = server.logLines().find(match)
+      return found !== undefined
+    }, what)
+    return found!
+  }
+  server.waitForExit = async (timeoutMs = 30_000) => {
+    await until(() => server.exit !== undefined, `the server to exit; stderr: ${output.stderr}`, timeoutMs)
+    return server.exit!
+  }
+  server.cleanUp = async () => {
+    if (!server.exit) {
+      child.kill('SIGKILL')
+      await server.exited
+    }
+    rmSync(dir, { recursive: true, force: true })
+  }
+
+  try {
+    await until(
+      () => {
+        if (server.exit) throw new Error(`the server exited before listening: ${output.stderr}`)
+        return /listening on http:\/\//.test(output.stdout)
+      },
+      'the server to listen',
+      START_TIMEOUT_MS,
+    )
+  } catch (error) {
+    await server.cleanUp()
+    throw error
+  }
+  server.url = /listening on (http:\/\/[^\s/]+)/.exec(output.stdout)![1]!
+  server.port = Number(new URL(server.url).port)
+  return server
+}
