@@ -40,7 +40,7 @@ export default async function healthRoutes(app: FastifyInstance, { config }: { c
     {
       schema: {
         tags: ['operations'],
-        summary: 'Not shutting down, and the database (and Redis, when configured) answers',
+        summary: 'The database (and Redis, when configured) answers',
         response: { 200: Status, ...problemResponses(503) },
       },
     },
