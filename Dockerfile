@@ -58,5 +58,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8000) + '/healthz', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
 # node itself as the main process (not npm start: no build at runtime, and SIGTERM reaches the
-# server directly, which then shuts down gracefully).
+# server directly, which then shuts down gracefully). That takes up to 15 s (SHUTDOWN_DRAIN_MS 5 s,
+# then SHUTDOWN_TIMEOUT_MS 10 s), more than Docker's default 10 s before SIGKILL: run with
+# --stop-timeout 20 (compose.yaml sets stop_grace_period). A Dockerfile cannot set it.
 CMD ["node", "dist/server.js"]

@@ -29,6 +29,7 @@ import authPlugin, { accountGone } from './plugins/app/auth.js'
 import dbPlugin from './plugins/app/db.js'
 import metricsPlugin from './plugins/app/metrics.js'
 import firstAdminPlugin from './plugins/app/first-admin.js'
+import lifecyclePlugin from './plugins/app/lifecycle.js'
 import mailerPlugin from './plugins/app/mailer.js'
 import rateLimitPlugin from './plugins/app/rate-limit.js'
 import redisPlugin from './plugins/app/redis.js'
@@ -98,6 +99,9 @@ export function serverOptions(config: Config, options: BuildOptions = {}): Fasti
     requestTimeout: config.requestTimeoutMs,
     connectionTimeout: 2 * config.requestTimeoutMs,
     keepAliveTimeout: config.keepAliveTimeoutMs,
+    // A request that arrives while the server closes is refused by the lifecycle plugin, through
+    // the error handler (problem+json, Retry-After); Fastify's own refusal is plain JSON.
+    return503OnClosing: false,
     http: {
       headersTimeout: Math.min(config.requestTimeoutMs, 10_000),
       // Node checks the two timeouts above only this often (30 s by default).
@@ -179,14 +183,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       .type('application/problem+json')
       .send(problemBody(404, `There is no route ${request.method} ${path}.`))
   })
-  // Answers finished while the server shuts down close their connection: no request may follow.
-  let closing = false
-  app.addHook('preClose', async () => {
-    closing = true
-  })
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
-    if (closing) reply.header('connection', 'close')
   })
 
   // Tier 1: third-party plugins. Tier 2: our services. Tier 3: routes.
@@ -198,6 +196,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   })
   app.addHook('onRequest', refuseWhatNodeWouldRefuse)
   await app.register(corsPlugin, { config })
+  // Before anything that does work for a request: a late one is refused first (shutdown).
+  await app.register(lifecyclePlugin)
   await app.register(swaggerPlugin, { config })
   await app.register(metricsPlugin, { database })
   await app.register(dbPlugin, {
@@ -214,7 +214,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(mailerPlugin, { config })
   await app.register(firstAdminPlugin, { config })
 
-  await app.register(healthRoutes)
+  await app.register(healthRoutes, { config })
   await app.register(metricsRoutes, { config })
   await app.register(docsRoutes, { config })
   await app.register(authRoutes, { config })
@@ -415,7 +415,9 @@ function handleError(
     status = 500
     body = problemBody(500, 'Something went wrong on our side; it has been logged.')
   }
-  if (status >= 500) request.log.error({ err: error }, 'request failed')
+  // A 5xx we chose to answer (not ready, shutting down) is an answer, not a failure: only an
+  // unexpected error is logged as one, with its stack.
+  if (status >= 500 && !(error instanceof HttpProblem)) request.log.error({ err: error }, 'request failed')
   else request.log.info({ status, detail: body.detail }, 'request rejected')
   return reply.code(status).type('application/problem+json').send(body)
 }

@@ -1,9 +1,8 @@
 import { ConfigError, loadConfig, readEnvFile, type Config } from './config.js'
 import { buildApp } from './app.js'
 import { parseDatabaseUrl, type DatabaseTarget } from './db/dialect.js'
+import { describeShutdownFailure, shutDown } from './shutdown.js'
 import { describeStartupError } from './startup-errors.js'
-
-const SHUTDOWN_DEADLINE_MS = 10_000
 
 async function main() {
   let config: Config | undefined
@@ -22,26 +21,21 @@ async function main() {
     const app = await buildApp(config)
     await app.listen({ host: config.host, port: config.port })
 
-    let closing = false
-    const shutdown = (signal: string) => {
-      if (closing) return
-      closing = true
-      app.log.info({ signal }, 'shutting down: finishing in-flight requests')
-      const deadline = setTimeout(() => {
-        console.error(`error: shutdown took longer than ${SHUTDOWN_DEADLINE_MS / 1000}s; exiting`)
-        process.exit(1)
-      }, SHUTDOWN_DEADLINE_MS)
-      deadline.unref()
-      app.close().then(
-        () => process.exit(0),
-        (error: unknown) => {
-          console.error(`error: shutdown failed: ${(error as Error).message}`)
-          process.exit(1)
-        },
+    const timeouts = { drainMs: config.shutdownDrainMs, timeoutMs: config.shutdownTimeoutMs }
+    let shuttingDown = false
+    const shutdown = async (signal: NodeJS.Signals) => {
+      if (shuttingDown) return
+      shuttingDown = true
+      const failure = describeShutdownFailure(
+        await shutDown(app, { ...timeouts, signal }),
+        timeouts.timeoutMs,
       )
+      if (failure) console.error(`error: ${failure}`)
+      process.exit(failure ? 1 : 0)
     }
-    process.once('SIGTERM', () => shutdown('SIGTERM'))
-    process.once('SIGINT', () => shutdown('SIGINT'))
+    // once: a second signal ends the process at once, without waiting for the first to finish.
+    process.once('SIGTERM', () => void shutdown('SIGTERM'))
+    process.once('SIGINT', () => void shutdown('SIGINT'))
 
     // Announced only once a signal shuts the server down gracefully: whoever waits for this line
     // (a supervisor, a test) may send SIGTERM at once.

@@ -16,7 +16,7 @@ import { openDatabase, parseDatabaseUrl } from '../src/db/dialect.js'
 import { migrateToLatest } from '../src/db/migrator.js'
 import { TEST_SECRET, uniqueSku, uniqueUser } from './helper.js'
 import { buildFsFaultsLibrary, fsFaultsSkip, StorageFaults } from './support/fs-faults.js'
-import { killServers, ServerProcess } from './support/server-process.js'
+import { killServers, startServerProcess } from './support/server-process.js'
 
 /** A safety net only: a hung server fails the test instead of hanging the suite. */
 const TEST_TIMEOUT_MS = 180_000
@@ -51,7 +51,7 @@ describe('SQLite: acknowledged writes and an OS crash', { skip: fsFaultsSkip }, 
     const faults = new StorageFaults(dir, library!.file)
     faults.assumeSynced()
 
-    const server = await ServerProcess.start(
+    const server = await startServerProcess(
       {
         SECRET_KEY: TEST_SECRET,
         DATABASE_URL: databaseUrl,
@@ -59,9 +59,9 @@ describe('SQLite: acknowledged writes and an OS crash', { skip: fsFaultsSkip }, 
         ...faults.env,
         ...env,
       },
-      dir,
+      { cwd: dir },
     )
-    const origin = await server.url
+    const origin = server.url
     const user = uniqueUser()
     const registered = await fetch(`${origin}/users/`, {
       method: 'POST',

@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test'
 import { TEST_SECRET, uniqueSku, uniqueUser } from './helper.js'
 import { buildFsFaultsLibrary, fsFaultsSkip, StorageFaults } from './support/fs-faults.js'
 import { until } from './support/processes.js'
-import { killServers, ServerProcess } from './support/server-process.js'
+import { killServers, startServerProcess, type ServerProcess } from './support/server-process.js'
 
 /** A safety net only: a hung server fails the test instead of hanging the suite. */
 const TEST_TIMEOUT_MS = 180_000
@@ -37,7 +37,7 @@ describe('SQLite: a full disk', { skip: fsFaultsSkip }, () => {
       library = buildFsFaultsLibrary()
       dir = mkdtempSync(path.join(tmpdir(), 'fastauth-disk-full-'))
       faults = new StorageFaults(dir, library.file)
-      server = await ServerProcess.start(
+      server = await startServerProcess(
         {
           SECRET_KEY: TEST_SECRET,
           DATABASE_URL: `sqlite:///${path.join(dir, 'app.db')}`,
@@ -46,9 +46,9 @@ describe('SQLite: a full disk', { skip: fsFaultsSkip }, () => {
           LOG_LEVEL: 'warn',
           ...faults.env,
         },
-        dir,
+        { cwd: dir },
       )
-      origin = await server.url
+      origin = server.url
       const user = uniqueUser()
       const registered = await call('POST', '/users/', user)
       assert.equal(registered.status, 201)

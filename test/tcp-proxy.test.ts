@@ -21,7 +21,12 @@ async function startEchoServer() {
     socket.on('error', () => {})
     socket.on('close', () => sockets.delete(socket))
     socket.write('hello\n')
-    socket.pipe(socket)
+    // "bye" makes the server end its side first, as a database does on a client's quit command.
+    socket.on('data', (chunk: Buffer) => {
+      if (chunk.toString() === 'bye\n') socket.end('bye\n')
+      else socket.write(chunk)
+    })
+    socket.on('end', () => socket.end())
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -31,14 +36,20 @@ async function startEchoServer() {
 /** A client connection that collects what it receives and how it ended. */
 async function client(port: number) {
   const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true })
-  const state = { received: '', ended: false, error: undefined as NodeJS.ErrnoException | undefined }
+  const state = {
+    received: '',
+    ended: false,
+    closed: false,
+    error: undefined as NodeJS.ErrnoException | undefined,
+  }
   socket.setEncoding('utf8')
   socket.on('data', (chunk: string) => (state.received += chunk))
   socket.on('end', () => (state.ended = true))
   socket.on('error', (error: NodeJS.ErrnoException) => (state.error = error))
-  // Not once(socket, 'close'): that rejects on the 'error' a reset brings, which is expected here.
-  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()))
+  socket.on('close', () => (state.closed = true))
   await once(socket, 'connect')
+  // A bounded wait: a proxy that fails to close a connection fails the test instead of hanging it.
+  const closed = () => until(() => state.closed, 'the connection to close')
   return { socket, state, closed }
 }
 
@@ -76,7 +87,7 @@ describe('test support: the TCP proxy', () => {
     assert.equal(link.connections, 1)
     // The client ends its side; the echo server sees it, ends its own, and the client sees that.
     socket.end()
-    await closed
+    await closed()
     assert.equal(state.ended, true)
     assert.equal(state.error, undefined)
     await until(() => link.connections === 0 && echo.sockets.size === 0, 'both connections gone')
@@ -115,7 +126,7 @@ describe('test support: the TCP proxy', () => {
 
     link.resume()
     await until(() => early.state.received === 'hello\nheld\n', 'the held bytes, after resume')
-    await late.closed
+    await late.closed()
     assert.equal(late.state.received, 'hello\n', 'the greeting, then the end, in order')
     assert.equal(late.state.ended, true)
   })
@@ -128,7 +139,7 @@ describe('test support: the TCP proxy', () => {
     const targetSides = [...echo.sockets].filter((socket) => !before.has(socket))
     assert.equal(targetSides.length, 1)
     link.cut()
-    await first.closed
+    await first.closed()
     assert.equal(first.state.error?.code, 'ECONNRESET')
     await until(() => targetSides.every((socket) => socket.destroyed), 'the target sees its side closed')
     await until(() => link.connections === 0, 'the proxy forgets both')
@@ -137,13 +148,26 @@ describe('test support: the TCP proxy', () => {
     await until(() => second.state.received === 'hello\n', 'a new connection is forwarded')
   })
 
+  test('a cut after the target ended its side (a quit) still closes the connection at both ends', async () => {
+    const link = await proxy()
+    const before = new Set(echo.sockets)
+    const { socket, state } = await open(link.port)
+    socket.write('bye\n')
+    await until(() => state.ended, "the target's end, passed on")
+    const [targetSide] = [...echo.sockets].filter((each) => !before.has(each))
+    assert.ok(targetSide, 'the target has the connection')
+    link.cut()
+    await until(() => link.connections === 0, 'the proxy forgets both')
+    await until(() => targetSide.destroyed, 'the target sees its side closed')
+  })
+
   test('a cut while paused resets the frozen connections too', async () => {
     const link = await proxy()
     const frozen = await open(link.port)
     await until(() => frozen.state.received === 'hello\n', 'the greeting')
     link.pause()
     link.cut()
-    await frozen.closed
+    await frozen.closed()
     assert.equal(frozen.state.error?.code, 'ECONNRESET')
     link.resume()
   })
@@ -169,14 +193,19 @@ describe('test support: the TCP proxy', () => {
     await until(() => again.state.received === 'hello\n', 'a new connection after acceptNew')
   })
 
-  test('close resets what is open, stops listening, and resolves once everything is gone', async () => {
+  test('close resets what is open, half-closed links included, stops listening, and resolves once everything is gone', async () => {
     const link = await proxy()
-    const { state, closed } = await open(link.port)
-    await until(() => state.received === 'hello\n', 'the greeting')
+    const plain = await open(link.port)
+    const quit = await open(link.port)
+    await until(() => quit.state.received === 'hello\n', 'the greeting')
+    quit.socket.write('bye\n')
+    await until(() => quit.state.ended, "the target's end, passed on")
     link.pause()
-    await link.close()
-    await closed
+    let closed = false
+    void link.close().then(() => (closed = true))
+    await until(() => closed, 'close() to resolve')
     assert.equal(link.connections, 0)
+    await plain.closed()
     await assert.rejects(
       () => client(link.port),
       (error: NodeJS.ErrnoException) => error.code === 'ECONNREFUSED',

@@ -1,18 +1,28 @@
 /**
  * The real server (`node --import tsx src/server.ts`) as a child process, for tests that need a
- * process of its own: a fault injected into it (LD_PRELOAD), a SIGKILL, its log lines on stdout.
+ * process of its own: signals (SIGTERM, SIGKILL), a fault injected into it (LD_PRELOAD), its JSON
+ * log lines on stdout.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { once } from 'node:events'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { until } from './processes.js'
 
 const SERVER = fileURLToPath(new URL('../../src/server.ts', import.meta.url))
-/** tsx by absolute URL, so that the server may run in any folder. */
+/** tsx by absolute URL, so that the server can run in a folder of its own (away from any .env). */
 const TSX = import.meta.resolve('tsx')
-/** A safety net only: a server that never listens fails its test instead of hanging the suite. */
+const SECRET = 'server-process-secret-key-0123456789-abcdef'
+/** Safety nets only: a hung server fails its test instead of hanging the suite. */
 const START_TIMEOUT_MS = 60_000
 
+export interface Exit {
+  code: number | null
+  signal: NodeJS.Signals | null
+}
+
+/** A pino line as the server writes it. */
 export interface LogLine {
   level: number
   msg: string
@@ -21,80 +31,121 @@ export interface LogLine {
   [field: string]: unknown
 }
 
-export class ServerProcess {
-  private stdout = ''
-  private stderr = ''
-  readonly url: Promise<string>
-  private readonly exited: Promise<unknown>
-
-  private constructor(private readonly child: ChildProcessWithoutNullStreams) {
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (this.stdout += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (this.stderr += chunk))
-    this.exited = once(child, 'exit')
-    this.url = this.listening()
-  }
-
-  /** Starts the server with only `env` (plus PATH, HOME and test defaults) and waits until it listens. */
-  static async start(env: Record<string, string>, cwd: string): Promise<ServerProcess> {
-    const child = spawn(process.execPath, ['--import', TSX, SERVER], {
-      cwd,
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? '',
-        ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
-        HOST: '127.0.0.1',
-        PORT: '0',
-        NODE_ENV: 'test',
-        LOG_LEVEL: 'silent',
-        ...env,
-      },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    })
-    const server = new ServerProcess(child)
-    running.add(server)
-    await server.url
-    return server
-  }
-
-  private async listening(): Promise<string> {
-    let url: string | undefined
-    await until(
-      () => {
-        if (this.child.exitCode !== null || this.child.signalCode !== null)
-          throw new Error(`the server exited before listening: ${this.stderr}`)
-        url = /listening on (http:\/\/[^\s/]+)/.exec(this.stdout)?.[1]
-        return url !== undefined
-      },
-      'the server listens',
-      START_TIMEOUT_MS,
-    )
-    return url!
-  }
-
-  /** The JSON log lines written so far (pino, on stdout). */
-  logLines(): LogLine[] {
-    return this.stdout
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as LogLine)
-  }
-
-  get output() {
-    return { stdout: this.stdout, stderr: this.stderr }
-  }
-
+export interface ServerProcess {
+  child: ChildProcessWithoutNullStreams
+  /** Its working folder; with its SQLite database `app.db` unless DATABASE_URL was given. */
+  dir: string
+  databaseFile: string
+  url: string
+  port: number
+  output: { stdout: string; stderr: string }
+  /** Resolves when the process has exited (never rejects). */
+  exited: Promise<Exit>
+  /** The exit, once there is one. */
+  exit?: Exit
+  /** The JSON log lines written so far. */
+  logLines(): LogLine[]
+  /** Waits for the first log line that `match` accepts, and returns it. */
+  waitForLog(what: string, match: (line: LogLine) => boolean): Promise<LogLine>
+  /** Waits (bounded) for the process to exit. */
+  waitForExit(timeoutMs?: number): Promise<Exit>
   /** Kills the process at once (no shutdown, no last write): as a crash would. */
-  async kill() {
-    running.delete(this)
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return
-    this.child.kill('SIGKILL')
-    await this.exited
-  }
+  kill(): Promise<void>
+  /** Kills the process if it still runs, and removes its folder if this module made it: for after(). */
+  cleanUp(): Promise<void>
 }
 
 const running = new Set<ServerProcess>()
 
-/** For after(): kills every server a test left running. */
+/** For after(): kills every server a test left running (and removes the folders made for them). */
 export async function killServers() {
-  for (const server of [...running]) await server.kill()
+  for (const server of [...running]) await server.cleanUp()
+}
+
+/**
+ * Starts the server with only the given variables (plus PATH, HOME and test defaults: JSON logs at
+ * info on stdout, a secret key, no rate limits), and resolves once it listens. Without `cwd` it
+ * runs in a folder of its own, on a SQLite file there.
+ */
+export async function startServerProcess(
+  env: Record<string, string> = {},
+  options: { cwd?: string } = {},
+): Promise<ServerProcess> {
+  const ownFolder = options.cwd === undefined
+  const dir = options.cwd ?? mkdtempSync(path.join(tmpdir(), 'fastauth-process-'))
+  const databaseFile = path.join(dir, 'app.db')
+  const child = spawn(process.execPath, ['--import', TSX, SERVER], {
+    cwd: dir,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
+      HOST: '127.0.0.1',
+      PORT: '0',
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'info',
+      SECRET_KEY: SECRET,
+      DATABASE_URL: `sqlite:///${databaseFile}`,
+      RATE_LIMIT_ENABLED: 'false',
+      ...env,
+    },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  const output = { stdout: '', stderr: '' }
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output.stdout += chunk))
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output.stderr += chunk))
+  const server = { child, dir, databaseFile, output, url: '', port: 0 } as ServerProcess
+  running.add(server)
+  server.exited = new Promise<Exit>((resolve) =>
+    child.on('close', (code, signal) => {
+      server.exit = { code, signal }
+      resolve(server.exit)
+    }),
+  )
+  server.logLines = () =>
+    output.stdout
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as LogLine)
+  server.waitForLog = async (what, match) => {
+    let found: LogLine | undefined
+    await until(() => {
+      if (server.exit) throw new Error(`the server exited while waiting for ${what}: ${output.stderr}`)
+      found = server.logLines().find(match)
+      return found !== undefined
+    }, what)
+    return found!
+  }
+  server.waitForExit = async (timeoutMs = 30_000) => {
+    await until(() => server.exit !== undefined, `the server to exit; stderr: ${output.stderr}`, timeoutMs)
+    return server.exit!
+  }
+  server.kill = async () => {
+    if (!server.exit) {
+      child.kill('SIGKILL')
+      await server.exited
+    }
+  }
+  server.cleanUp = async () => {
+    running.delete(server)
+    await server.kill()
+    if (ownFolder) rmSync(dir, { recursive: true, force: true })
+  }
+
+  try {
+    await until(
+      () => {
+        if (server.exit) throw new Error(`the server exited before listening: ${output.stderr}`)
+        return /listening on http:\/\//.test(output.stdout)
+      },
+      'the server to listen',
+      START_TIMEOUT_MS,
+    )
+  } catch (error) {
+    await server.cleanUp()
+    throw error
+  }
+  server.url = /listening on (http:\/\/[^\s/]+)/.exec(output.stdout)![1]!
+  server.port = Number(new URL(server.url).port)
+  return server
 }

@@ -109,7 +109,11 @@ export async function startTcpProxy(target: TcpTarget | string, port = 0): Promi
   let server: Server | undefined
   let closed = false
 
-  const reset = (socket: Socket) => (socket.connecting ? socket.destroy() : socket.resetAndDestroy())
+  // An RST where the socket can send one. Not on a socket still connecting, nor on one whose side
+  // was ended (a FIN sent or queued): Node cannot reset those, and its resetAndDestroy() then
+  // neither closes the socket nor says so but through an 'error'.
+  const reset = (socket: Socket) =>
+    socket.connecting || socket.writableEnded ? socket.destroy() : socket.resetAndDestroy()
 
   function accept(client: Socket) {
     const upstream = connect({ host: destination.host, port: destination.port, allowHalfOpen: true })

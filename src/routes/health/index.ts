@@ -1,16 +1,48 @@
 import { sql } from 'kysely'
 import { Type } from 'typebox'
 import type { FastifyInstance } from 'fastify'
-import { HttpProblem } from '../../errors.js'
+import type { Config } from '../../config.js'
+import { shuttingDown } from '../../plugins/app/lifecycle.js'
 import { problemResponses } from '../../schemas/problem.js'
+import { createReadinessCheck, type ReadinessStep } from './readiness.js'
 
 const Status = Type.Object({ status: Type.String({ examples: ['ok'] }) }, { additionalProperties: false })
 
-export default async function healthRoutes(app: FastifyInstance) {
+export default async function healthRoutes(app: FastifyInstance, { config }: { config: Config }) {
   app.get(
     '/healthz',
     { schema: { tags: ['operations'], summary: 'The process is alive', response: { 200: Status } } },
     async () => ({ status: 'ok' }),
+  )
+
+  const database: ReadinessStep = {
+    what: 'the database',
+    monitor: app.dbMonitor,
+    run: async () => {
+      await sql`select 1`.execute(app.db)
+    },
+  }
+  // A database that answers reads may still refuse every write (a full disk, a read-only file or
+  // server): this instance could then serve no change, so it is not ready. One real commit.
+  const databaseWrites: ReadinessStep = {
+    what: 'the database',
+    refusal: 'The database cannot store data.',
+    monitor: app.dbMonitor,
+    run: () => app.repos.readinessProbe.write(new Date()),
+  }
+  // With REDIS_URL, shared state lives there: without it this instance runs degraded (limits per
+  // instance, revocations from its own list), so it says it is not ready.
+  const redis: ReadinessStep = {
+    what: 'Redis',
+    monitor: app.redisMonitor ?? undefined,
+    run: async () => {
+      await app.redis?.ping()
+    },
+  }
+  const checkDependencies = createReadinessCheck(
+    app.redis ? [database, databaseWrites, redis] : [database, databaseWrites],
+    config.readinessTimeoutMs,
+    app.log,
   )
 
   app.get(
@@ -23,35 +55,10 @@ export default async function healthRoutes(app: FastifyInstance) {
       },
     },
     async () => {
-      try {
-        await sql`select 1`.execute(app.db)
-      } catch (error) {
-        // Logged once per outage by the monitor, not once per probe of the load balancer.
-        app.dbMonitor.failed(error)
-        throw new HttpProblem(503, 'The database does not answer.', { headers: { 'retry-after': '5' } })
-      }
-      // A database that answers reads may still refuse every write (a full disk, a read-only file
-      // or server): this instance could then serve no change, so it is not ready. One real commit.
-      try {
-        await app.repos.readinessProbe.write(new Date())
-      } catch (error) {
-        app.dbMonitor.failed(error)
-        throw new HttpProblem(503, 'The database cannot store data.', { headers: { 'retry-after': '5' } })
-      }
-      // With REDIS_URL, shared state lives there: without it this instance runs degraded (limits
-      // per instance, revocation checks against the database), so it says it is not ready.
-      if (app.redis && app.redisMonitor) {
-        const redisDown = () =>
-          new HttpProblem(503, 'Redis does not answer.', { headers: { 'retry-after': '5' } })
-        // The breaker is open: its probe is already asking; no need to wait for a command timeout.
-        if (!app.redisMonitor.available) throw redisDown()
-        try {
-          await app.redis.ping()
-        } catch (error) {
-          app.redisMonitor.failed(error)
-          throw redisDown()
-        }
-      }
+      // 1. Shutting down: balancers take this instance out before it stops listening.
+      if (app.lifecycle.phase !== 'serving') throw shuttingDown('The server is shutting down.')
+      // 2. The dependencies, each in turn, all within READINESS_TIMEOUT_MS.
+      await checkDependencies()
       return { status: 'ok' }
     },
   )

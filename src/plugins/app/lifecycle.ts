@@ -1,0 +1,77 @@
+import fp from 'fastify-plugin'
+import { trackConnections } from '../../connections.js'
+import { HttpProblem } from '../../errors.js'
+
+/**
+ * serving → draining (a signal came: /readyz fails so that load balancers stop sending here,
+ * everything else is still served) → closing (listening stopped: requests in flight finish).
+ */
+export type LifecyclePhase = 'serving' | 'draining' | 'closing'
+
+export interface Lifecycle {
+  readonly phase: LifecyclePhase
+  /** The first step of a shutdown: /readyz answers 503 from now on. */
+  startDraining(): void
+  /** The shutdown deadline passed: closes every connection left; returns the requests cut off. */
+  destroyConnections(): number
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    lifecycle: Lifecycle
+  }
+}
+
+/** Another instance can take the request at once. */
+const RETRY_AFTER_SECONDS = '1'
+
+/** A 503 for a request this instance will not serve because it is shutting down. */
+export const shuttingDown = (detail: string) =>
+  new HttpProblem(503, detail, { headers: { 'retry-after': RETRY_AFTER_SECONDS } })
+
+/**
+ * The process's place in its life, and the connections it holds, so that a shutdown closes
+ * every connection it can at once and refuses late requests with a problem of our own.
+ */
+export default fp(
+  async (app) => {
+    const connections = trackConnections(app.server)
+    let phase: LifecyclePhase = 'serving'
+
+    app.decorate('lifecycle', {
+      get phase() {
+        return phase
+      },
+      startDraining() {
+        if (phase === 'serving') phase = 'draining'
+      },
+      destroyConnections: () => connections.destroyAll(),
+    } satisfies Lifecycle)
+
+    // A request that reaches an open connection after listening stopped (pipelined behind one in
+    // flight) is not served: its connection closes after the answer before it, and a client
+    // retries it elsewhere. Answered here, before rate limits or handlers do any work for it.
+    // (Fastify's own answer to it, return503OnClosing, is plain JSON: turned off in app.ts.)
+    app.addHook('onRequest', async (request) => {
+      if (connections.arrivedWhileClosing(request.raw))
+        throw shuttingDown('The server is shutting down; send the request again.')
+    })
+
+    // While draining and closing, every answer ends its connection: a client's next request
+    // opens a new one, which the balancer sends to another instance once /readyz has failed.
+    app.addHook('onSend', async (_request, reply) => {
+      if (phase !== 'serving') reply.header('connection', 'close')
+    })
+
+    // Runs as app.close() begins, just before the server stops listening.
+    app.addHook('preClose', async () => {
+      phase = 'closing'
+      const closed = connections.closeIdle()
+      app.log.info(
+        { idleConnectionsClosed: closed, requestsInFlight: connections.requestsInFlight },
+        'stopped listening; closed the idle connections, finishing the requests in flight',
+      )
+    })
+  },
+  { name: 'lifecycle' },
+)
