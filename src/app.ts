@@ -17,7 +17,6 @@ import type { Config } from './config.js'
 import {
   isDatabaseTimeout,
   isDatabaseUnavailable,
-  isForeignKeyViolation,
   isStorageError,
   openDatabase,
   parseDatabaseUrl,
@@ -25,7 +24,7 @@ import {
 } from './db/dialect.js'
 import { HttpProblem, problemBody, unprocessable, validationIssues } from './errors.js'
 import { loggerOptions, requestId } from './logging.js'
-import authPlugin, { accountGone } from './plugins/app/auth.js'
+import authPlugin from './plugins/app/auth.js'
 import dbPlugin from './plugins/app/db.js'
 import metricsPlugin from './plugins/app/metrics.js'
 import firstAdminPlugin from './plugins/app/first-admin.js'
@@ -387,13 +386,6 @@ function handleError(
     // Fastify's own client errors (bad JSON, unsupported media type, body too large): safe to show.
     status = error.statusCode
     body = problemBody(status, error.message)
-  } else if (isForeignKeyViolation(error)) {
-    // Every foreign key points at a user or a session: it went away between the request's
-    // authentication and its write (deleted meanwhile). Never a 500 for that.
-    const gone = accountGone()
-    status = gone.status
-    body = gone.toBody()
-    for (const [name, value] of Object.entries(gone.options.headers ?? {})) reply.header(name, value)
   } else if (isDatabaseUnavailable(error)) {
     status = 503
     body = problemBody(

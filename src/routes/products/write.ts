@@ -3,9 +3,10 @@ import { Type } from 'typebox'
 import { canModifyProduct, type ActorIdentity } from '../../auth/policies.js'
 import type { Config } from '../../config.js'
 import type { ProductRowUpdate } from '../../db/database.js'
-import { isUniqueViolation } from '../../db/dialect.js'
+import { isForeignKeyViolation, isUniqueViolation } from '../../db/dialect.js'
 import { conflict, forbidden, notFound } from '../../errors.js'
 import { requestFingerprint, runIdempotently } from '../../idempotency.js'
+import { accountGone } from '../../plugins/app/auth.js'
 import type { Repositories } from '../../plugins/app/db.js'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
 import type { ProductRecord } from '../../repositories/products.js'
@@ -110,16 +111,22 @@ const productsWriteRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async
       }
 
       const key = request.headers['idempotency-key']
-      const outcome = key
-        ? await runIdempotently({
-            transaction: app.transaction,
-            repos: app.repos,
-            userId: actor.id,
-            key,
-            fingerprint: requestFingerprint('POST /product/', request.body),
-            create,
-          })
-        : { replayed: false as const, ...(await app.transaction(create)) }
+      const outcome = await (
+        key
+          ? runIdempotently({
+              transaction: app.transaction,
+              repos: app.repos,
+              userId: actor.id,
+              key,
+              fingerprint: requestFingerprint('POST /product/', request.body),
+              create,
+            })
+          : app.transaction(create).then((created) => ({ replayed: false as const, ...created }))
+      ).catch((error: unknown) => {
+        // Both rows name the caller: their account was deleted since the request was authenticated.
+        if (isForeignKeyViolation(error)) throw accountGone()
+        throw error
+      })
       const product = outcome.body as ProductRecord & { id: number }
       if (outcome.replayed) reply.header('idempotent-replayed', 'true')
       else reply.header('etag', productEtag(product.version))
