@@ -1,16 +1,17 @@
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { after, describe, test } from 'node:test'
 import { freePort } from './support/processes.js'
+import {
+  killServers,
+  spawnServerProcess,
+  startServerProcess,
+  type ServerProcess,
+} from './support/server-process.js'
 
-const SERVER = fileURLToPath(new URL('../src/server.ts', import.meta.url))
-/** tsx by absolute URL, so that the server can run in a folder of its own (away from any .env here). */
-const TSX = import.meta.resolve('tsx')
 const SECRET = 'server-test-secret-key-0123456789-abcdefg'
 /** Safety nets only: a hung server fails its test instead of hanging the suite. */
 const START_TIMEOUT_MS = 60_000
@@ -23,118 +24,26 @@ function workDir(): string {
   return dir
 }
 
-const children = new Set<ChildProcessWithoutNullStreams>()
-after(() => {
-  for (const child of children)
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+after(async () => {
+  await killServers()
   for (const dir of workDirs) rmSync(dir, { recursive: true, force: true })
 })
 
-interface Exit {
-  code: number | null
-  signal: NodeJS.Signals | null
-}
-
-interface ServerProcess {
-  child: ChildProcessWithoutNullStreams
-  output: { stdout: string; stderr: string }
-  exited: Promise<Exit>
-}
-
-/**
- * Starts `node --import tsx src/server.ts` with only the given variables (plus PATH and HOME), in
- * a working folder of its own unless `cwd` is given.
- */
-function spawnServer(env: Record<string, string>, cwd = workDir()): ServerProcess {
-  const child = spawn(process.execPath, ['--import', TSX, SERVER], {
-    cwd,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '',
-      ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
-      HOST: '127.0.0.1',
-      PORT: '0',
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'silent',
-      ...env,
-    },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  })
-  children.add(child)
-  const output = { stdout: '', stderr: '' }
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output.stdout += chunk))
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output.stderr += chunk))
-  const exited = new Promise<Exit>((resolve) => {
-    child.on('close', (code, signal) => {
-      children.delete(child)
-      resolve({ code, signal })
-    })
-  })
-  return { child, output, exited }
-}
-
-/** Resolves with the process's exit, or kills it and rejects when it does not exit in time. */
-async function waitForExit(server: ServerProcess, timeoutMs = EXIT_TIMEOUT_MS): Promise<Exit> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => {
-      server.child.kill('SIGKILL')
-      reject(new Error(`the server did not exit within ${timeoutMs} ms; stderr: ${server.output.stderr}`))
-    }, timeoutMs)
-  })
-  try {
-    return await Promise.race([server.exited, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-/** Waits for the "listening on http://…" line and returns its URL. */
-async function waitForListening(server: ServerProcess): Promise<string> {
-  let timer: NodeJS.Timeout | undefined
-  let onData: (() => void) | undefined
-  try {
-    return await new Promise<string>((resolve, reject) => {
-      onData = () => {
-        const match = /listening on (http:\/\/[^\s/]+)/.exec(server.output.stdout)
-        if (match) resolve(match[1]!)
-      }
-      server.child.stdout.on('data', onData)
-      onData()
-      void server.exited.then((exit) =>
-        reject(
-          new Error(`the server exited (${JSON.stringify(exit)}) before listening: ${server.output.stderr}`),
-        ),
-      )
-      timer = setTimeout(() => {
-        server.child.kill('SIGKILL')
-        reject(new Error(`the server did not listen within ${START_TIMEOUT_MS} ms: ${server.output.stderr}`))
-      }, START_TIMEOUT_MS)
-    })
-  } finally {
-    clearTimeout(timer)
-    if (onData) server.child.stdout.off('data', onData)
-  }
-}
-
-/** Starts a server and waits until it listens. */
-async function startServer(env: Record<string, string>, cwd?: string) {
-  const server = spawnServer(env, cwd)
-  const url = await waitForListening(server)
-  return { ...server, url }
-}
+/** Starts a server with only the given variables, in a folder of its own, and waits until it listens. */
+const startServer = (env: Record<string, string>, cwd = workDir()) =>
+  startServerProcess(env, { cwd, bare: true })
 
 /** Sends `signal` and expects a clean exit. */
 async function stop(server: ServerProcess, signal: NodeJS.Signals = 'SIGTERM') {
   server.child.kill(signal)
-  const exit = await waitForExit(server)
+  const exit = await server.waitForExit(EXIT_TIMEOUT_MS)
   assert.deepEqual(exit, { code: 0, signal: null }, `stderr: ${server.output.stderr}`)
 }
 
 /** Starts a server that must fail: a non-zero exit and one `error:` line, with no stack trace. */
 async function startAndFail(env: Record<string, string>): Promise<string> {
-  const server = spawnServer(env)
-  const exit = await waitForExit(server, START_TIMEOUT_MS)
+  const server = spawnServerProcess(env, { cwd: workDir(), bare: true })
+  const exit = await server.waitForExit(START_TIMEOUT_MS)
   const { stdout, stderr } = server.output
   assert.notEqual(exit.code, 0, `expected a failure; stdout: ${stdout}`)
   assert.equal(exit.signal, null, 'the server exited by itself')

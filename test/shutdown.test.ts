@@ -4,7 +4,7 @@ import { connect, type Socket } from 'node:net'
 import { after, describe, test } from 'node:test'
 import Database from 'better-sqlite3'
 import { uniqueUser } from './helper.js'
-import { until } from './support/processes.js'
+import { connectionRefused, until } from './support/processes.js'
 import { startServerProcess, type ServerProcess } from './support/server-process.js'
 
 /**
@@ -75,18 +75,6 @@ async function openConnection(port: number): Promise<RawConnection> {
     isClosed: () => isClosed,
     closed,
   }
-}
-
-/** Whether a new TCP connection to the port is refused. */
-function connectionRefused(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1')
-    socket.once('connect', () => {
-      socket.destroy()
-      resolve(false)
-    })
-    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'))
-  })
 }
 
 const registration = (user: object, requestId: string) => {

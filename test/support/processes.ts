@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
 
 /** Debian's Redis server binary, for tests that need a Redis of their own to stop and restart. */
 export const REDIS_SERVER = '/usr/bin/redis-server'
@@ -54,4 +54,16 @@ export async function stopRedis(child: ChildProcess | undefined) {
   const exited = once(child, 'exit')
   child.kill('SIGKILL')
   await exited
+}
+
+/** Whether a new TCP connection to the port on 127.0.0.1 is refused (nothing listens there). */
+export function connectionRefused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(false)
+    })
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'))
+  })
 }

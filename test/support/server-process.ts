@@ -33,6 +33,8 @@ export interface LogLine {
 
 export interface ServerProcess {
   child: ChildProcessWithoutNullStreams
+  /** Resolves with the server's URL once it listens; rejects if it exits first or takes too long. */
+  listening(): Promise<string>
   /** Its working folder; with its SQLite database `app.db` unless DATABASE_URL was given. */
   dir: string
   databaseFile: string
@@ -62,18 +64,36 @@ export async function killServers() {
   for (const server of [...running]) await server.cleanUp()
 }
 
+export interface ServerProcessOptions {
+  /** Its working folder (kept afterwards); by default a folder of its own, removed by cleanUp(). */
+  cwd?: string
+  /**
+   * Only the given variables, besides PATH, HOME, HOST, PORT=0, NODE_ENV=test and LOG_LEVEL=silent:
+   * for tests of configuration and start-up. By default a secret key, a SQLite file in the working
+   * folder, JSON logs at info and no rate limits come too.
+   */
+  bare?: boolean
+}
+
 /**
- * Starts the server with only the given variables (plus PATH, HOME and test defaults: JSON logs at
- * info on stdout, a secret key, no rate limits), and resolves once it listens. Without `cwd` it
- * runs in a folder of its own, on a SQLite file there.
+ * Spawns the server with only the given variables (plus PATH, HOME and the defaults above), without
+ * waiting for it: see `startServerProcess`, and `listening()` / `waitForExit()` on the result.
  */
-export async function startServerProcess(
+export function spawnServerProcess(
   env: Record<string, string> = {},
-  options: { cwd?: string } = {},
-): Promise<ServerProcess> {
+  options: ServerProcessOptions = {},
+): ServerProcess {
   const ownFolder = options.cwd === undefined
   const dir = options.cwd ?? mkdtempSync(path.join(tmpdir(), 'fastauth-process-'))
   const databaseFile = path.join(dir, 'app.db')
+  const defaults = options.bare
+    ? { LOG_LEVEL: 'silent' }
+    : {
+        LOG_LEVEL: 'info',
+        SECRET_KEY: SECRET,
+        DATABASE_URL: `sqlite:///${databaseFile}`,
+        RATE_LIMIT_ENABLED: 'false',
+      }
   const child = spawn(process.execPath, ['--import', TSX, SERVER], {
     cwd: dir,
     env: {
@@ -83,10 +103,7 @@ export async function startServerProcess(
       HOST: '127.0.0.1',
       PORT: '0',
       NODE_ENV: 'test',
-      LOG_LEVEL: 'info',
-      SECRET_KEY: SECRET,
-      DATABASE_URL: `sqlite:///${databaseFile}`,
-      RATE_LIMIT_ENABLED: 'false',
+      ...defaults,
       ...env,
     },
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -120,6 +137,22 @@ export async function startServerProcess(
     await until(() => server.exit !== undefined, `the server to exit; stderr: ${output.stderr}`, timeoutMs)
     return server.exit!
   }
+  server.listening = async () => {
+    await until(
+      () => {
+        if (server.exit)
+          throw new Error(
+            `the server exited (${JSON.stringify(server.exit)}) before listening: ${output.stderr}`,
+          )
+        return /listening on http:\/\//.test(output.stdout)
+      },
+      `the server to listen; stderr: ${output.stderr}`,
+      START_TIMEOUT_MS,
+    )
+    server.url = /listening on (http:\/\/[^\s/]+)/.exec(output.stdout)![1]!
+    server.port = Number(new URL(server.url).port)
+    return server.url
+  }
   server.kill = async () => {
     if (!server.exit) {
       child.kill('SIGKILL')
@@ -131,21 +164,20 @@ export async function startServerProcess(
     await server.kill()
     if (ownFolder) rmSync(dir, { recursive: true, force: true })
   }
+  return server
+}
 
+/** Spawns the server (see `spawnServerProcess`) and resolves once it listens. */
+export async function startServerProcess(
+  env: Record<string, string> = {},
+  options: ServerProcessOptions = {},
+): Promise<ServerProcess> {
+  const server = spawnServerProcess(env, options)
   try {
-    await until(
-      () => {
-        if (server.exit) throw new Error(`the server exited before listening: ${output.stderr}`)
-        return /listening on http:\/\//.test(output.stdout)
-      },
-      'the server to listen',
-      START_TIMEOUT_MS,
-    )
+    await server.listening()
   } catch (error) {
     await server.cleanUp()
     throw error
   }
-  server.url = /listening on (http:\/\/[^\s/]+)/.exec(output.stdout)![1]!
-  server.port = Number(new URL(server.url).port)
   return server
 }
