@@ -52,15 +52,18 @@ export default fp(
     // flight) is not served: its connection closes after the answer before it, and a client
     // retries it elsewhere. Answered here, before rate limits or handlers do any work for it.
     // (Fastify's own answer to it, return503OnClosing, is plain JSON: turned off in app.ts.)
-    app.addHook('onRequest', async (request) => {
+    // Callback hooks, not async ones: they run on every request.
+    app.addHook('onRequest', (request, _reply, done) => {
       if (connections.arrivedWhileClosing(request.raw))
-        throw shuttingDown('The server is shutting down; send the request again.')
+        done(shuttingDown('The server is shutting down; send the request again.'))
+      else done()
     })
 
     // While draining and closing, every answer ends its connection: a client's next request
     // opens a new one, which the balancer sends to another instance once /readyz has failed.
-    app.addHook('onSend', async (_request, reply) => {
+    app.addHook('onSend', (_request, reply, payload, done) => {
       if (phase !== 'serving') reply.header('connection', 'close')
+      done(null, payload)
     })
 
     // Runs as app.close() begins, just before the server stops listening.
