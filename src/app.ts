@@ -22,7 +22,8 @@ import {
   parseDatabaseUrl,
   type DatabaseHandle,
 } from './db/dialect.js'
-import { HttpProblem, problemBody, unprocessable, validationIssues } from './errors.js'
+import { HttpProblem, problemBody, problemOf, validationIssues } from './http/problems.js'
+import { DomainError, invalidInput } from './services/errors.js'
 import { loggerOptions, requestId } from './logging.js'
 import authPlugin from './plugins/app/auth.js'
 import dbPlugin from './plugins/app/db.js'
@@ -271,7 +272,7 @@ function requireDecimalIntegers(route: RouteOptions) {
         return typeof raw === 'string' && !DECIMAL_INTEGER.test(raw)
       })
       .map(({ where, field }) => ({ in: where, field, message: 'must be a whole number in decimal digits' }))
-    if (issues.length > 0) throw unprocessable('The request is not valid: see errors.', issues)
+    if (issues.length > 0) throw invalidInput('The request is not valid: see errors.', issues)
   }
   route.preValidation = [
     ...(Array.isArray(route.preValidation)
@@ -369,10 +370,12 @@ const refuseWhatNodeWouldRefuse: onRequestHookHandler = (request, _reply, done) 
 /** Every error becomes application/problem+json; a 5xx never shows its cause to the client. */
 function handleError(
   this: FastifyInstance,
-  error: FastifyError | HttpProblem,
+  thrown: FastifyError | HttpProblem | DomainError,
   request: Parameters<FastifyInstance['errorHandler']>[1],
   reply: Parameters<FastifyInstance['errorHandler']>[2],
 ) {
+  // What a rule said no to becomes its problem here, the one place that maps domain errors.
+  const error = thrown instanceof DomainError ? problemOf(thrown) : thrown
   let status: number
   let body
   if (error instanceof HttpProblem) {

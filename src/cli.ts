@@ -5,7 +5,7 @@ import { createAccount } from './auth/accounts.js'
 import { loadConfig, readEnvFile, type Config } from './config.js'
 import { openDatabase, parseDatabaseUrl, type DatabaseTarget } from './db/dialect.js'
 import { createMigrator, migrateToLatest } from './db/migrator.js'
-import { HttpProblem } from './errors.js'
+import { DomainError } from './services/errors.js'
 import { seedDatabase } from './seed.js'
 import { describeStartupError } from './startup-errors.js'
 
@@ -119,8 +119,8 @@ async function createAdmin(config: Config, args: string[]) {
     )
     console.log(`Created admin ${admin.name} <${admin.email}> (id ${admin.id}).`)
   } catch (error) {
-    if (error instanceof HttpProblem) {
-      const issue = error.options.errors?.[0]
+    if (error instanceof DomainError) {
+      const issue = error.facts.issues?.[0]
       throw new UsageError(
         issue
           ? `${issue.field === 'password' ? 'the password' : issue.field} ${issue.message}`

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { isUniqueViolation } from './db/dialect.js'
-import { HttpProblem } from './errors.js'
+import { conflict, invalidInput } from './services/errors.js'
 import type { Repositories } from './plugins/app/db.js'
 
 export const IDEMPOTENCY_KEY_LIFETIME_MS = 24 * 60 * 60 * 1000
@@ -65,19 +65,11 @@ export async function runIdempotently<T>(options: {
         continue
       }
       if (stored.request_hash !== fingerprint)
-        throw new HttpProblem(422, 'This Idempotency-Key was used with a different request body.', {
-          errors: [
-            { in: 'header', field: 'idempotency-key', message: 'was already used for another request' },
-          ],
-        })
+        throw invalidInput('This Idempotency-Key was used with a different request body.', [
+          { in: 'header', field: 'idempotency-key', message: 'was already used for another request' },
+        ])
       if (stored.response_status === null || stored.response_body === null)
-        throw new HttpProblem(
-          409,
-          'A request with this Idempotency-Key is still being processed; retry shortly.',
-          {
-            headers: { 'retry-after': '1' },
-          },
-        )
+        throw conflict('A request with this Idempotency-Key is still being processed; retry shortly.', 1)
       return {
         replayed: true,
         status: stored.response_status,
@@ -85,7 +77,5 @@ export async function runIdempotently<T>(options: {
       }
     }
   }
-  throw new HttpProblem(409, 'This Idempotency-Key is contended; retry shortly.', {
-    headers: { 'retry-after': '1' },
-  })
+  throw conflict('This Idempotency-Key is contended; retry shortly.', 1)
 }

@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import { HttpProblem } from './errors.js'
+import { invalidInput, type DomainError } from './services/errors.js'
 
 /**
  * Opaque, tamper-checked page cursors: base64url(JSON) + "." + a truncated HMAC. A client can
@@ -11,10 +11,10 @@ export interface CursorCodec {
 }
 
 /** 422 for a cursor that is not one this server issued (or no longer fits the query). */
-export function invalidCursor(): HttpProblem {
-  return new HttpProblem(422, 'The cursor is not valid: pass the next_cursor of a previous page unchanged.', {
-    errors: [{ in: 'query', field: 'cursor', message: 'is not a cursor this server issued' }],
-  })
+export function invalidCursor(): DomainError {
+  return invalidInput('The cursor is not valid: pass the next_cursor of a previous page unchanged.', [
+    { in: 'query', field: 'cursor', message: 'is not a cursor this server issued' },
+  ])
 }
 
 export function createCursorCodec(secret: string): CursorCodec {

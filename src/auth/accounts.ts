@@ -1,6 +1,6 @@
 import { isUniqueViolation } from '../db/dialect.js'
 import type { UserRow } from '../db/database.js'
-import { conflict, unprocessable } from '../errors.js'
+import { conflict, invalidInput } from '../services/errors.js'
 import type { Repositories } from '../plugins/app/db.js'
 import type { LoginLookup, UserRecord } from '../repositories/users.js'
 import { isCommonPassword } from './common-passwords.js'
@@ -47,17 +47,17 @@ const UNSTORABLE = /[\p{Cc}\p{Cs}]/u
  */
 export function assertNamePolicy(name: string, field = 'name'): void {
   if (UNSTORABLE.test(name))
-    throw unprocessable('The name contains characters that are not allowed.', [
+    throw invalidInput('The name contains characters that are not allowed.', [
       { in: 'body', field, message: 'must not contain control characters' },
     ])
   // On the normalised form: "＠" (U+FF20) and "﹫" (U+FE6B) become "@" there (see loginLookup).
   if (nameKey(name).includes('@'))
-    throw unprocessable('A name cannot contain "@": it could be taken for an email address.', [
+    throw invalidInput('A name cannot contain "@": it could be taken for an email address.', [
       { in: 'body', field, message: 'must not contain "@" (a name is never taken for an email address)' },
     ])
   const longest = Math.max([...name.normalize('NFC')].length, [...nameKey(name)].length)
   if (longest > NAME_MAX_LENGTH)
-    throw unprocessable('The name is too long.', [
+    throw invalidInput('The name is too long.', [
       { in: 'body', field, message: `must be at most ${NAME_MAX_LENGTH} characters once normalised` },
     ])
 }
@@ -66,15 +66,15 @@ export function assertNamePolicy(name: string, field = 'name'): void {
 export function assertPasswordPolicy(password: string, minLength: number, field = 'password'): void {
   const length = passwordLength(password)
   if (length < minLength)
-    throw unprocessable('The password is too short.', [
+    throw invalidInput('The password is too short.', [
       { in: 'body', field, message: `must be at least ${minLength} characters` },
     ])
   if (length > PASSWORD_MAX_LENGTH)
-    throw unprocessable('The password is too long.', [
+    throw invalidInput('The password is too long.', [
       { in: 'body', field, message: `must be at most ${PASSWORD_MAX_LENGTH} characters` },
     ])
   if (isCommonPassword(normalizePassword(password)))
-    throw unprocessable('The password is one of the most common passwords; choose another.', [
+    throw invalidInput('The password is one of the most common passwords; choose another.', [
       { in: 'body', field, message: 'is one of the most common passwords' },
     ])
 }

@@ -9,7 +9,7 @@ import {
   type TokenService,
 } from '../../auth/tokens.js'
 import { createKnownSessions } from '../../auth/known-sessions.js'
-import { forbidden, HttpProblem, unauthorized } from '../../errors.js'
+import { accountGone, forbidden, unauthenticated } from '../../services/errors.js'
 import type { UserRecord } from '../../repositories/users.js'
 
 /** Who is calling, as the verified access token says. */
@@ -50,7 +50,7 @@ export function bearerToken(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization
   if (header === undefined) return undefined
   const match = BEARER.exec(header)
-  if (!match?.[1]) throw unauthorized('The Authorization header must be "Bearer <access token>"', true)
+  if (!match?.[1]) throw unauthenticated('The Authorization header must be "Bearer <access token>"', true)
   return match[1]
 }
 
@@ -66,18 +66,18 @@ export default fp<{ config: Config }>(
     app.decorate('authenticate', async (request: FastifyRequest) => {
       const token = bearerToken(request)
       if (token === undefined)
-        throw unauthorized('Not authenticated: send "Authorization: Bearer <access token>"', false)
+        throw unauthenticated('Not authenticated: send "Authorization: Bearer <access token>"', false)
       let claims: AccessTokenClaims
       try {
         claims = await tokens.verifyAccessToken(token)
       } catch (error) {
-        if (error instanceof TokenError) throw unauthorized(error.message, true)
+        if (error instanceof TokenError) throw unauthenticated(error.message, true)
         throw error
       }
-      if (await app.revocations.isRevoked(claims.sid)) throw unauthorized(SESSION_ENDED, true)
+      if (await app.revocations.isRevoked(claims.sid)) throw unauthenticated(SESSION_ENDED, true)
       const session = await knownSessions.check(claims.sid, claims.user_id)
-      if (session === 'revoked') throw unauthorized(SESSION_ENDED, true)
-      if (session === 'unknown') throw unauthorized(new TokenError('invalid').message, true)
+      if (session === 'revoked') throw unauthenticated(SESSION_ENDED, true)
+      if (session === 'unknown') throw unauthenticated(new TokenError('invalid').message, true)
       request.auth = claims
       request.actor = { id: claims.user_id, role: claims.role, sessionId: claims.sid }
     })
@@ -94,9 +94,3 @@ export default fp<{ config: Config }>(
   },
   { name: 'auth', dependencies: ['db', 'revocations'] },
 )
-
-/** A route's answer when the account behind a valid token is gone (deleted in between). */
-export const accountGone = () =>
-  new HttpProblem(401, 'The account no longer exists', {
-    headers: { 'www-authenticate': 'Bearer realm="api", error="invalid_token"' },
-  })

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import { ConfigError, type Config } from '../../config.js'
 import { createAccount, normalizeEmail } from '../../auth/accounts.js'
-import { HttpProblem } from '../../errors.js'
+import { DomainError } from '../../services/errors.js'
 
 /**
  * Creates the first admin from FIRST_ADMIN_EMAIL/FIRST_ADMIN_PASSWORD, once: when an account
@@ -21,13 +21,13 @@ export default fp<{ config: Config }>(
       )
       app.log.info({ userId: admin.id }, 'created the first admin from FIRST_ADMIN_EMAIL')
     } catch (error) {
-      if (!(error instanceof HttpProblem)) throw error
-      if (error.status === 409) {
+      if (!(error instanceof DomainError)) throw error
+      if (error.kind === 'conflict') {
         // Another instance starting at the same moment created it: that is the same outcome.
         if (await app.repos.users.findConflict(normalizeEmail(email), undefined)) return
         throw new ConfigError(`FIRST_ADMIN_NAME: "${name}" is taken by another account; choose another name`)
       }
-      const issue = error.options.errors?.[0]
+      const issue = error.facts.issues?.[0]
       const variable = issue?.field === 'name' ? 'FIRST_ADMIN_NAME' : 'FIRST_ADMIN_PASSWORD'
       throw new ConfigError(`${variable}: ${issue?.message ?? error.detail}`)
     }

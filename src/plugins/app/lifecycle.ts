@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { trackConnections } from '../../connections.js'
-import { HttpProblem } from '../../errors.js'
+import { HttpProblem } from '../../http/problems.js'
 
 /**
  * serving → draining (a signal came: /readyz fails so that load balancers stop sending here,

@@ -3,7 +3,6 @@ import rateLimit from '@fastify/rate-limit'
 import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.js'
-import { HttpProblem } from '../../errors.js'
 import { clientKey } from '../../rate-limit/client-key.js'
 import {
   createFallbackCounterStore,
@@ -13,6 +12,7 @@ import {
 } from '../../rate-limit/counters.js'
 import { problemResponses } from '../../schemas/problem.js'
 import { routeLabel } from './metrics.js'
+import { tooManyAttempts, type DomainError } from '../../services/errors.js'
 
 /** The attempt-limited actions: each has its own counters, per client IP and per account. */
 export type AttemptKind =
@@ -41,10 +41,8 @@ declare module 'fastify' {
   }
 }
 
-function tooManyRequests(retryAfterSeconds: number): HttpProblem {
-  return new HttpProblem(429, `Too many requests; try again in ${retryAfterSeconds} seconds.`, {
-    headers: { 'retry-after': String(retryAfterSeconds) },
-  })
+function tooManyRequests(retryAfterSeconds: number): DomainError {
+  return tooManyAttempts(`Too many requests; try again in ${retryAfterSeconds} seconds.`, retryAfterSeconds)
 }
 
 /** Sets the IETF RateLimit headers (draft-ietf-httpapi-ratelimit-headers) on a reply. */

@@ -8,7 +8,7 @@ import {
   hashOpaqueToken,
 } from '../../auth/opaque-tokens.js'
 import type { Role } from '../../auth/tokens.js'
-import { unauthorized } from '../../errors.js'
+import { unauthenticated } from '../../services/errors.js'
 import type { RefreshTokenLookup } from '../../repositories/sessions.js'
 import type { Repositories } from './db.js'
 
@@ -115,11 +115,11 @@ export default fp<{ config: Config }>(
     /** Redeems an unused refresh token; undefined when a concurrent request with it claimed it first. */
     async function rotate(refreshToken: string, found: RefreshTokenLookup) {
       const now = new Date()
-      if (!refreshable(found, now)) throw unauthorized(INVALID_REFRESH, false)
+      if (!refreshable(found, now)) throw unauthenticated(INVALID_REFRESH, false)
       return app.transaction(async (repos) => {
         if (!(await repos.sessions.claimRefreshToken(hashOpaqueToken(refreshToken), now))) return undefined
         const user = found.user_id === null ? undefined : await repos.users.findById(found.user_id)
-        if (!user || !user.is_active) throw unauthorized(INVALID_REFRESH, false)
+        if (!user || !user.is_active) throw unauthenticated(INVALID_REFRESH, false)
         const expiresAt = expiryOf(found.session_created_at, now)
         await repos.sessions.touch(found.session_id, now, expiresAt)
         return issuePair(repos, user, found.session_id, successorOf(refreshToken), now, expiresAt)
@@ -157,12 +157,12 @@ export default fp<{ config: Config }>(
           userId: found.user_id,
           sessionId: found.session_id,
         })
-        throw unauthorized(INVALID_REFRESH, false)
+        throw unauthenticated(INVALID_REFRESH, false)
       }
       // The successor's row was read last: it says whether the session ended since the rotation.
-      if (!refreshable(next, now)) throw unauthorized(INVALID_REFRESH, false)
+      if (!refreshable(next, now)) throw unauthenticated(INVALID_REFRESH, false)
       const user = next.user_id === null ? undefined : await app.repos.users.findById(next.user_id)
-      if (!user || !user.is_active) throw unauthorized(INVALID_REFRESH, false)
+      if (!user || !user.is_active) throw unauthenticated(INVALID_REFRESH, false)
       await app.recordSecurityEvent(request, {
         event: 'refresh_token_duplicate',
         outcome: 'success',
@@ -194,14 +194,14 @@ export default fp<{ config: Config }>(
 
       async refresh(refreshToken, request) {
         let found = await app.repos.sessions.findRefreshToken(hashOpaqueToken(refreshToken))
-        if (!found) throw unauthorized(INVALID_REFRESH, false)
+        if (!found) throw unauthenticated(INVALID_REFRESH, false)
         if (!found.used_at) {
           const rotated = await rotate(refreshToken, found)
           if (rotated) return rotated
           // Another request with this token claimed it first and has committed (the claim waited
           // for it): the token now reads as used and its successor is stored, to answer with.
           found = await app.repos.sessions.findRefreshToken(hashOpaqueToken(refreshToken))
-          if (!found?.used_at) throw unauthorized(INVALID_REFRESH, false)
+          if (!found?.used_at) throw unauthenticated(INVALID_REFRESH, false)
         }
         return answerUsed(refreshToken, found, found.used_at, request)
       },

@@ -3,8 +3,7 @@ import { Type } from 'typebox'
 import { assertPasswordPolicy } from '../../auth/accounts.js'
 import { hashPassword, verifyPassword } from '../../auth/passwords.js'
 import type { Config } from '../../config.js'
-import { unprocessable } from '../../errors.js'
-import { accountGone } from '../../plugins/app/auth.js'
+import { accountGone, invalidInput } from '../../services/errors.js'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
 import { PasswordChange } from '../../schemas/auth.js'
 import { problemResponses } from '../../schemas/problem.js'
@@ -37,7 +36,7 @@ const changePasswordRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = asyn
           userId,
           details: { reason: 'wrong_current_password' },
         })
-        throw unprocessable('The current password is not right.', [
+        throw invalidInput('The current password is not right.', [
           { in: 'body', field: 'current_password', message: 'is not your current password' },
         ])
       }

@@ -4,7 +4,6 @@ import { assertPasswordPolicy, normalizeEmail } from '../../auth/accounts.js'
 import { hashOpaqueToken } from '../../auth/opaque-tokens.js'
 import { hashPassword } from '../../auth/passwords.js'
 import type { Config } from '../../config.js'
-import { HttpProblem } from '../../errors.js'
 import { PASSWORD_RESET_LIFETIME_MINUTES } from '../../mail/account-emails.js'
 import { Accepted, PasswordRecoveryRequest, PasswordReset } from '../../schemas/account.js'
 import { problemResponses } from '../../schemas/problem.js'
@@ -15,6 +14,7 @@ import {
   sendPage,
   sendScript,
 } from './pages.js'
+import { badRequest } from '../../services/errors.js'
 
 const RECOVERY_ACCEPTED =
   'If an account with this email exists, we sent it a link to reset its password. ' +
@@ -22,8 +22,7 @@ const RECOVERY_ACCEPTED =
 
 /** One answer for an unknown, used and expired token: the caller learns nothing about which. */
 const invalidResetLink = () =>
-  new HttpProblem(
-    400,
+  badRequest(
     'This password reset link is not valid: it may have expired or been used already. Ask for a new one at POST /password-recovery.',
   )
 

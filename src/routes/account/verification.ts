@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { hashOpaqueToken } from '../../auth/opaque-tokens.js'
-import { conflict, HttpProblem } from '../../errors.js'
+import { badRequest, conflict } from '../../services/errors.js'
 import { EMAIL_VERIFICATION_LIFETIME_HOURS } from '../../mail/account-emails.js'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
 import { Accepted, EmailVerification } from '../../schemas/account.js'
@@ -16,8 +16,7 @@ import {
 
 /** One answer for an unknown, used, expired or outdated token. */
 const invalidVerificationLink = () =>
-  new HttpProblem(
-    400,
+  badRequest(
     'This email verification link is not valid: it may have expired, been used already, or be for an ' +
       'email address the account no longer has. Log in and ask for a new one at POST /verify-email/resend.',
   )

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Config } from '../../config.js'
-import { unprocessable } from '../../errors.js'
+import { invalidInput } from '../../services/errors.js'
 import { createCursorCodec, invalidCursor } from '../../pagination.js'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
 import type {
@@ -17,7 +17,7 @@ function instant(value: string | undefined, field: string): Date | undefined {
   if (value === undefined) return undefined
   const date = new Date(value)
   if (Number.isNaN(date.getTime()))
-    throw unprocessable('The request is not valid: see errors.', [
+    throw invalidInput('The request is not valid: see errors.', [
       { in: 'query', field, message: 'is not a date-time this server can read' },
     ])
   return date
@@ -84,7 +84,7 @@ const auditRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
         until: instant(request.query.until, 'until'),
       }
       if (filters.since && filters.until && filters.since > filters.until)
-        throw unprocessable('since is after until.', [
+        throw invalidInput('since is after until.', [
           { in: 'query', field: 'since', message: 'must not be after until' },
         ])
       const fingerprint = filtersFingerprint(filters)
@@ -93,7 +93,7 @@ const auditRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
       if (cursor) {
         const position = cursors.decode(cursor)
         if (position.f !== fingerprint)
-          throw unprocessable('This cursor belongs to a list with other filters.', [
+          throw invalidInput('This cursor belongs to a list with other filters.', [
             { in: 'query', field: 'cursor', message: 'does not match the filters' },
           ])
         const createdAt = typeof position.t === 'string' ? new Date(position.t) : undefined

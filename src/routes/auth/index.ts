@@ -4,7 +4,7 @@ import { Type } from 'typebox'
 import { loginLookup, normalizeLogin } from '../../auth/accounts.js'
 import { verifyAgainstDummyHash, verifyPassword } from '../../auth/passwords.js'
 import type { Config } from '../../config.js'
-import { forbidden, unauthorized } from '../../errors.js'
+import { forbidden, unauthenticated } from '../../services/errors.js'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
 import { LoginForm, RefreshRequest, TokenResponse } from '../../schemas/auth.js'
 import { problemResponses } from '../../schemas/problem.js'
@@ -50,7 +50,7 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
           userId: credentials?.id,
           details: { reason: !credentials ? 'unknown_account' : !valid ? 'wrong_password' : 'inactive' },
         })
-        throw unauthorized(BAD_CREDENTIALS, false)
+        throw unauthenticated(BAD_CREDENTIALS, false)
       }
       // Said only to the holder of the right password, so it reveals nothing to anyone else.
       if (config.requireEmailVerification && !credentials.email_verified) {

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { DependencyMonitor } from '../../dependencies/monitor.js'
-import { HttpProblem } from '../../errors.js'
+import { HttpProblem } from '../../http/problems.js'
 
 /** One thing /readyz waits for: a dependency answering. */
 export interface ReadinessStep {

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Config } from '../../config.js'
-import { HttpProblem } from '../../errors.js'
+import { HttpProblem } from '../../http/problems.js'
 
 const BEARER = /^Bearer +(\S+) *$/i
 const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest()

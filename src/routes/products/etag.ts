@@ -1,4 +1,4 @@
-import { HttpProblem } from '../../errors.js'
+import { staleVersion, versionRequired, type DomainError } from '../../services/errors.js'
 
 /** A strong ETag from the product's version: it changes with every change of the product. */
 export function productEtag(version: number): string {
@@ -15,19 +15,15 @@ export function ifMatchAllows(header: string, version: number): boolean {
   return header.split(',').some((tag) => tag.trim() === current)
 }
 
-export function preconditionFailed(version: number): HttpProblem {
-  return new HttpProblem(
-    412,
+export function preconditionFailed(version: number): DomainError {
+  return staleVersion(
     'The product has changed since you read it: GET it again and retry with its new ETag.',
-    {
-      headers: { etag: productEtag(version) },
-    },
+    productEtag(version),
   )
 }
 
-export function preconditionRequired(): HttpProblem {
-  return new HttpProblem(
-    428,
+export function preconditionRequired(): DomainError {
+  return versionRequired(
     'Send If-Match with the ETag from GET /product/{id}: changes must name the version they change.',
   )
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { Config } from '../../config.js'
-import { notFound, unprocessable } from '../../errors.js'
+import { invalidInput, notFound } from '../../services/errors.js'
 import { createCursorCodec, invalidCursor } from '../../pagination.js'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
 import type {
@@ -59,7 +59,7 @@ const productsReadRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async 
         owner_id,
       } = request.query
       if (min_price !== undefined && max_price !== undefined && min_price > max_price)
-        throw unprocessable('min_price is above max_price.', [
+        throw invalidInput('min_price is above max_price.', [
           { in: 'query', field: 'min_price', message: 'must not be above max_price' },
         ])
       const sort = parseSort(sortParam)
@@ -75,7 +75,7 @@ const productsReadRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async 
       if (cursor) {
         const position = cursors.decode(cursor)
         if (position.f !== fingerprint || typeof position.i !== 'number')
-          throw unprocessable('This cursor belongs to a list with another sort or other filters.', [
+          throw invalidInput('This cursor belongs to a list with another sort or other filters.', [
             { in: 'query', field: 'cursor', message: 'does not match sort and filters' },
           ])
         const value =

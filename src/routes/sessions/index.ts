@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { notFound } from '../../errors.js'
+import { notFound } from '../../services/errors.js'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
 import { SessionIdParams, SessionList } from '../../schemas/auth.js'
 import { problemResponses } from '../../schemas/problem.js'

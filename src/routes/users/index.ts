@@ -10,7 +10,7 @@ import {
 import { canManageUser } from '../../auth/policies.js'
 import { verifyPassword } from '../../auth/passwords.js'
 import type { UserRowUpdate } from '../../db/database.js'
-import { conflict, forbidden, notFound, unprocessable } from '../../errors.js'
+import { conflict, forbidden, invalidInput, notFound } from '../../services/errors.js'
 import { createCursorCodec, invalidCursor } from '../../pagination.js'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
 import { IdParams } from '../../schemas/common.js'
@@ -84,7 +84,7 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
       const after = cursor ? cursors.decode(cursor) : { id: 0, f: fingerprint }
       if (typeof after.id !== 'number' || !Number.isSafeInteger(after.id)) throw invalidCursor()
       if (after.f !== fingerprint)
-        throw unprocessable('This cursor belongs to a list with other filters.', [
+        throw invalidInput('This cursor belongs to a list with other filters.', [
           { in: 'query', field: 'cursor', message: 'does not match the filters' },
         ])
       const rows = await app.repos.users.list({ afterId: after.id, limit: limit + 1, filters })
@@ -169,11 +169,11 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
         if (current && normalizeEmail(email) !== current.email) {
           const storedHash = await app.repos.users.findPasswordHash(id)
           if (currentPassword === undefined)
-            throw unprocessable('Changing your email needs your current password.', [
+            throw invalidInput('Changing your email needs your current password.', [
               { in: 'body', field: 'current_password', message: 'is required to change the email' },
             ])
           if (!storedHash || !(await verifyPassword(storedHash, currentPassword)))
-            throw unprocessable('The current password is not right.', [
+            throw invalidInput('The current password is not right.', [
               { in: 'body', field: 'current_password', message: 'is not your current password' },
             ])
         }

@@ -1,11 +1,9 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError } from 'fastify'
+import type { DomainError, DomainErrorKind, FieldIssue } from '../services/errors.js'
 
-export interface ValidationIssue {
-  in: string
-  field: string
-  message: string
-}
+/** A bad field, as the 422's `errors` list names it. */
+export type ValidationIssue = FieldIssue
 
 export interface ProblemBody {
   type: string
@@ -15,7 +13,10 @@ export interface ProblemBody {
   errors?: ValidationIssue[]
 }
 
-/** An error meant for the client: the error handler turns it into application/problem+json. */
+/**
+ * An answer of the HTTP layer itself (405, 503 while shutting down, …): the error handler turns it
+ * into application/problem+json. Rules throw DomainError instead (src/services/errors.ts).
+ */
 export class HttpProblem extends Error {
   override name = 'HttpProblem'
   constructor(
@@ -51,19 +52,33 @@ export function problemBody(
 
 const BEARER_REALM = 'Bearer realm="api"'
 
-export const unauthorized = (detail: string, tokenPresented: boolean) =>
-  new HttpProblem(401, detail, {
-    headers: {
-      'www-authenticate': tokenPresented
-        ? `${BEARER_REALM}, error="invalid_token", error_description="${detail.replace(/"/g, "'")}"`
-        : BEARER_REALM,
-    },
-  })
-export const forbidden = (detail: string) => new HttpProblem(403, detail)
-export const notFound = (detail: string) => new HttpProblem(404, detail)
-export const conflict = (detail: string) => new HttpProblem(409, detail)
-export const unprocessable = (detail: string, errors: ValidationIssue[]) =>
-  new HttpProblem(422, detail, { errors })
+/** The one mapping from what a rule said to the answer a client gets. */
+const STATUS_OF: Record<DomainErrorKind, number> = {
+  invalid_input: 422,
+  bad_request: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  stale_version: 412,
+  version_required: 428,
+  too_many_attempts: 429,
+  unavailable: 503,
+}
+
+/** A domain error as the problem the client receives: its status, headers and body. */
+export function problemOf(error: DomainError): HttpProblem {
+  const { kind, detail, facts } = error
+  const headers: Record<string, string> = {}
+  if (kind === 'unauthenticated')
+    // RFC 6750: a token that was sent and refused is "invalid_token"; none sent is a bare challenge.
+    headers['www-authenticate'] = facts.credentialsPresented
+      ? `${BEARER_REALM}, error="invalid_token", error_description="${detail.replace(/"/g, "'")}"`
+      : BEARER_REALM
+  if (facts.retryAfterSeconds !== undefined) headers['retry-after'] = String(facts.retryAfterSeconds)
+  if (facts.currentVersion !== undefined) headers.etag = facts.currentVersion
+  return new HttpProblem(STATUS_OF[kind], detail, { headers, errors: facts.issues })
+}
 
 const PARTS: Record<string, string> = {
   body: 'body',
