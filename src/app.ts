@@ -2,7 +2,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
 import { openDatabase, parseDatabaseUrl, type DatabaseHandle } from './db/dialect.js'
-import { declareBodyRefusals, requireDecimalIntegers } from './http/contract.js'
+import { authenticated } from './http/authenticated.js'
+import { declareBodyRefusals, declareValidationRefusal, requireDecimalIntegers } from './http/contract.js'
 import { handleError } from './http/error-handler.js'
 import { answerUnrouted, refuseWhatNodeWouldRefuse, unmetExpectations } from './http/refusals.js'
 import { serverOptions, type ServerOptionsInput } from './http/server-options.js'
@@ -60,6 +61,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.removeContentTypeParser('text/plain')
   app.addHook('onRoute', requireDecimalIntegers)
   app.addHook('onRoute', declareBodyRefusals)
+  app.addHook('onRoute', declareValidationRefusal)
   app.setErrorHandler(handleError)
   app.setNotFoundHandler(answerUnrouted(app))
   app.addHook('onSend', async (request, reply) => {
@@ -97,12 +99,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(metricsRoutes, { config })
   await app.register(docsRoutes, { config })
   await app.register(authRoutes, { config })
-  await app.register(sessionsRoutes)
+  await app.register(authenticated(sessionsRoutes))
   await app.register(changePasswordRoutes, { config })
   await app.register(recoveryRoutes, { config })
   await app.register(verificationRoutes)
   await app.register(usersRoutes, { config })
   await app.register(auditRoutes, { config })
-  await app.register(productsRoutes, { config })
+  await app.register(authenticated(productsRoutes), { config })
   return app
 }

@@ -22,6 +22,14 @@ export function declareBodyRefusals(route: RouteOptions) {
     if (!(status in response)) response[status] = entry
 }
 
+/** A route whose request has a schema answers 422 (naming each bad field) when the request breaks it. */
+export function declareValidationRefusal(route: RouteOptions) {
+  const schema = route.schema as Record<string, unknown> | undefined
+  const response = schema?.response as Record<string, unknown> | undefined
+  const validated = ['body', 'querystring', 'params', 'headers'].some((part) => schema?.[part] !== undefined)
+  if (response && validated && !('422' in response)) Object.assign(response, problemResponses(422))
+}
+
 const DECIMAL_INTEGER = /^-?(0|[1-9][0-9]*)$/
 
 /**

@@ -2,11 +2,8 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.js'
+import { OAUTH2_SCHEME } from '../../http/openapi.js'
 import { docsCsp } from './helmet.js'
-
-export const OAUTH2_SCHEME = 'OAuth2PasswordBearer'
-/** The `security` entry of every route that needs an access token. */
-export const bearerSecurity = [{ [OAUTH2_SCHEME]: [] }]
 
 /** OpenAPI 3.1 generated from the routes' own schemas, and Swagger UI served from the package's assets. */
 export default fp<{ config: Config }>(

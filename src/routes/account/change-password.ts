@@ -4,7 +4,7 @@ import { assertPasswordPolicy } from '../../auth/accounts.js'
 import { hashPassword, verifyPassword } from '../../auth/passwords.js'
 import type { Config } from '../../config.js'
 import { accountGone, invalidInput } from '../../services/errors.js'
-import { bearerSecurity } from '../../plugins/external/swagger.js'
+import { bearerSecurity } from '../../http/openapi.js'
 import { PasswordChange } from '../../schemas/auth.js'
 import { problemResponses } from '../../schemas/problem.js'
 

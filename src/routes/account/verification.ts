@@ -3,7 +3,7 @@ import { Type } from 'typebox'
 import { hashOpaqueToken } from '../../auth/opaque-tokens.js'
 import { badRequest, conflict } from '../../services/errors.js'
 import { EMAIL_VERIFICATION_LIFETIME_HOURS } from '../../mail/account-emails.js'
-import { bearerSecurity } from '../../plugins/external/swagger.js'
+import { bearerSecurity } from '../../http/openapi.js'
 import { Accepted, EmailVerification } from '../../schemas/account.js'
 import { problemResponses } from '../../schemas/problem.js'
 import {

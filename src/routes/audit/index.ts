@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Config } from '../../config.js'
 import { invalidInput } from '../../services/errors.js'
 import { createCursorCodec, invalidCursor } from '../../pagination.js'
-import { bearerSecurity } from '../../plugins/external/swagger.js'
+import { bearerSecurity } from '../../http/openapi.js'
 import type {
   AuditEventFilters,
   AuditEventPosition,

@@ -3,9 +3,8 @@ import type { Config } from '../../config.js'
 import productsReadRoutes from './read.js'
 import productsWriteRoutes from './write.js'
 
-/** Products: every route needs an access token. */
+/** Products: every route needs an access token (registered authenticated). */
 const productsRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
-  app.addHook('onRequest', app.authenticate)
   await app.register(productsReadRoutes, { config })
   await app.register(productsWriteRoutes, { config })
 }

@@ -7,7 +7,6 @@ import { isForeignKeyViolation, isUniqueViolation } from '../../db/dialect.js'
 import { accountGone, conflict, forbidden, notFound } from '../../services/errors.js'
 import { requestFingerprint, runIdempotently } from '../../idempotency.js'
 import type { Repositories } from '../../plugins/app/db.js'
-import { bearerSecurity } from '../../plugins/external/swagger.js'
 import type { ProductRecord } from '../../repositories/products.js'
 import { IdParams } from '../../schemas/common.js'
 import { problemResponses } from '../../schemas/problem.js'
@@ -82,10 +81,9 @@ const productsWriteRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async
         description:
           'With an Idempotency-Key header, a retry with the same key and body answers the first response again ' +
           '(same id, 201) and creates nothing; the same key with another body is a 422.',
-        security: bearerSecurity,
         headers: IdempotencyHeaders,
         body: ProductCreate,
-        response: { 201: ProductPublic, ...problemResponses(401, 409, 415, 422) },
+        response: { 201: ProductPublic, ...problemResponses(409, 415, 422) },
       },
     },
     async (request, reply) => {
@@ -141,11 +139,10 @@ const productsWriteRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async
         tags: ['products'],
         summary: 'Replace a product (owner or admin)',
         description: 'With If-Match, only if the product is still the version of that ETag (else 412).',
-        security: bearerSecurity,
         params: IdParams,
         headers: IfMatchHeaders,
         body: ProductReplace,
-        response: { 200: ProductPublic, ...problemResponses(401, 403, 404, 409, 412, 415, 422, 428) },
+        response: { 200: ProductPublic, ...problemResponses(403, 404, 409, 412, 415, 422, 428) },
       },
     },
     async (request, reply) => {
@@ -165,11 +162,10 @@ const productsWriteRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async
         tags: ['products'],
         summary: 'Change some fields of a product (owner or admin)',
         description: 'With If-Match, only if the product is still the version of that ETag (else 412).',
-        security: bearerSecurity,
         params: IdParams,
         headers: IfMatchHeaders,
         body: ProductUpdate,
-        response: { 200: ProductPublic, ...problemResponses(401, 403, 404, 409, 412, 415, 422, 428) },
+        response: { 200: ProductPublic, ...problemResponses(403, 404, 409, 412, 415, 422, 428) },
       },
     },
     async (request, reply) => {
@@ -190,12 +186,11 @@ const productsWriteRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async
         tags: ['products'],
         summary: 'Delete a product (owner or admin)',
         description: 'With If-Match, only if the product is still the version of that ETag (else 412).',
-        security: bearerSecurity,
         params: IdParams,
         headers: IfMatchHeaders,
         response: {
           204: Type.Null({ description: 'Deleted' }),
-          ...problemResponses(401, 403, 404, 412, 422, 428),
+          ...problemResponses(403, 404, 412, 422, 428),
         },
       },
     },

@@ -1,22 +1,18 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { notFound } from '../../services/errors.js'
-import { bearerSecurity } from '../../plugins/external/swagger.js'
 import { SessionIdParams, SessionList } from '../../schemas/auth.js'
 import { problemResponses } from '../../schemas/problem.js'
 
-/** The caller's own sessions (devices where they are logged in). */
+/** The caller's own sessions (devices where they are logged in); registered authenticated. */
 const sessionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.addHook('onRequest', app.authenticate)
-
   app.get(
     '/sessions',
     {
       schema: {
         tags: ['auth'],
         summary: 'Your active sessions',
-        security: bearerSecurity,
-        response: { 200: SessionList, ...problemResponses(401) },
+        response: { 200: SessionList },
       },
     },
     async (request, reply) => {
@@ -25,9 +21,9 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       return {
         items: sessions.map(({ id, created_at, last_used_at, expires_at, user_agent, ip }) => ({
           id,
-          created_at,
-          last_used_at,
-          expires_at,
+          created_at: created_at.toISOString(),
+          last_used_at: last_used_at.toISOString(),
+          expires_at: expires_at.toISOString(),
           user_agent,
           ip,
           current: id === request.actor.sessionId,
@@ -44,9 +40,8 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'End one of your sessions',
         description:
           'Its tokens stop working at once. Another user’s session is a 404, as if it did not exist.',
-        security: bearerSecurity,
         params: SessionIdParams,
-        response: { 204: Type.Null({ description: 'Ended' }), ...problemResponses(401, 404, 422) },
+        response: { 204: Type.Null({ description: 'Ended' }), ...problemResponses(404, 422) },
       },
     },
     async (request, reply) => {
