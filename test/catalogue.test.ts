@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
 import type { LightMyRequestResponse } from 'fastify'
-import { createCursorCodec } from '../src/pagination.js'
+import { createCursorCodec } from '../src/services/pagination.js'
 import {
   adminAndLogin,
   assertProblem,

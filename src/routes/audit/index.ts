@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Config } from '../../config.js'
 import { invalidInput } from '../../services/errors.js'
-import { createCursorCodec, invalidCursor } from '../../pagination.js'
+import { createKeysetPaging } from '../../services/pagination.js'
 import { bearerSecurity } from '../../http/openapi.js'
 import type {
   AuditEventFilters,
@@ -21,16 +20,6 @@ function instant(value: string | undefined, field: string): Date | undefined {
       { in: 'query', field, message: 'is not a date-time this server can read' },
     ])
   return date
-}
-
-/** Identifies the filters a cursor was made for: a cursor only continues the list it came from. */
-function filtersFingerprint(filters: AuditEventFilters): string {
-  const normalized = {
-    ...filters,
-    since: filters.since?.toISOString(),
-    until: filters.until?.toISOString(),
-  }
-  return createHash('sha256').update(JSON.stringify(normalized)).digest('base64url').slice(0, 12)
 }
 
 /** The stored details are JSON written by the application; anything else is shown as none. */
@@ -54,7 +43,7 @@ const toPublic = (row: AuditEventRecord) => ({
 
 /** The audit trail of security events, for admins. */
 const auditRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
-  const cursors = createCursorCodec(`${config.secretKey}:audit-events`)
+  const paging = createKeysetPaging(config.secretKey, 'audit-events')
 
   app.get(
     '/audit-events',
@@ -87,37 +76,19 @@ const auditRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
         throw invalidInput('since is after until.', [
           { in: 'query', field: 'since', message: 'must not be after until' },
         ])
-      const fingerprint = filtersFingerprint(filters)
-
-      let after: AuditEventPosition | undefined
-      if (cursor) {
-        const position = cursors.decode(cursor)
-        if (position.f !== fingerprint)
-          throw invalidInput('This cursor belongs to a list with other filters.', [
-            { in: 'query', field: 'cursor', message: 'does not match the filters' },
-          ])
+      const after = paging.start(cursor, filters, (position): AuditEventPosition | undefined => {
         const createdAt = typeof position.t === 'string' ? new Date(position.t) : undefined
-        if (
-          !createdAt ||
-          Number.isNaN(createdAt.getTime()) ||
-          typeof position.i !== 'number' ||
-          !Number.isSafeInteger(position.i)
-        )
-          throw invalidCursor()
-        after = { createdAt, id: position.i }
-      }
-
+        if (!createdAt || Number.isNaN(createdAt.getTime())) return undefined
+        if (typeof position.i !== 'number' || !Number.isSafeInteger(position.i)) return undefined
+        return { createdAt, id: position.i }
+      })
       const rows = await app.repos.auditEvents.list({ filters, after, limit: limit + 1 })
-      const items = rows.slice(0, limit)
-      const last = items.at(-1)
       reply.header('cache-control', 'no-store')
-      return {
-        items: items.map(toPublic),
-        next_cursor:
-          rows.length > limit && last
-            ? cursors.encode({ f: fingerprint, t: last.created_at.toISOString(), i: Number(last.id) })
-            : null,
-      }
+      const page = paging.page(rows, limit, filters, (event) => ({
+        t: event.created_at.toISOString(),
+        i: Number(event.id),
+      }))
+      return { ...page, items: page.items.map(toPublic) }
     },
   )
 }

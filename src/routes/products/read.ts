@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { Config } from '../../config.js'
 import { invalidInput, notFound } from '../../services/errors.js'
-import { createCursorCodec, invalidCursor } from '../../pagination.js'
+import { createKeysetPaging } from '../../services/pagination.js'
 import type {
   ProductFilters,
   ProductPosition,
@@ -22,16 +21,8 @@ function parseSort(sort: (typeof PRODUCT_SORTS)[number]): ProductSort {
     : { column: sort as ProductSortColumn, direction: 'asc' }
 }
 
-/** Identifies the filters a cursor was made for: a cursor only continues the list it came from. */
-function filtersFingerprint(sort: string, filters: ProductFilters): string {
-  return createHash('sha256')
-    .update(JSON.stringify([sort, filters]))
-    .digest('base64url')
-    .slice(0, 12)
-}
-
 const productsReadRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
-  const cursors = createCursorCodec(`${config.secretKey}:products`)
+  const paging = createKeysetPaging(config.secretKey, 'products')
 
   app.get(
     '/product/',
@@ -67,15 +58,10 @@ const productsReadRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async 
         maxPrice: max_price,
         ownerId: owner_id,
       }
-      const fingerprint = filtersFingerprint(sortParam, filters)
-
-      let after: ProductPosition | undefined
-      if (cursor) {
-        const position = cursors.decode(cursor)
-        if (position.f !== fingerprint || typeof position.i !== 'number')
-          throw invalidInput('This cursor belongs to a list with another sort or other filters.', [
-            { in: 'query', field: 'cursor', message: 'does not match sort and filters' },
-          ])
+      // The sort is part of what a cursor continues: a cursor of one sort is refused by another.
+      const list = { sort: sortParam, filters }
+      const after = paging.start(cursor, list, (position): ProductPosition | undefined => {
+        if (typeof position.i !== 'number') return undefined
         const value =
           sort.column === 'created_at' && typeof position.v === 'string'
             ? new Date(position.v)
@@ -84,26 +70,14 @@ const productsReadRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async 
               : sort.column === 'name' && typeof position.v === 'string'
                 ? position.v
                 : undefined
-        if (value === undefined || (value instanceof Date && Number.isNaN(value.getTime())))
-          throw invalidCursor()
-        after = { value, id: position.i }
-      }
-
+        if (value === undefined || (value instanceof Date && Number.isNaN(value.getTime()))) return undefined
+        return { value, id: position.i }
+      })
       const rows = await app.repos.products.list({ sort, filters, after, limit: limit + 1 })
-      const items = rows.slice(0, limit)
-      const last = items.at(-1)
-      const lastValue = last?.[sort.column]
-      return {
-        items,
-        next_cursor:
-          rows.length > limit && last
-            ? cursors.encode({
-                f: fingerprint,
-                v: lastValue instanceof Date ? lastValue.toISOString() : lastValue,
-                i: last.id,
-              })
-            : null,
-      }
+      return paging.page(rows, limit, list, (product) => {
+        const value = product[sort.column]
+        return { v: value instanceof Date ? value.toISOString() : value, i: product.id }
+      })
     },
   )
 

@@ -11,7 +11,7 @@ import { canManageUser } from '../../auth/policies.js'
 import { verifyPassword } from '../../auth/passwords.js'
 import type { UserRowUpdate } from '../../db/database.js'
 import { conflict, forbidden, invalidInput, notFound } from '../../services/errors.js'
-import { createCursorCodec, invalidCursor } from '../../pagination.js'
+import { createKeysetPaging } from '../../services/pagination.js'
 import { bearerSecurity } from '../../http/openapi.js'
 import { IdParams } from '../../schemas/common.js'
 import { problemResponses } from '../../schemas/problem.js'
@@ -20,7 +20,7 @@ import type { Config } from '../../config.js'
 import { bearerToken } from '../../plugins/app/auth.js'
 
 const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
-  const cursors = createCursorCodec(`${config.secretKey}:users`)
+  const paging = createKeysetPaging(config.secretKey, 'users')
 
   app.post(
     '/users/',
@@ -79,22 +79,12 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
     async (request, reply) => {
       const { limit = 20, cursor, q, role, is_active: isActive } = request.query
       const filters = { text: q?.normalize('NFKC').toLowerCase(), role, isActive }
-      // A cursor continues only the list it came from (same filters).
-      const fingerprint = JSON.stringify(filters)
-      const after = cursor ? cursors.decode(cursor) : { id: 0, f: fingerprint }
-      if (typeof after.id !== 'number' || !Number.isSafeInteger(after.id)) throw invalidCursor()
-      if (after.f !== fingerprint)
-        throw invalidInput('This cursor belongs to a list with other filters.', [
-          { in: 'query', field: 'cursor', message: 'does not match the filters' },
-        ])
-      const rows = await app.repos.users.list({ afterId: after.id, limit: limit + 1, filters })
-      const items = rows.slice(0, limit)
-      const last = items.at(-1)
+      const after = paging.start(cursor, filters, ({ id }) =>
+        typeof id === 'number' && Number.isSafeInteger(id) ? id : undefined,
+      )
+      const rows = await app.repos.users.list({ afterId: after ?? 0, limit: limit + 1, filters })
       reply.header('cache-control', 'no-store')
-      return {
-        items,
-        next_cursor: rows.length > limit && last ? cursors.encode({ id: last.id, f: fingerprint }) : null,
-      }
+      return paging.page(rows, limit, filters, (user) => ({ id: user.id }))
     },
   )
 
