@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { isUniqueViolation } from './db/dialect.js'
 import { conflict, invalidInput } from './services/errors.js'
-import type { Repositories } from './plugins/app/db.js'
+import type { Repositories } from './repositories/index.js'
 
 export const IDEMPOTENCY_KEY_LIFETIME_MS = 24 * 60 * 60 * 1000
 

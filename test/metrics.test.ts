@@ -9,7 +9,8 @@ import { buildApp } from '../src/app.js'
 import { ConfigError, loadConfig } from '../src/config.js'
 import type { Database } from '../src/db/database.js'
 import { parseDatabaseUrl, type DatabaseHandle } from '../src/db/dialect.js'
-import { AUTH_EVENTS, poolState } from '../src/plugins/app/metrics.js'
+import { poolState } from '../src/plugins/app/metrics.js'
+import { AUTH_EVENTS } from '../src/services/audit.js'
 import {
   assertProblem,
   bearer,

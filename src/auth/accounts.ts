@@ -1,7 +1,7 @@
 import { isUniqueViolation } from '../db/dialect.js'
 import type { UserRow } from '../db/database.js'
 import { conflict, invalidInput } from '../services/errors.js'
-import type { Repositories } from '../plugins/app/db.js'
+import type { Repositories } from '../repositories/index.js'
 import type { LoginLookup, UserRecord } from '../repositories/users.js'
 import { isCommonPassword } from './common-passwords.js'
 import { hashPassword, normalizePassword, passwordLength, PASSWORD_MAX_LENGTH } from './passwords.js'

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { normalizeEmail } from '../auth/accounts.js'
 import { generateOpaqueToken, hashOpaqueToken } from '../auth/opaque-tokens.js'
 import type { AccountTokenPurpose } from '../db/database.js'
-import type { Repositories } from '../plugins/app/db.js'
+import type { Repositories } from '../repositories/index.js'
 import type { Mailer } from './mailer.js'
 import { emailVerificationEmail, passwordResetEmail } from './templates.js'
 

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox'
-import { AUTH_EVENTS } from '../plugins/app/metrics.js'
+import { AUTH_EVENTS } from '../services/audit.js'
 import { Id, NextCursor, PageCursor, PageLimit, Timestamp } from './common.js'
 
 export const AuditOutcome = Type.Union(

@@ -11,13 +11,7 @@ import {
 import { createKnownSessions } from '../../auth/known-sessions.js'
 import { accountGone, forbidden, unauthenticated } from '../../services/errors.js'
 import type { UserRecord } from '../../repositories/users.js'
-
-/** Who is calling, as the verified access token says. */
-export interface Actor {
-  id: number
-  role: Role
-  sessionId: string
-}
+import type { Actor } from '../../services/context.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -2,33 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { DatabaseHandle } from '../../db/dialect.js'
-
-/**
- * The security events counted by `auth_events_total{event}`. A closed list, so that the label
- * cannot grow without bound; each starts at 0, so that rates and alerts work before the first one.
- */
-export const AUTH_EVENTS = [
-  'login_succeeded',
-  'login_failed',
-  'lockout',
-  'logout',
-  'refresh_token_reuse',
-  'refresh_token_duplicate',
-  'password_changed',
-  'password_change_failed',
-  'password_reset',
-  'password_reset_requested',
-  'email_verified',
-  'session_revoked',
-  'user_registered',
-  'user_role_changed',
-  'user_deactivated',
-  'user_reactivated',
-  'user_email_changed',
-  'user_deleted',
-  'rate_limited',
-] as const
-export type AuthEvent = (typeof AUTH_EVENTS)[number]
+import { AUTH_EVENTS, type AuthEvent } from '../../services/audit.js'
 
 /** The `route` label of requests that matched no route (so that scanners cannot add series). */
 export const UNMATCHED_ROUTE = 'unmatched'

@@ -1,132 +1,26 @@
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import type { AuditOutcome, NewAuditEventRow } from '../../db/database.js'
-import type { Repositories } from './db.js'
-import { AUTH_EVENTS, type AuthEvent } from './metrics.js'
-
-/** Values of an event's details: small, written by the application, never a secret. */
-export type SecurityEventDetails = Record<string, string | number | boolean | null>
-
-export interface SecurityEvent {
-  event: AuthEvent
-  /**
-   * success: the action happened; failure: the attempt was refused (bad credentials, wrong
-   * password); blocked: a protection stopped it (rate limit, lockout, refresh token reuse).
-   */
-  outcome: AuditOutcome
-  /** The subject: whose account the event concerns. Omit (or null) when no account is known. */
-  userId?: number | null
-  /** Who did it. Defaults to the authenticated caller (request.actor), null when anonymous. */
-  actorId?: number | null
-  /** The session concerned, if any: logged as sessionId, stored in details as session_id. */
-  sessionId?: string
-  details?: SecurityEventDetails
-}
+import { contextOf } from '../../http/context.js'
+import type { Repositories } from '../../repositories/index.js'
+import { createAuditService, type AuditService, type SecurityEvent } from '../../services/audit.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /**
-     * Records a security event: one log line (info on success, warn otherwise), the
-     * auth_events_total counter, and a row of the audit trail (`audit_events`).
-     *
-     * With `repos` (the repositories of the caller's transaction) the row is written in that
-     * transaction, and the log line and counter wait for its commit: a change that rolls back
-     * leaves no trace of having happened. So record a failure outside the transaction that
-     * the failure rolls back.
-     *
-     * Never throws: if the row cannot be written, the error is logged and the request goes on. An
-     * audit trail that could refuse logins (a full disk, a lost table) would turn a storage problem
-     * into an outage; the log line still records the event.
-     */
+    /** The audit trail of security events (services/audit.ts). */
+    audit: AuditService
+    /** `audit.record` for a request: its caller, address and log (see AuditService.record). */
     recordSecurityEvent(request: FastifyRequest, event: SecurityEvent, repos?: Repositories): Promise<void>
   }
 }
 
-/** Column sizes of audit_events (migration 0005), in characters. */
-export const AUDIT_IP_MAX_LENGTH = 45
-export const AUDIT_USER_AGENT_MAX_LENGTH = 512
-/** Bounds of details: a few keys, short values. */
-const DETAILS_MAX_KEYS = 16
-const DETAILS_KEY_MAX_LENGTH = 64
-const DETAILS_VALUE_MAX_LENGTH = 256
-
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
-
-/**
- * Text from a client as every engine can store it: as received, control characters included,
- * except NUL (PostgreSQL refuses it in text) and lone surrogates (each engine would replace them
- * differently), which become U+FFFD; cut to `maxLength` code points, the unit of varchar(n).
- */
-export function storableText(text: string, maxLength: number): string {
-  const clean = text.replace(/\0/g, '\uFFFD').replace(LONE_SURROGATE, '\uFFFD')
-  const codePoints = Array.from(clean)
-  return codePoints.length > maxLength ? codePoints.slice(0, maxLength).join('') : clean
-}
-
-/** The details within bounds (a few keys, short values), or null when there are none. */
-function boundedDetails(details: SecurityEventDetails): SecurityEventDetails | null {
-  const entries = Object.entries(details)
-    .filter(([, value]) => value !== undefined)
-    .slice(0, DETAILS_MAX_KEYS)
-    .map(([key, value]): [string, string | number | boolean | null] => [
-      storableText(key, DETAILS_KEY_MAX_LENGTH),
-      typeof value === 'string'
-        ? storableText(value, DETAILS_VALUE_MAX_LENGTH)
-        : typeof value === 'number' && !Number.isFinite(value)
-          ? null
-          : value,
-    ])
-  return entries.length > 0 ? Object.fromEntries(entries) : null
-}
-
-const COUNTED = new Set<string>(AUTH_EVENTS)
-
 export default fp(
   async (app) => {
+    const audit = createAuditService({ repos: app.repos, count: (event) => app.metrics.authEvent(event) })
+    app.decorate('audit', audit)
     app.decorate(
       'recordSecurityEvent',
-      async (request: FastifyRequest, input: SecurityEvent, repos?: Repositories) => {
-        const { event, outcome, sessionId } = input
-        const userId = input.userId ?? null
-        const actorId = input.actorId !== undefined ? input.actorId : (request.actor?.id ?? null)
-        const details = boundedDetails({
-          ...input.details,
-          ...(sessionId !== undefined ? { session_id: sessionId } : {}),
-        })
-        const userAgent = request.headers['user-agent']
-        const row: NewAuditEventRow = {
-          created_at: new Date(),
-          event,
-          outcome,
-          user_id: userId,
-          actor_id: actorId,
-          ip: request.ip ? storableText(request.ip, AUDIT_IP_MAX_LENGTH) : null,
-          user_agent:
-            typeof userAgent === 'string' ? storableText(userAgent, AUDIT_USER_AGENT_MAX_LENGTH) : null,
-          // JSON escapes every control character: the stored text is always one clean line.
-          details: details && JSON.stringify(details),
-        }
-        const target = repos ?? app.repos
-        try {
-          await target.auditEvents.insert(row)
-        } catch (error) {
-          request.log.error({ err: error, event }, 'the audit trail could not record a security event')
-        }
-        await target.afterCommit(async () => {
-          // Fixed names and ids only: never a login name, password, token or hash.
-          const line = {
-            event,
-            outcome,
-            userId,
-            actorId,
-            ...(sessionId !== undefined ? { sessionId } : {}),
-            ...(details ? { details } : {}),
-          }
-          if (outcome === 'success') request.log.info(line, `security event: ${event}`)
-          else request.log.warn(line, `security event: ${event} (${outcome})`)
-          if (COUNTED.has(event)) app.metrics.authEvent(event)
-        })
-      },
+      (request: FastifyRequest, event: SecurityEvent, repos?: Repositories) =>
+        audit.record(contextOf(request), event, repos),
     )
   },
   { name: 'security-events', dependencies: ['db', 'metrics'] },

@@ -10,7 +10,7 @@ import {
 import type { Role } from '../../auth/tokens.js'
 import { unauthenticated } from '../../services/errors.js'
 import type { RefreshTokenLookup } from '../../repositories/sessions.js'
-import type { Repositories } from './db.js'
+import type { Repositories } from '../../repositories/index.js'
 
 export interface TokenPair {
   access_token: string

@@ -1,0 +1,66 @@
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/database.js'
+import type { Engine } from '../db/dialect.js'
+import { createAccountTokensRepository, type AccountTokensRepository } from './account-tokens.js'
+import { createAuditEventsRepository, type AuditEventsRepository } from './audit-events.js'
+import { createIdempotencyKeysRepository, type IdempotencyKeysRepository } from './idempotency-keys.js'
+import { createProductsRepository, type ProductsRepository } from './products.js'
+import { createReadinessProbeRepository, type ReadinessProbeRepository } from './readiness-probe.js'
+import { createSessionsRepository, type SessionsRepository } from './sessions.js'
+import { createUsersRepository, type UsersRepository } from './users.js'
+
+/** Every repository, bound to one connection or to one transaction. */
+export interface Repositories {
+  users: UsersRepository
+  products: ProductsRepository
+  sessions: SessionsRepository
+  idempotencyKeys: IdempotencyKeysRepository
+  accountTokens: AccountTokensRepository
+  auditEvents: AuditEventsRepository
+  readinessProbe: ReadinessProbeRepository
+  /**
+   * Runs `effect` once the surrounding transaction has committed, and not at all if it rolls
+   * back; outside a transaction, at once. For effects beyond the database (the shared revocation
+   * set, mail) that must not happen for a change that did not.
+   */
+  afterCommit(effect: () => Promise<void>): Promise<void>
+}
+
+/** The repositories over `db` (the whole database, or one transaction). */
+export function createRepositories(
+  db: Kysely<Database>,
+  engine: Engine,
+  afterCommit: Repositories['afterCommit'],
+): Repositories {
+  return {
+    afterCommit,
+    users: createUsersRepository(db, engine),
+    products: createProductsRepository(db, engine),
+    sessions: createSessionsRepository(db),
+    idempotencyKeys: createIdempotencyKeysRepository(db),
+    accountTokens: createAccountTokensRepository(db),
+    auditEvents: createAuditEventsRepository(db),
+    readinessProbe: createReadinessProbeRepository(db),
+  }
+}
+
+/**
+ * Runs `work` in one transaction with repositories bound to it; the effects it registered with
+ * afterCommit run once the transaction has committed, in order, and not at all if it rolled back.
+ */
+export async function runInTransaction<T>(
+  db: Kysely<Database>,
+  engine: Engine,
+  work: (repos: Repositories) => Promise<T>,
+): Promise<T> {
+  const effects: (() => Promise<void>)[] = []
+  const result = await db.transaction().execute((trx) =>
+    work(
+      createRepositories(trx, engine, async (effect) => {
+        effects.push(effect)
+      }),
+    ),
+  )
+  for (const effect of effects) await effect()
+  return result
+}
