@@ -9,13 +9,17 @@
  * client was not regenerated.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import openapiTS, { astToString, type OpenAPI3 } from 'openapi-typescript'
 import * as prettier from 'prettier'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
+import { firstDifference, readIfExists } from './generated-file.js'
+
+// test/contract.test.ts checks the schema with it, as this script does.
+export { firstDifference }
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 export const SCHEMA_FILE = path.join(ROOT, 'client', 'schema.d.ts')
@@ -64,23 +68,7 @@ export async function generateClientSchema(): Promise<string> {
 
 /** The file's content, or undefined when there is no such file. */
 export async function readClientSchema(file = SCHEMA_FILE): Promise<string | undefined> {
-  try {
-    return await readFile(file, 'utf8')
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw error
-  }
-}
-
-/** Where `actual` first departs from `expected` (one line, for a test failure), or undefined if equal. */
-export function firstDifference(expected: string, actual: string | undefined): string | undefined {
-  if (actual === expected) return undefined
-  if (actual === undefined) return 'the file does not exist'
-  const want = expected.split('\n')
-  const have = actual.split('\n')
-  const line = want.findIndex((text, i) => text !== have[i])
-  const at = line === -1 ? want.length : line
-  return `line ${at + 1}: expected ${JSON.stringify(want[at] ?? '(end of file)')}, found ${JSON.stringify(have[at] ?? '(end of file)')}`
+  return readIfExists(file)
 }
 
 async function main(args: string[]): Promise<number> {

@@ -1,0 +1,107 @@
+import { existsSync } from 'node:fs'
+import { developmentSecret } from '../development-secret.js'
+import { type Context, variable } from '../declare.js'
+import { JWT_ALGORITHMS } from '../fields.js'
+import { integer, oneOf, signingSecret, text } from '../readers.js'
+import { DATA_DIR } from './data.js'
+import { NODE_ENV } from './server.js'
+
+export const SECRET_KEY = variable({
+  name: 'SECRET_KEY',
+  type: signingSecret(32),
+  default: ({ get, refuse, options }) => {
+    if (get(NODE_ENV) === 'production')
+      refuse('is required when NODE_ENV=production (at least 32 bytes; e.g. openssl rand -base64 48)')
+    return developmentSecret(get(DATA_DIR), refuse, options.onGeneratedSecret)
+  },
+  documentedDefault: 'generated in development; **required** in production',
+  fills: 'secretKey',
+  description: 'the signing secret of the HS algorithms (a generated one is kept in `DATA_DIR/secret_key`)',
+})
+
+export const JWT_ALGORITHM = variable({
+  name: 'JWT_ALGORITHM',
+  type: oneOf(JWT_ALGORITHMS),
+  default: 'HS256',
+  fills: 'jwtAlgorithm',
+  description:
+    'how tokens are signed: the HS algorithms with `SECRET_KEY`, the others with `JWT_PRIVATE_KEY_FILE` and `JWT_PUBLIC_KEY_FILE`',
+})
+
+/** The asymmetric algorithms sign with a key pair that must be there before anything starts. */
+function requiredForAsymmetricAlgorithms(file: string | undefined, { get, refuse }: Context): void {
+  const algorithm = get(JWT_ALGORITHM)
+  if (algorithm.startsWith('HS')) return
+  if (!file) return refuse(`is required when JWT_ALGORITHM=${algorithm}`)
+  if (!existsSync(file)) refuse(`file "${file}" does not exist`)
+}
+
+export const JWT_PRIVATE_KEY_FILE = variable({
+  name: 'JWT_PRIVATE_KEY_FILE',
+  type: text('file'),
+  default: undefined,
+  check: requiredForAsymmetricAlgorithms,
+  fills: 'jwtPrivateKeyFile',
+  description: 'the private key, PEM (PKCS#8), for the asymmetric algorithms',
+})
+
+export const JWT_PUBLIC_KEY_FILE = variable({
+  name: 'JWT_PUBLIC_KEY_FILE',
+  type: text('file'),
+  default: undefined,
+  check: requiredForAsymmetricAlgorithms,
+  fills: 'jwtPublicKeyFile',
+  description: 'the public key, PEM (SPKI), for the asymmetric algorithms',
+})
+
+export const JWT_ISSUER = variable({
+  name: 'JWT_ISSUER',
+  type: text(),
+  default: 'fastauth-api',
+  fills: 'jwtIssuer',
+  description: 'the `iss` claim issued and required',
+})
+
+export const JWT_AUDIENCE = variable({
+  name: 'JWT_AUDIENCE',
+  type: text(),
+  default: 'fastauth-api',
+  fills: 'jwtAudience',
+  description: 'the `aud` claim issued and required',
+})
+
+export const ACCESS_TOKEN_EXPIRE_MINUTES = variable({
+  name: 'ACCESS_TOKEN_EXPIRE_MINUTES',
+  type: integer(1, 24 * 60),
+  default: 15,
+  fills: 'accessTokenExpireMinutes',
+  description: 'access token lifetime',
+})
+
+export const REFRESH_TOKEN_EXPIRE_DAYS = variable({
+  name: 'REFRESH_TOKEN_EXPIRE_DAYS',
+  type: integer(1, 365),
+  default: 14,
+  fills: 'refreshTokenExpireDays',
+  description: 'refresh token lifetime',
+})
+
+export const SESSION_MAX_LIFETIME_DAYS = variable({
+  name: 'SESSION_MAX_LIFETIME_DAYS',
+  type: integer(1, 3650),
+  default: 30,
+  fills: 'sessionMaxLifetimeDays',
+  description: 'a session ends this long after its login, however often it is refreshed',
+})
+
+export const TOKEN_VARIABLES = [
+  SECRET_KEY,
+  JWT_ALGORITHM,
+  JWT_PRIVATE_KEY_FILE,
+  JWT_PUBLIC_KEY_FILE,
+  JWT_ISSUER,
+  JWT_AUDIENCE,
+  ACCESS_TOKEN_EXPIRE_MINUTES,
+  REFRESH_TOKEN_EXPIRE_DAYS,
+  SESSION_MAX_LIFETIME_DAYS,
+]
