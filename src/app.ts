@@ -14,14 +14,9 @@ import Fastify, {
 } from 'fastify'
 import type { FastifyRouteSchemaDef } from 'fastify/types/schema.js'
 import type { Config } from './config.js'
-import {
-  isDatabaseTimeout,
-  isDatabaseUnavailable,
-  isStorageError,
-  openDatabase,
-  parseDatabaseUrl,
-  type DatabaseHandle,
-} from './db/dialect.js'
+import { isDatabaseTimeout, isDatabaseUnavailable, isStorageError } from './db/errors.js'
+import { openDatabase, type DatabaseHandle } from './db/open.js'
+import { parseDatabaseUrl } from './db/target.js'
 import { HttpProblem, problemBody, unprocessable, validationIssues } from './errors.js'
 import { loggerOptions, requestId } from './logging.js'
 import authPlugin from './plugins/app/auth.js'

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { isUniqueViolation } from './db/dialect.js'
+import { isUniqueViolation } from './db/errors.js'
 import { HttpProblem } from './errors.js'
 import type { Repositories } from './plugins/app/db.js'
 

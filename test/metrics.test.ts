@@ -8,7 +8,8 @@ import { register as globalRegistry } from 'prom-client'
 import { buildApp } from '../src/app.js'
 import { ConfigError, loadConfig } from '../src/config.js'
 import type { Database } from '../src/db/database.js'
-import { parseDatabaseUrl, type DatabaseHandle } from '../src/db/dialect.js'
+import type { DatabaseHandle } from '../src/db/open.js'
+import { parseDatabaseUrl } from '../src/db/target.js'
 import { AUTH_EVENTS, poolState } from '../src/plugins/app/metrics.js'
 import {
   assertProblem,

@@ -1,4 +1,4 @@
-import { isUniqueViolation } from '../db/dialect.js'
+import { isUniqueViolation } from '../db/errors.js'
 import type { UserRow } from '../db/database.js'
 import { conflict, unprocessable } from '../errors.js'
 import type { Repositories } from '../plugins/app/db.js'

@@ -1,6 +1,6 @@
 import type { ColumnType, Generated, Insertable, RawBuilder, Selectable, Updateable } from 'kysely'
 
-/** Timestamps are UTC instants: written and read as `Date` on every engine (see dialect.ts). */
+/** Timestamps are UTC instants: written and read as `Date` on every engine (see sqlite.ts and mysql.ts). */
 type Timestamp = ColumnType<Date, Date, Date>
 
 export interface UsersTable {

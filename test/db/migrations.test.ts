@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
 import { NO_MIGRATIONS, sql, type Kysely } from 'kysely'
-import { openDatabase, parseDatabaseUrl } from '../../src/db/dialect.js'
+import { openDatabase } from '../../src/db/open.js'
+import { parseDatabaseUrl } from '../../src/db/target.js'
 import { createMigrator, MIGRATION_NAMES } from '../../src/db/migrator.js'
 import { testEngines, type EngineName, type TestDatabase } from '../helper.js'
 
@@ -130,3 +131,14 @@ for (const engine of testEngines()) {
     })
   })
 }
+
+describe('migrations and their helpers import nothing that can change', () => {
+  const folder = new URL('../../src/db/migrations/', import.meta.url)
+  for (const file of readdirSync(folder).filter((name) => name.endsWith('.ts')))
+    test(`${file} imports only kysely and frozen helpers`, () => {
+      const source = readFileSync(new URL(file, folder), 'utf8')
+      const imported = [...source.matchAll(/^import[^'"]*['"]([^'"]+)['"]/gm)].map((match) => match[1])
+      for (const name of imported)
+        assert.match(name!, /^(kysely|\.\/schema-v\d+\.js)$/, `${file} imports ${name}`)
+    })
+})

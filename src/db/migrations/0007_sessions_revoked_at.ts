@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import { engineOf } from '../dialect.js'
+import { engineOf } from './schema-v1.js'
 
 // Frozen in time: this migration must keep creating exactly this schema.
 

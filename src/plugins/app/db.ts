@@ -1,8 +1,9 @@
 import fp from 'fastify-plugin'
 import type { Kysely } from 'kysely'
 import type { Database } from '../../db/database.js'
-import { openDatabase, type DatabaseHandle, type Engine } from '../../db/dialect.js'
 import { migrateToLatest } from '../../db/migrator.js'
+import { openDatabase, type DatabaseHandle } from '../../db/open.js'
+import type { Engine } from '../../db/target.js'
 import { createDependencyMonitor, type DependencyMonitor } from '../../dependencies/monitor.js'
 import {
   createAccountTokensRepository,

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { DatabaseHandle } from '../../db/dialect.js'
+import type { DatabaseHandle } from '../../db/open.js'
 
 /**
  * The security events counted by `auth_events_total{event}`. A closed list, so that the label
