@@ -120,7 +120,6 @@ export type NewProductRow = Insertable<ProductsTable>
 export type ProductRowUpdate = Updateable<ProductsTable>
 export type SessionRow = Selectable<SessionsTable>
 export type NewSessionRow = Insertable<SessionsTable>
-export type RefreshTokenRow = Selectable<RefreshTokensTable>
 export type NewAccountTokenRow = Insertable<AccountTokensTable>
 export type AuditEventRow = Selectable<AuditEventsTable>
 export type NewAuditEventRow = Insertable<AuditEventsTable>

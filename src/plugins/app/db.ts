@@ -41,7 +41,6 @@ export interface Repositories {
 declare module 'fastify' {
   interface FastifyInstance {
     db: Kysely<Database>
-    dbEngine: Engine
     repos: Repositories
     /** Runs `work` in one transaction, with repositories bound to it. */
     transaction<T>(work: (repos: Repositories) => Promise<T>): Promise<T>
@@ -92,7 +91,6 @@ export default fp<DbPluginOptions>(
     app.decorate('dbMonitor', monitor)
     app.addHook('onClose', async () => monitor.close())
     app.decorate('db', db)
-    app.decorate('dbEngine', engine)
     app.decorate(
       'repos',
       repositoriesFor(db, engine, (effect) => effect()),
