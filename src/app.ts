@@ -18,7 +18,7 @@ import { isDatabaseTimeout, isDatabaseUnavailable, isStorageError } from './db/e
 import { openDatabase, type DatabaseHandle } from './db/open.js'
 import { parseDatabaseUrl } from './db/target.js'
 import { HttpProblem, problemBody, unprocessable, validationIssues } from './errors.js'
-import { loggerOptions, requestId } from './logging.js'
+import { createLogger, requestId } from './logging.js'
 import authPlugin from './plugins/app/auth.js'
 import dbPlugin from './plugins/app/db.js'
 import metricsPlugin from './plugins/app/metrics.js'
@@ -87,7 +87,7 @@ export function serverOptions(config: Config, options: BuildOptions = {}): Fasti
   const validatorsBySchemas = new Map<string, ReturnType<typeof createValidators>>()
   const refusalHeaders = headersOfRefusals(config)
   return {
-    logger: loggerOptions(config.logLevel, options.logger),
+    loggerInstance: createLogger(config.logLevel, options.logger),
     bodyLimit: config.bodyLimitBytes,
     // Finite timeouts: a client that sends slowly (or not at all) is cut off, never held forever.
     requestTimeout: config.requestTimeoutMs,
