@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { isUniqueViolation } from './db/dialect.js'
+import { isUniqueViolation } from './db/errors.js'
 import { conflict, invalidInput } from './services/errors.js'
 import type { Repositories } from './repositories/index.js'
 

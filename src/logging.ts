@@ -1,7 +1,17 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import { createRequire } from 'node:module'
 import type { FastifyServerOptions } from 'fastify'
+// The pino Fastify uses (package.json declares a range Fastify accepts, so there is one copy):
+// Fastify reads the serializers of the logger it is given through pino's own symbols.
+import {
+  pino,
+  stdSerializers,
+  type Bindings,
+  type ChildLoggerOptions,
+  type DestinationStream,
+  type Logger,
+  type LoggerOptions,
+} from 'pino'
 
 /**
  * An incoming X-Request-Id is kept only when it is a plain token: letters, digits and `. _ : -`,
@@ -99,30 +109,33 @@ function redactFields(object: LoggedObject, serialized: ReadonlySet<string>): Lo
   return result
 }
 
-/** pino as Fastify uses it (pino comes with Fastify): its error serializer, and a child's bindings. */
-const { stdSerializers, symbols } = createRequire(createRequire(import.meta.url).resolve('fastify'))(
-  'pino',
-) as {
-  stdSerializers: { err: (error: unknown) => unknown }
-  symbols: { chindingsSym: symbol }
-}
-
-/** A secret field's name as a key in JSON text. */
-const SECRET_KEY_IN_JSON = new RegExp(`"(?:${[...SECRET_FIELDS, ...SECRET_HEADERS].join('|')})":`)
-
-const NO_FIELDS = new Set<string>()
+type MakeChild = (this: Logger, bindings: Bindings, options?: ChildLoggerOptions) => Logger
 
 /**
- * A child logger's bindings (`log.child({ … })`), already JSON text when pino calls this, are
- * redacted like a log line: pino gives children no bindings formatter. The request id and a
- * component name, all the app binds, never match, so nothing is parsed per request.
+ * Every child logger (`log.child({ … })`: Fastify's logger of each request, a component's) is made
+ * with a bindings formatter that redacts its bindings like a log line: pino gives a child the
+ * parent's serializers and `log` formatter, but not its `bindings` formatter. The children of a
+ * child are made the same way. The request id and a component name, all the app binds, hold no
+ * secret, so nothing is copied per request.
  */
-function redactChildBindings(child: object) {
-  const holder = child as Record<symbol, string>
-  const chindings = holder[symbols.chindingsSym]
-  if (chindings === undefined || !SECRET_KEY_IN_JSON.test(chindings)) return
-  const bindings = JSON.parse(`{${chindings.slice(1)}}`) as LoggedObject
-  holder[symbols.chindingsSym] = `,${JSON.stringify(redactFields(bindings, NO_FIELDS)).slice(1, -1)}`
+function redactChildBindings(root: Logger, serialized: ReadonlySet<string>): Logger {
+  const makeChild = root.child as unknown as MakeChild
+  const redact = (bindings: Bindings) => redactFields(bindings, serialized)
+  const redacting = { bindings: redact }
+  const child: MakeChild = function (bindings, options) {
+    const own = options?.formatters
+    const formatters = own
+      ? {
+          ...own,
+          bindings: own.bindings ? (given: Bindings) => redact(own.bindings!(given) as Bindings) : redact,
+        }
+      : redacting
+    const made = makeChild.call(this, bindings, { ...options, formatters })
+    if ((made.child as unknown) !== child) made.child = child as unknown as Logger['child']
+    return made
+  }
+  root.child = child as unknown as Logger['child']
+  return root
 }
 
 /** Fastify's serializer of `res` (in its default logger options): the status code alone. */
@@ -163,15 +176,18 @@ interface LoggedRequest {
 
 type Serializer = (value: never) => unknown
 
-interface LogFormatters {
-  log?: (object: LoggedObject) => LoggedObject
-  bindings?: (bindings: LoggedObject) => LoggedObject
+/** What BuildOptions.logger may give: pino options, and the stream to write to (tests read it). */
+type LoggerSettings = FastifyServerOptions['logger']
+
+type GivenOptions = Omit<LoggerOptions, 'formatters'> & {
+  stream?: DestinationStream
+  formatters?: { log?: (object: LoggedObject) => LoggedObject; bindings?: (bindings: Bindings) => Bindings }
 }
 
 /**
- * pino options for the server: JSON lines (which escape control characters, so user input cannot
- * forge a line), secrets redacted, and request URLs without secret query values. Given logger
- * options (a level, a stream for tests) are kept; redaction is always added.
+ * The server's logger: JSON lines (which escape control characters, so user input cannot forge a
+ * line), secrets redacted, and request URLs without secret query values. Given logger options (a
+ * level, a stream for tests) are kept; redaction is always added. Undefined when nothing is logged.
  *
  * Redaction: a secret field (SECRET_FIELDS) is replaced by "[Redacted]" at the top of a log line
  * and one or two levels below it, and the credential headers (SECRET_HEADERS) below `headers`,
@@ -180,19 +196,14 @@ interface LogFormatters {
  * on each field once serialized, because pino's own redaction re-read its ~50 paths on every field
  * of every line: it was a quarter of the CPU time of a one-row read (docs/performance.md). Fields
  * with a serializer are redacted after it runs (as pino did); the others by the `log` and
- * `bindings` formatters, and a child logger's bindings when it is made. (pino's `redact` also
+ * `bindings` formatters, a child logger's by its own (redactChildBindings). (pino's `redact` also
  * covered objects interpolated into a message with `%o` or `%j`; nothing here logs that way.)
  */
-export function loggerOptions(
-  level: string,
-  given?: FastifyServerOptions['logger'],
-): FastifyServerOptions['logger'] {
-  if (given === false || (given === undefined && level === 'silent')) return false
-  const base = (typeof given === 'object' && given !== null ? given : { level }) as {
-    serializers?: Record<string, Serializer>
-    formatters?: LogFormatters
-    onChild?: (child: object) => void
-  }
+export function createLogger(level: string, given?: LoggerSettings): Logger | undefined {
+  if (given === false || (given === undefined && level === 'silent')) return undefined
+  const { stream, ...base } = (
+    typeof given === 'object' && given !== null ? given : { level }
+  ) as GivenOptions
   const serializers: Record<string, Serializer> = {
     res: serializeReply,
     err: stdSerializers.err,
@@ -207,23 +218,24 @@ export function loggerOptions(
   }
   const serialized = new Set(Object.keys(serializers))
   const formatters = base.formatters ?? {}
-  return {
-    ...base,
-    serializers: Object.fromEntries(
-      Object.entries(serializers).map(([key, serialize]) => [
-        key,
-        SECRET_FIELD_NAMES.has(key) ? () => CENSOR : (value: never) => redactBelow(key, serialize(value)),
-      ]),
-    ),
-    formatters: {
-      ...formatters,
-      log: (object: LoggedObject) => redactFields(formatters.log?.(object) ?? object, serialized),
-      bindings: (bindings: LoggedObject) =>
-        redactFields(formatters.bindings?.(bindings) ?? bindings, serialized),
+  const logger = pino(
+    {
+      level: 'info',
+      ...base,
+      serializers: Object.fromEntries(
+        Object.entries(serializers).map(([key, serialize]) => [
+          key,
+          SECRET_FIELD_NAMES.has(key) ? () => CENSOR : (value: never) => redactBelow(key, serialize(value)),
+        ]),
+      ) as LoggerOptions['serializers'],
+      formatters: {
+        ...formatters,
+        log: (object: LoggedObject) => redactFields(formatters.log?.(object) ?? object, serialized),
+        bindings: (bindings: Bindings) =>
+          redactFields(formatters.bindings?.(bindings) ?? bindings, serialized),
+      },
     },
-    onChild: (child: object) => {
-      redactChildBindings(child)
-      base.onChild?.(child)
-    },
-  } as FastifyServerOptions['logger']
+    stream as DestinationStream,
+  )
+  return redactChildBindings(logger, serialized)
 }

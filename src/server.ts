@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig, readEnvFile, type Config } from './config.js'
 import { buildApp } from './app.js'
-import { parseDatabaseUrl, type DatabaseTarget } from './db/dialect.js'
+import { parseDatabaseUrl, type DatabaseTarget } from './db/target.js'
 import { describeShutdownFailure, shutDown } from './shutdown.js'
 import { describeStartupError } from './startup-errors.js'
 

@@ -1,5 +1,6 @@
 import { ConfigError } from './config.js'
-import { DatabaseUrlError, describeTarget, isDatabaseUnavailable, type DatabaseTarget } from './db/dialect.js'
+import { isDatabaseUnavailable } from './db/errors.js'
+import { DatabaseUrlError, describeTarget, type DatabaseTarget } from './db/target.js'
 import { explainConnectionFailure } from './dependencies/monitor.js'
 import { MigrationError } from './db/migrator.js'
 

@@ -6,7 +6,8 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import { buildApp } from '../src/app.js'
-import { openDatabase, parseDatabaseUrl } from '../src/db/dialect.js'
+import { openDatabase } from '../src/db/open.js'
+import { parseDatabaseUrl } from '../src/db/target.js'
 import { testConfig } from './helper.js'
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url))

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { after, describe, test } from 'node:test'
 import { ConfigError, loadConfig, readEnvFile } from '../src/config.js'
-import { DatabaseUrlError, describeTarget, parseDatabaseUrl } from '../src/db/dialect.js'
+import { DatabaseUrlError, describeTarget, parseDatabaseUrl } from '../src/db/target.js'
 
 const SECRET = 'a-secret-key-of-more-than-32-bytes-0123456789'
 

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../src/app.js'
-import { openDatabase, parseDatabaseUrl } from '../src/db/dialect.js'
+import { openDatabase } from '../src/db/open.js'
+import { parseDatabaseUrl } from '../src/db/target.js'
 import { describeEachEngine, testConfig } from './helper.js'
 
 type Json = Record<string, unknown>

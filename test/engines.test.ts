@@ -6,7 +6,7 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { buildApp } from '../src/app.js'
-import { parseDatabaseUrl } from '../src/db/dialect.js'
+import { parseDatabaseUrl } from '../src/db/target.js'
 import { MIGRATION_NAMES } from '../src/db/migrator.js'
 import {
   assertProblem,

@@ -3,7 +3,8 @@ import { test } from 'node:test'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { buildApp } from '../src/app.js'
 import { ConfigError } from '../src/config.js'
-import { openDatabase, parseDatabaseUrl } from '../src/db/dialect.js'
+import { openDatabase } from '../src/db/open.js'
+import { parseDatabaseUrl } from '../src/db/target.js'
 import {
   adminAndLogin,
   assertProblem,

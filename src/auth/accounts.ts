@@ -1,4 +1,4 @@
-import { isUniqueViolation } from '../db/dialect.js'
+import { isUniqueViolation } from '../db/errors.js'
 import type { UserRow } from '../db/database.js'
 import { conflict, invalidInput } from '../services/errors.js'
 import type { Repositories } from '../repositories/index.js'

@@ -1,6 +1,6 @@
 import type { ColumnType, Generated, Insertable, RawBuilder, Selectable, Updateable } from 'kysely'
 
-/** Timestamps are UTC instants: written and read as `Date` on every engine (see dialect.ts). */
+/** Timestamps are UTC instants: written and read as `Date` on every engine (see sqlite.ts and mysql.ts). */
 type Timestamp = ColumnType<Date, Date, Date>
 
 export interface UsersTable {
@@ -120,7 +120,6 @@ export type NewProductRow = Insertable<ProductsTable>
 export type ProductRowUpdate = Updateable<ProductsTable>
 export type SessionRow = Selectable<SessionsTable>
 export type NewSessionRow = Insertable<SessionsTable>
-export type RefreshTokenRow = Selectable<RefreshTokensTable>
 export type NewAccountTokenRow = Insertable<AccountTokensTable>
 export type AuditEventRow = Selectable<AuditEventsTable>
 export type NewAuditEventRow = Insertable<AuditEventsTable>

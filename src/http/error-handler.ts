@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance } from 'fastify'
-import { isDatabaseTimeout, isDatabaseUnavailable, isStorageError } from '../db/dialect.js'
+import { isDatabaseTimeout, isDatabaseUnavailable, isStorageError } from '../db/errors.js'
 import { DomainError } from '../services/errors.js'
 import { HttpProblem, problemBody, problemOf, validationIssues } from './problems.js'
 

@@ -4,7 +4,7 @@ import addFormats from 'ajv-formats'
 import type { FastifyHttpOptions, FastifyServerOptions } from 'fastify'
 import type { FastifyRouteSchemaDef } from 'fastify/types/schema.js'
 import type { Config } from '../config.js'
-import { loggerOptions, requestId } from '../logging.js'
+import { createLogger, requestId } from '../logging.js'
 import { answerClientError, answerFrameworkError, headersOfRefusals } from './refusals.js'
 
 export interface ServerOptionsInput {
@@ -41,7 +41,7 @@ export function serverOptions(config: Config, options: ServerOptionsInput = {}):
   const validatorsBySchemas = new Map<string, ReturnType<typeof createValidators>>()
   const refusalHeaders = headersOfRefusals(config)
   return {
-    logger: loggerOptions(config.logLevel, options.logger),
+    loggerInstance: createLogger(config.logLevel, options.logger),
     bodyLimit: config.bodyLimitBytes,
     // Finite timeouts: a client that sends slowly (or not at all) is cut off, never held forever.
     requestTimeout: config.requestTimeoutMs,

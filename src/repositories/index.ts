@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
-import type { Engine } from '../db/dialect.js'
+import type { Engine } from '../db/target.js'
 import { createAccountTokensRepository, type AccountTokensRepository } from './account-tokens.js'
 import { createAuditEventsRepository, type AuditEventsRepository } from './audit-events.js'
 import { createIdempotencyKeysRepository, type IdempotencyKeysRepository } from './idempotency-keys.js'

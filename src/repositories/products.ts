@@ -1,6 +1,7 @@
 import { sql, type CompiledQuery, type Kysely } from 'kysely'
 import type { Database, NewProductRow, ProductRow, ProductRowUpdate } from '../db/database.js'
-import { insertReturningId, type Engine } from '../db/dialect.js'
+import { insertReturningId } from '../db/portable.js'
+import type { Engine } from '../db/target.js'
 
 const PRODUCT_COLUMNS = [
   'id',

@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely'
 import type { Database, NewUserRow, UserRow, UserRowUpdate } from '../db/database.js'
-import { insertReturningId, type Engine } from '../db/dialect.js'
+import { insertReturningId } from '../db/portable.js'
+import type { Engine } from '../db/target.js'
 
 /** Every column except the password hash, which only `findCredentialsByLogin`/`findPasswordHash` read. */
 const USER_COLUMNS = [

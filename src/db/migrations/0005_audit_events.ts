@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import { columnTypes, engineOf, tableOptions } from '../dialect.js'
+import { columnTypes, engineOf, tableOptions } from './schema-v1.js'
 
 // Frozen in time: this migration must keep creating exactly this schema.
 

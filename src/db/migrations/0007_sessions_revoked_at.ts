@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely'
+import { engineOf } from './schema-v1.js'
 
 // Frozen in time: this migration must keep creating exactly this schema.
 
@@ -9,5 +10,10 @@ export async function up(db: Kysely<any>): Promise<void> {
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  await db.schema.dropIndex('sessions_revoked_at_idx').on('sessions').execute()
+  // MySQL names the table of an index it drops; the others do not accept it.
+  const engine = engineOf(db)
+  await db.schema
+    .dropIndex('sessions_revoked_at_idx')
+    .$call((builder) => (engine === 'mysql' ? builder.on('sessions') : builder))
+    .execute()
 }

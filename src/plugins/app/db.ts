@@ -1,15 +1,14 @@
 import fp from 'fastify-plugin'
 import type { Kysely } from 'kysely'
 import type { Database } from '../../db/database.js'
-import { openDatabase, type DatabaseHandle, type Engine } from '../../db/dialect.js'
 import { migrateToLatest } from '../../db/migrator.js'
+import { openDatabase, type DatabaseHandle } from '../../db/open.js'
 import { createDependencyMonitor, type DependencyMonitor } from '../../dependencies/monitor.js'
 import { createRepositories, runInTransaction, type Repositories } from '../../repositories/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     db: Kysely<Database>
-    dbEngine: Engine
     repos: Repositories
     /** Runs `work` in one transaction, with repositories bound to it. */
     transaction<T>(work: (repos: Repositories) => Promise<T>): Promise<T>
@@ -43,7 +42,6 @@ export default fp<DbPluginOptions>(
     app.decorate('dbMonitor', monitor)
     app.addHook('onClose', async () => monitor.close())
     app.decorate('db', db)
-    app.decorate('dbEngine', engine)
     app.decorate(
       'repos',
       createRepositories(db, engine, (effect) => effect()),

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { DatabaseHandle } from '../../db/dialect.js'
+import type { DatabaseHandle } from '../../db/open.js'
 import { AUTH_EVENTS, type AuthEvent } from '../../services/audit.js'
 
 /** The `route` label of requests that matched no route (so that scanners cannot add series). */

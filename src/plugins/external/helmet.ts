@@ -1,47 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { createRequire } from 'node:module'
 import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
+import helmet, { type HelmetOptions } from 'helmet'
 import type { Config } from '../../config.js'
-
-type HelmetMiddleware = (
-  request: IncomingMessage,
-  response: ServerResponse,
-  next: (error?: unknown) => void,
-) => void
-
-/** helmet, the one @fastify/helmet wraps (it comes with @fastify/helmet). */
-const helmet = createRequire(createRequire(import.meta.url).resolve('@fastify/helmet'))('helmet') as (
-  options: object,
-) => HelmetMiddleware
-
-type HelmetStep = [name: string, value: string | undefined]
-
-/**
- * What helmet does to a response with these options, recorded once and replayed on every response.
- * Its headers depend on the options alone (no nonce, nothing from the request), and @fastify/helmet
- * rebuilt helmet's whole middleware chain from the options on every request (a few percent of a
- * one-row read, docs/performance.md). The headers, their order and values are helmet's own.
- */
-function recordHelmet(options: object): HelmetStep[] {
-  const steps: HelmetStep[] = []
-  const recorder = {
-    setHeader: (name: string, value: unknown) => void steps.push([name, String(value)]),
-    removeHeader: (name: string) => void steps.push([name, undefined]),
-  }
-  let finished = false
-  helmet(options)({} as IncomingMessage, recorder as unknown as ServerResponse, (error) => {
-    if (error) throw error
-    finished = true
-  })
-  if (!finished) throw new Error('helmet did not set its headers synchronously; they cannot be recorded')
-  return steps
-}
 
 /** One year, the usual minimum for HSTS preload lists. */
 const HSTS_MAX_AGE_SECONDS = 365 * 24 * 60 * 60
 
-function helmetOptions(config: Pick<Config, 'publicUrl'>): object {
+function helmetOptions(config: Pick<Config, 'publicUrl'>): HelmetOptions {
   return {
     contentSecurityPolicy: { useDefaults: false, directives: API_CSP_DIRECTIVES },
     // HSTS is only meaningful (and only honoured) over https, which PUBLIC_URL tells.
@@ -58,10 +24,22 @@ function helmetOptions(config: Pick<Config, 'publicUrl'>): object {
 /**
  * The security headers of every API response, as name/value pairs: for the answers written
  * straight to a socket, before Fastify has a request to run the hook below on (app.ts,
- * answerClientError).
+ * answerClientError). helmet's own middleware is run once on a stand-in response that records
+ * the headers it sets; they depend on the options alone (no nonce, nothing from the request).
  */
 export function securityHeaders(config: Pick<Config, 'publicUrl'>): [name: string, value: string][] {
-  return recordHelmet(helmetOptions(config)).filter((step): step is [string, string] => step[1] !== undefined)
+  const headers: [name: string, value: string][] = []
+  const recorder = {
+    setHeader: (name: string, value: unknown) => void headers.push([name, String(value)]),
+    removeHeader: () => {},
+  }
+  let finished = false
+  helmet(helmetOptions(config))({} as IncomingMessage, recorder as unknown as ServerResponse, (error) => {
+    if (error) throw error
+    finished = true
+  })
+  if (!finished) throw new Error('helmet did not set its headers synchronously; they cannot be recorded')
+  return headers
 }
 
 const policy = (directives: Record<string, string[]>) =>
@@ -145,15 +123,15 @@ function lingerOnClose(socket: Socket) {
  */
 export default fp<{ config: Config }>(
   async (app, { config }) => {
-    const steps = recordHelmet(helmetOptions(config))
+    // Built once: @fastify/helmet built helmet's whole middleware chain from the options on every
+    // request, a few percent of a one-row read (docs/performance.md).
+    const setSecurityHeaders = helmet(helmetOptions(config))
     // First of all hooks, on every request (unmatched ones too); a route may still set its own
     // value of one of these headers (the docs set their Content-Security-Policy).
-    app.addHook('onRequest', (_request, reply, done) => {
-      for (const [name, value] of steps)
-        if (value === undefined) reply.raw.removeHeader(name)
-        else reply.raw.setHeader(name, value)
-      done()
-    })
+    // (helmet calls back with an Error or nothing, as Fastify's done expects.)
+    app.addHook('onRequest', (request, reply, done) =>
+      setSecurityHeaders(request.raw, reply.raw, done as (error?: unknown) => void),
+    )
 
     app.addHook('onSend', (request, reply, payload, done) => {
       if (!reply.hasHeader('cache-control') && !reply.raw.hasHeader('cache-control'))
