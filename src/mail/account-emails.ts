@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger } from 'fastify'
+import type { ServiceLogger } from '../services/context.js'
 import { normalizeEmail } from '../auth/accounts.js'
 import { generateOpaqueToken, hashOpaqueToken } from '../auth/opaque-tokens.js'
 import type { AccountTokenPurpose } from '../db/database.js'
@@ -16,9 +16,9 @@ export interface AccountEmails {
    * neither in the answer nor in its timing. `onQueued` records the request once a link is on its
    * way (as a security event); without it, a log line says so.
    */
-  sendPasswordReset(email: string, log: FastifyBaseLogger, onQueued?: (userId: number) => Promise<void>): void
+  sendPasswordReset(email: string, log: ServiceLogger, onQueued?: (userId: number) => Promise<void>): void
   /** Mails a link that verifies the user's current email; in the background, never throws. */
-  sendEmailVerification(user: { id: number; email: string }, log: FastifyBaseLogger): void
+  sendEmailVerification(user: { id: number; email: string }, log: ServiceLogger): void
   /** Resolves true once no such work is under way, or false when `timeoutMs` passes first. */
   whenIdle(timeoutMs: number): Promise<boolean>
 }
@@ -37,7 +37,7 @@ export function createAccountEmails({ repos, mailer, links }: AccountEmailsOptio
   const running = new Set<Promise<void>>()
 
   /** Runs `work` once the current response has been written, and keeps track of it for shutdown. */
-  function inBackground(log: FastifyBaseLogger, failure: string, work: () => Promise<void>) {
+  function inBackground(log: ServiceLogger, failure: string, work: () => Promise<void>) {
     const task: Promise<void> = new Promise<void>((resolve) => setImmediate(resolve))
       .then(work)
       .catch((error: unknown) => log.error({ err: error }, failure))

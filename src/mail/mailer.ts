@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger } from 'fastify'
+import type { ServiceLogger } from '../services/context.js'
 import type { MailMessage, MailTransport } from './transports.js'
 
 export interface Mailer {
@@ -15,7 +15,7 @@ export interface Mailer {
 
 export interface MailerOptions {
   transport: MailTransport
-  log: FastifyBaseLogger
+  log: ServiceLogger
   /** The pause before each retry; there is one attempt more than there are delays. */
   retryDelaysMs?: readonly number[]
   /** Messages handed to the transport at once; the others wait their turn. */

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module'
-import type { FastifyBaseLogger } from 'fastify'
+import type { ServiceLogger } from '../services/context.js'
 import type nodemailer from 'nodemailer'
 
 /** nodemailer, loaded only when SMTP_URL is set. */
@@ -42,7 +42,7 @@ const LINK = /https?:\/\/[^\s<>"]+/g
  * its links, to be copied from there. In production a link in the log would hand the account to
  * whoever reads the logs, so there only the fact that nothing was sent is logged.
  */
-export function createLogTransport(log: FastifyBaseLogger, options: { showLinks: boolean }): MailTransport {
+export function createLogTransport(log: ServiceLogger, options: { showLinks: boolean }): MailTransport {
   return {
     async deliver(message) {
       const mail = { to: message.to, subject: message.subject }
