@@ -14,13 +14,14 @@ import tseslint from 'typescript-eslint'
  *                                     mail transport, counters, dependency monitors
  *   services                          the rules (no HTTP, no Fastify)
  *   http, schemas, plugins, routes    the HTTP layer
- *   app.ts, server.ts, cli.ts         entry points
+ *   app.ts, server.ts, cli.ts, cli/, process/
+ *                                     entry points: the app, the process, the command line
  *
  * services/errors.ts and services/context.ts are the vocabulary every layer from the primitives
  * up may speak (what a rule answers, who asks): the primitives may import them.
  */
 const HTTP_LAYER = ['./src/http', './src/schemas', './src/plugins', './src/routes']
-const ENTRY_POINTS = ['./src/app.ts', './src/server.ts', './src/cli.ts']
+const ENTRY_POINTS = ['./src/app.ts', './src/server.ts', './src/cli.ts', './src/cli', './src/process']
 const PRIMITIVES = ['./src/auth', './src/mail', './src/rate-limit', './src/dependencies']
 
 const zones = [

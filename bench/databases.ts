@@ -11,7 +11,7 @@ import pg from 'pg'
 import { migrateToLatest } from '../src/db/migrator.js'
 import { openDatabase } from '../src/db/open.js'
 import { parseDatabaseUrl } from '../src/db/target.js'
-import { seedDatabase } from '../src/seed.js'
+import { seedDatabase } from '../src/cli/seed.js'
 
 export type BenchEngine = 'sqlite' | 'postgres'
 

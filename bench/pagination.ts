@@ -18,8 +18,8 @@ import { loadConfig } from '../src/config.js'
 import { migrateToLatest } from '../src/db/migrator.js'
 import { openDatabase } from '../src/db/open.js'
 import { parseDatabaseUrl } from '../src/db/target.js'
-import { createProgress } from '../src/progress.js'
-import { seedDatabase } from '../src/seed.js'
+import { createProgress } from '../src/cli/progress.js'
+import { seedDatabase } from '../src/cli/seed.js'
 
 const PRODUCTS = Number(process.env.BENCH_PRODUCTS ?? 1_000_000)
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 200)

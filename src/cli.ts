@@ -7,8 +7,8 @@ import { createMigrator, migrateToLatest } from './db/migrator.js'
 import { openDatabase } from './db/open.js'
 import { parseDatabaseUrl, type DatabaseTarget } from './db/target.js'
 import { DomainError } from './services/errors.js'
-import { seedDatabase } from './seed.js'
-import { describeStartupError } from './startup-errors.js'
+import { seedDatabase } from './cli/seed.js'
+import { describeStartupError } from './process/startup-errors.js'
 
 const USAGE = `Usage: npm run cli -- <command> [options]
 

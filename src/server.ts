@@ -1,8 +1,8 @@
 import { ConfigError, loadConfig, readEnvFile, type Config } from './config.js'
 import { buildApp } from './app.js'
 import { parseDatabaseUrl, type DatabaseTarget } from './db/target.js'
-import { describeShutdownFailure, shutDown } from './shutdown.js'
-import { describeStartupError } from './startup-errors.js'
+import { describeShutdownFailure, shutDown } from './process/shutdown.js'
+import { describeStartupError } from './process/startup-errors.js'
 
 async function main() {
   let config: Config | undefined

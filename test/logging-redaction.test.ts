@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { pino, stdSerializers, type Logger } from 'pino'
-import { CENSOR, createLogger, redactUrl, SECRET_FIELDS } from '../src/logging.js'
+import { CENSOR, createLogger, redactUrl, SECRET_FIELDS } from '../src/http/logging.js'
 
 // src/logging.ts redacts by itself because pino's `redact` option was a quarter of the CPU time of
 // a read (docs/performance.md). What it must write is what pino's `redact` wrote with the paths

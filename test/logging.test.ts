@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { SMTPServer } from 'smtp-server'
 import { buildApp } from '../src/app.js'
-import { redactUrl } from '../src/logging.js'
+import { redactUrl } from '../src/http/logging.js'
 import { bearer, testConfig, testEngines, uniqueUser, type TestDatabase } from './helper.js'
 
 // ------------------------------------------------------------------ a captured log

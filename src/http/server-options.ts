@@ -4,7 +4,7 @@ import addFormats from 'ajv-formats'
 import type { FastifyHttpOptions, FastifyServerOptions } from 'fastify'
 import type { FastifyRouteSchemaDef } from 'fastify/types/schema.js'
 import type { Config } from '../config.js'
-import { createLogger, requestId } from '../logging.js'
+import { createLogger, requestId } from './logging.js'
 import { answerClientError, answerFrameworkError, headersOfRefusals } from './refusals.js'
 
 export interface ServerOptionsInput {

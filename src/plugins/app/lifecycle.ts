@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { trackConnections } from '../../connections.js'
+import { trackConnections } from '../../http/connections.js'
 import { HttpProblem } from '../../http/problems.js'
 
 /**

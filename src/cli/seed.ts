@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import type { Kysely } from 'kysely'
-import { hashPassword } from './auth/passwords.js'
-import type { Database } from './db/database.js'
-import { insertReturningId } from './db/portable.js'
-import type { Engine } from './db/target.js'
+import { hashPassword } from '../auth/passwords.js'
+import type { Database } from '../db/database.js'
+import { insertReturningId } from '../db/portable.js'
+import type { Engine } from '../db/target.js'
 import { createProgress } from './progress.js'
-import { productSearchText } from './repositories/products.js'
+import { productSearchText } from '../repositories/products.js'
 
 /**
  * Rows per INSERT: 2 000 rows × 9 columns stays under every engine's limit on bound parameters

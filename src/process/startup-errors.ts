@@ -1,8 +1,8 @@
-import { ConfigError } from './config.js'
-import { isDatabaseUnavailable } from './db/errors.js'
-import { DatabaseUrlError, describeTarget, type DatabaseTarget } from './db/target.js'
-import { explainConnectionFailure } from './dependencies/monitor.js'
-import { MigrationError } from './db/migrator.js'
+import { ConfigError } from '../config.js'
+import { isDatabaseUnavailable } from '../db/errors.js'
+import { DatabaseUrlError, describeTarget, type DatabaseTarget } from '../db/target.js'
+import { explainConnectionFailure } from '../dependencies/monitor.js'
+import { MigrationError } from '../db/migrator.js'
 
 /**
  * Turns the errors a person can meet while starting (bad config, unreachable database, port in
