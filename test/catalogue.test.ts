@@ -1332,9 +1332,9 @@ describeEachEngine('catalogue: a multi-row change that fails half-way leaves not
 
     // The other sessions are marked ended in the database, then the request fails.
     const sessions = ctx.app.sessions
-    const revokeAllOf = sessions.revokeAllOf
+    const endAllSessionsOf = sessions.endAllSessionsOf
     let calls = 0
-    sessions.revokeAllOf = async (repos, userId, reason, keep) => {
+    sessions.endAllSessionsOf = async (repos, userId, reason, keep) => {
       calls += 1
       const ids = (await repos.sessions.activeIds(userId)).filter((id) => id !== keep)
       assert.equal(ids.length, 1)
@@ -1345,7 +1345,7 @@ describeEachEngine('catalogue: a multi-row change that fails half-way leaves not
     try {
       failed = await change()
     } finally {
-      sessions.revokeAllOf = revokeAllOf
+      sessions.endAllSessionsOf = endAllSessionsOf
     }
     assert.equal(calls, 1, 'the failure happened where intended')
     assertProblem(failed, 500)

@@ -18,7 +18,7 @@ declare module 'fastify' {
     tokens: TokenService
     /**
      * onRequest hook: a valid bearer token of a session the server issued to that user and did not
-     * revoke, else 401. Sets request.actor and request.auth. Revocation is checked in the
+     * revoke, else 401. Sets request.actor. Revocation is checked in the
      * revocation list; the session is read from the database once per instance (known-sessions).
      */
     authenticate(request: FastifyRequest, reply: FastifyReply): Promise<void>
@@ -30,8 +30,6 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The authenticated caller; set by app.authenticate. */
     actor: Actor
-    /** The verified claims of the access token. */
-    auth: AccessTokenClaims
   }
 }
 
@@ -53,7 +51,6 @@ export default fp<{ config: Config }>(
     const tokens = await createTokenService(config)
     app.decorate('tokens', tokens)
     app.decorateRequest('actor', null as unknown as Actor)
-    app.decorateRequest('auth', null as unknown as AccessTokenClaims)
 
     const knownSessions = createKnownSessions((sessionId) => app.repos.sessions.findById(sessionId))
 
@@ -72,7 +69,6 @@ export default fp<{ config: Config }>(
       const session = await knownSessions.check(claims.sid, claims.user_id)
       if (session === 'revoked') throw unauthenticated(SESSION_ENDED, true)
       if (session === 'unknown') throw unauthenticated(new TokenError('invalid').message, true)
-      request.auth = claims
       request.actor = { id: claims.user_id, role: claims.role, sessionId: claims.sid }
     })
 

@@ -44,9 +44,14 @@ export interface SessionService {
    */
   refresh(refreshToken: string, request: FastifyRequest): Promise<TokenPair>
   /** Ends sessions now, in the database and for their outstanding access tokens. */
-  revoke(repos: Repositories, sessionIds: readonly string[], reason: RevocationReason): Promise<void>
+  endSessions(repos: Repositories, sessionIds: readonly string[], reason: RevocationReason): Promise<void>
   /** Ends every session of a user (but `keep`, when given). */
-  revokeAllOf(repos: Repositories, userId: number, reason: RevocationReason, keep?: string): Promise<void>
+  endAllSessionsOf(
+    repos: Repositories,
+    userId: number,
+    reason: RevocationReason,
+    keep?: string,
+  ): Promise<void>
 }
 
 declare module 'fastify' {
@@ -150,7 +155,7 @@ export default fp<{ config: Config }>(
         next?.session_id === found.session_id &&
         next.used_at === null
       if (!duplicate) {
-        await service.revoke(app.repos, [found.session_id], 'refresh_token_reuse')
+        await service.endSessions(app.repos, [found.session_id], 'refresh_token_reuse')
         await app.recordSecurityEvent(request, {
           event: 'refresh_token_reuse',
           outcome: 'blocked',
@@ -206,7 +211,7 @@ export default fp<{ config: Config }>(
         return answerUsed(refreshToken, found, found.used_at, request)
       },
 
-      async revoke(repos, sessionIds, reason) {
+      async endSessions(repos, sessionIds, reason) {
         if (sessionIds.length === 0) return
         await repos.sessions.revoke([...sessionIds], reason, new Date())
         // Published only once the revocation is committed: a change that rolls back must not
@@ -214,9 +219,9 @@ export default fp<{ config: Config }>(
         await repos.afterCommit(() => app.revocations.revoke(sessionIds))
       },
 
-      async revokeAllOf(repos, userId, reason, keep) {
+      async endAllSessionsOf(repos, userId, reason, keep) {
         const ids = (await repos.sessions.activeIds(userId)).filter((id) => id !== keep)
-        await service.revoke(repos, ids, reason)
+        await service.endSessions(repos, ids, reason)
       },
     }
     app.decorate('sessions', service)

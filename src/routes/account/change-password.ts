@@ -43,7 +43,7 @@ const changePasswordRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = asyn
       const passwordHash = await hashPassword(newPassword)
       await app.transaction(async (repos) => {
         await repos.users.update(userId, { password_hash: passwordHash, updated_at: new Date() })
-        await app.sessions.revokeAllOf(repos, userId, 'password_changed', request.actor.sessionId)
+        await app.sessions.endAllSessionsOf(repos, userId, 'password_changed', request.actor.sessionId)
         await app.recordSecurityEvent(
           request,
           { event: 'password_changed', outcome: 'success', userId },

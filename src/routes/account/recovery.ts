@@ -93,7 +93,7 @@ const recoveryRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app
           // The link reached the account's current address, which proves the address as well.
           ...(user.email === holder.email ? { email_verified: true } : {}),
         })
-        await app.sessions.revokeAllOf(repos, user.id, 'password_reset')
+        await app.sessions.endAllSessionsOf(repos, user.id, 'password_reset')
         await app.recordSecurityEvent(
           request,
           { event: 'password_reset', outcome: 'success', userId: user.id },

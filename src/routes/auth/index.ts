@@ -115,7 +115,7 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
       },
     },
     async (request, reply) => {
-      await app.sessions.revoke(app.repos, [request.actor.sessionId], 'logout')
+      await app.sessions.endSessions(app.repos, [request.actor.sessionId], 'logout')
       await app.recordSecurityEvent(request, {
         event: 'logout',
         outcome: 'success',

@@ -48,7 +48,7 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const session = await app.repos.sessions.findById(request.params.id)
       if (!session || session.user_id !== request.actor.id || session.revoked_at !== null)
         throw notFound('You have no active session with this id.')
-      await app.sessions.revoke(app.repos, [session.id], 'revoked_by_user')
+      await app.sessions.endSessions(app.repos, [session.id], 'revoked_by_user')
       await app.recordSecurityEvent(request, {
         event: 'session_revoked',
         outcome: 'success',

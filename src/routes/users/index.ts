@@ -197,8 +197,8 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
           changes.updated_at = new Date()
           await repos.users.update(id, changes)
           // Access tokens carry the role: a changed role or a deactivation ends the user's sessions.
-          if (changes.is_active === false) await app.sessions.revokeAllOf(repos, id, 'user_deactivated')
-          else if (changes.role !== undefined) await app.sessions.revokeAllOf(repos, id, 'role_changed')
+          if (changes.is_active === false) await app.sessions.endAllSessionsOf(repos, id, 'user_deactivated')
+          else if (changes.role !== undefined) await app.sessions.endAllSessionsOf(repos, id, 'role_changed')
           // Recorded in the transaction (the actor is the caller): a change that rolls back leaves no row.
           if (changes.role !== undefined)
             await app.recordSecurityEvent(
@@ -263,7 +263,7 @@ const usersRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
         if (!target) throw notFound(`There is no user ${id}.`)
         if (target.role === 'admin' && target.is_active && (await repos.users.lockActiveAdmins()) <= 1)
           throw conflict('This is the last active admin: make another user admin first.')
-        await app.sessions.revokeAllOf(repos, id, 'user_deleted')
+        await app.sessions.endAllSessionsOf(repos, id, 'user_deleted')
         // In the transaction: if the deletion fails, no row claims it happened. The row keeps the
         // user's id (audit_events has no foreign key), so the trail outlives the account.
         await app.recordSecurityEvent(
