@@ -2,36 +2,10 @@ import { isUniqueViolation } from '../db/errors.js'
 import type { UserRow } from '../db/database.js'
 import { conflict, invalidInput } from '../services/errors.js'
 import type { Repositories } from '../repositories/index.js'
-import type { LoginLookup, UserRecord } from '../repositories/users.js'
+import type { UserRecord } from '../repositories/users.js'
 import { isCommonPassword } from './common-passwords.js'
+import { nameKey, normalizeEmail } from './identifiers.js'
 import { hashPassword, normalizePassword, passwordLength, PASSWORD_MAX_LENGTH } from './passwords.js'
-
-/** One stored form per email on every engine: trimmed, NFKC, lower-cased. */
-export function normalizeEmail(email: string): string {
-  return email.trim().normalize('NFKC').toLowerCase()
-}
-
-/** The key that makes user names unique regardless of case (and of Unicode form). */
-export function nameKey(name: string): string {
-  return name.normalize('NFKC').toLowerCase()
-}
-
-/** A login name is an email or a user name; both are compared in their normalised forms. */
-export function normalizeLogin(username: string): string {
-  return username.trim().normalize('NFKC').toLowerCase()
-}
-
-/**
- * Emails always contain "@" and names never do, so a login name is looked up among emails or
- * among names, never both: it cannot match two accounts. Had it matched a name too, whoever first
- * registered the name "carol@example.com" would have been let in by Carol's address (or have
- * locked Carol out of it). A name with "@" from before that rule can no longer log in by name;
- * its account still logs in by email.
- */
-export function loginLookup(username: string): LoginLookup {
-  const key = normalizeLogin(username)
-  return { by: key.includes('@') ? 'email' : 'name', key }
-}
 
 /** The size of the name and name_key columns, in characters. */
 export const NAME_MAX_LENGTH = 64

@@ -1,5 +1,5 @@
 import type { ServiceLogger } from '../services/context.js'
-import { normalizeEmail } from '../auth/accounts.js'
+import { normalizeEmail } from '../auth/identifiers.js'
 import { generateOpaqueToken, hashOpaqueToken } from '../auth/opaque-tokens.js'
 import type { AccountTokenPurpose } from '../db/database.js'
 import type { Repositories } from '../repositories/index.js'

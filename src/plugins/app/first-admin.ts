@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import { ConfigError, type Config } from '../../config.js'
-import { createAccount, normalizeEmail } from '../../auth/accounts.js'
+import { createAccount } from '../../auth/accounts.js'
+import { normalizeEmail } from '../../auth/identifiers.js'
 import { DomainError } from '../../services/errors.js'
 
 /**

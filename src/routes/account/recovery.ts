@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { assertPasswordPolicy, normalizeEmail } from '../../auth/accounts.js'
+import { assertPasswordPolicy } from '../../auth/accounts.js'
+import { normalizeEmail } from '../../auth/identifiers.js'
 import { hashOpaqueToken } from '../../auth/opaque-tokens.js'
 import { hashPassword } from '../../auth/passwords.js'
 import type { Config } from '../../config.js'

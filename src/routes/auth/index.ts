@@ -1,7 +1,7 @@
 import formbody from '@fastify/formbody'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { loginLookup, normalizeLogin } from '../../auth/accounts.js'
+import { loginLookup } from '../../auth/identifiers.js'
 import { verifyAgainstDummyHash, verifyPassword } from '../../auth/passwords.js'
 import type { Config } from '../../config.js'
 import { forbidden, unauthenticated } from '../../services/errors.js'
@@ -21,7 +21,7 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
     '/login',
     {
       preHandler: [
-        app.limitAttempts<{ username: string }>('login', (request) => normalizeLogin(request.body.username)),
+        app.limitAttempts<{ username: string }>('login', (request) => loginLookup(request.body.username).key),
       ],
       schema: {
         tags: ['auth'],

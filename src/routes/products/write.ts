@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { canModifyProduct, type ActorIdentity } from '../../auth/policies.js'
+import { canModifyProduct, type ActorIdentity } from '../../services/policies.js'
 import type { Config } from '../../config.js'
 import type { ProductRowUpdate } from '../../db/database.js'
 import { isForeignKeyViolation, isUniqueViolation } from '../../db/errors.js'

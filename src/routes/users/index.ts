@@ -1,13 +1,8 @@
 import { Type } from 'typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import {
-  assertNamePolicy,
-  createAccount,
-  explainUserConflict,
-  nameKey,
-  normalizeEmail,
-} from '../../auth/accounts.js'
-import { canManageUser } from '../../auth/policies.js'
+import { assertNamePolicy, createAccount, explainUserConflict } from '../../auth/accounts.js'
+import { nameKey, normalizeEmail } from '../../auth/identifiers.js'
+import { canManageUser } from '../../services/policies.js'
 import { verifyPassword } from '../../auth/passwords.js'
 import type { UserRowUpdate } from '../../db/database.js'
 import { conflict, forbidden, invalidInput, notFound } from '../../services/errors.js'

@@ -1,5 +1,5 @@
 import type { ProductRecord } from '../repositories/products.js'
-import type { Role } from './tokens.js'
+import type { Role } from '../auth/tokens.js'
 
 /** Who acts: the id and role an access token vouches for. */
 export interface ActorIdentity {
