@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { buildApp } from './app.js'
-import { createAccount } from './auth/accounts.js'
+import { createAccount } from './services/accounts.js'
 import { loadConfig, readEnvFile, type Config } from './config.js'
 import { createMigrator, migrateToLatest } from './db/migrator.js'
 import { openDatabase } from './db/open.js'

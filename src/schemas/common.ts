@@ -28,7 +28,7 @@ export const Email = Type.String({
 /**
  * A character of a user name: one line of text without "@", nor the two characters that NFKC
  * turns into "@" (U+FE6B, U+FF20), since a name could otherwise be taken for an email address
- * (auth/accounts.ts assertNamePolicy says the same for every way a name is set).
+ * (services/accounts.ts assertNamePolicy says the same for every way a name is set).
  */
 const NAME_CHARACTER = '[^\\p{Cc}\\uD800-\\uDFFF@\\uFE6B\\uFF20]'
 

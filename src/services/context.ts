@@ -25,3 +25,9 @@ export interface RequestContext {
   userAgent: string | undefined
   log: ServiceLogger
 }
+
+/** The caller of a rule that only authenticated requests reach (the HTTP layer authenticated them). */
+export function actorOf(context: RequestContext): Actor {
+  if (!context.actor) throw new Error('this rule needs an authenticated caller')
+  return context.actor
+}

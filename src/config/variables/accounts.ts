@@ -48,7 +48,7 @@ export const FIRST_ADMIN_NAME = variable({
   name: 'FIRST_ADMIN_NAME',
   type: text(),
   default: 'admin',
-  // The rule of every user name (auth/accounts.ts assertNamePolicy), said before anything starts.
+  // The rule of every user name (services/accounts.ts assertNamePolicy), said before anything starts.
   check: (name, { get, refuse }) => {
     if (get(FIRST_ADMIN_EMAIL) && name.normalize('NFKC').includes('@'))
       refuse(

@@ -1,8 +1,9 @@
 import fp from 'fastify-plugin'
 import { ConfigError, type Config } from '../../config.js'
-import { createAccount } from '../../auth/accounts.js'
 import { normalizeEmail } from '../../auth/identifiers.js'
+import { createAccount } from '../../services/accounts.js'
 import { DomainError } from '../../services/errors.js'
+import accountsPlugin from './accounts.js'
 
 /**
  * Creates the first admin from FIRST_ADMIN_EMAIL/FIRST_ADMIN_PASSWORD, once: when an account
@@ -10,6 +11,9 @@ import { DomainError } from '../../services/errors.js'
  */
 export default fp<{ config: Config }>(
   async (app, { config }) => {
+    // The account services are wired here, after the sessions, audit and mail they are built over
+    // (app.ts registers this plugin after those); the first admin does not need them.
+    await app.register(accountsPlugin, { config })
     const { firstAdminEmail: email, firstAdminPassword: password, firstAdminName: name } = config
     if (!email || !password) return
     const existing = await app.repos.users.findConflict(normalizeEmail(email), undefined)

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.js'
-import { createAccountEmails, type AccountEmails } from '../../mail/account-emails.js'
+import { createAccountEmails, type AccountEmails } from '../../services/account-emails.js'
 import { createMailer, type Mailer } from '../../mail/mailer.js'
 import { createLogTransport, createSmtpTransport } from '../../mail/transports.js'
 

@@ -1,11 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { assertPasswordPolicy } from '../../auth/accounts.js'
 import { normalizeEmail } from '../../auth/identifiers.js'
-import { hashOpaqueToken } from '../../auth/opaque-tokens.js'
-import { hashPassword } from '../../auth/passwords.js'
 import type { Config } from '../../config.js'
-import { PASSWORD_RESET_LIFETIME_MINUTES } from '../../mail/account-emails.js'
+import { contextOf } from '../../http/context.js'
+import type { TypedApp } from '../../http/typed-app.js'
+import { PASSWORD_RESET_LIFETIME_MINUTES } from '../../services/account-emails.js'
 import { Accepted, PasswordRecoveryRequest, PasswordReset } from '../../schemas/account.js'
 import { problemResponses } from '../../schemas/problem.js'
 import {
@@ -15,19 +14,12 @@ import {
   sendPage,
   sendScript,
 } from './pages.js'
-import { badRequest } from '../../services/errors.js'
 
 const RECOVERY_ACCEPTED =
   'If an account with this email exists, we sent it a link to reset its password. ' +
   `The link works once, within ${PASSWORD_RESET_LIFETIME_MINUTES} minutes.`
 
-/** One answer for an unknown, used and expired token: the caller learns nothing about which. */
-const invalidResetLink = () =>
-  badRequest(
-    'This password reset link is not valid: it may have expired or been used already. Ask for a new one at POST /password-recovery.',
-  )
-
-const recoveryRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
+function registerPasswordRecovery(app: TypedApp) {
   app.post(
     '/password-recovery',
     {
@@ -48,15 +40,14 @@ const recoveryRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app
       },
     },
     async (request, reply) => {
-      // Nothing is awaited before the answer: the lookup, the token and the email happen after
-      // it, so neither the answer nor its timing tells whether the account exists.
-      app.accountEmails.sendPasswordReset(request.body.email, request.log, (userId) =>
-        app.recordSecurityEvent(request, { event: 'password_reset_requested', outcome: 'success', userId }),
-      )
+      // Returns at once: the answer never waits for (nor reveals) the account lookup.
+      app.accounts.passwords.requestReset(contextOf(request), request.body.email)
       return reply.code(202).header('cache-control', 'no-store').send({ detail: RECOVERY_ACCEPTED })
     },
   )
+}
 
+function registerPasswordReset(app: TypedApp) {
   app.post(
     '/reset-password',
     {
@@ -74,37 +65,15 @@ const recoveryRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app
     },
     async (request, reply) => {
       const { token, new_password: newPassword } = request.body
-      assertPasswordPolicy(newPassword, config.passwordMinLength, 'new_password')
-      const tokenHash = hashOpaqueToken(token)
-      // Checked before the password is hashed, so that a made-up token costs one indexed read,
-      // not an argon2 hash.
-      const holder = await app.repos.accountTokens.findUsable(tokenHash, 'password_reset', new Date())
-      if (!holder) throw invalidResetLink()
-      const passwordHash = await hashPassword(newPassword)
-
-      await app.transaction(async (repos) => {
-        const now = new Date()
-        // The claim decides: of two requests with one token, only one gets past this line.
-        if (!(await repos.accountTokens.consume(tokenHash, 'password_reset', now))) throw invalidResetLink()
-        const user = await repos.users.findById(holder.user_id)
-        if (!user) throw invalidResetLink()
-        await repos.users.update(user.id, {
-          password_hash: passwordHash,
-          updated_at: now,
-          // The link reached the account's current address, which proves the address as well.
-          ...(user.email === holder.email ? { email_verified: true } : {}),
-        })
-        await app.sessions.endAllSessionsOf(repos, user.id, 'password_reset')
-        await app.recordSecurityEvent(
-          request,
-          { event: 'password_reset', outcome: 'success', userId: user.id },
-          repos,
-        )
-      })
+      await app.accounts.passwords.reset(contextOf(request), { token, newPassword })
       return reply.code(204).send(null)
     },
   )
+}
 
+const recoveryRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
+  registerPasswordRecovery(app)
+  registerPasswordReset(app)
   // The page the emailed link opens (hidden from the API docs: it is for people, not clients).
   // Its URL holds the token, so its requests are not logged at the usual info level.
   app.get('/reset-password', { logLevel: 'warn', schema: { hide: true } }, async (_request, reply) =>

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { hashOpaqueToken } from '../../auth/opaque-tokens.js'
-import { badRequest, conflict } from '../../services/errors.js'
-import { EMAIL_VERIFICATION_LIFETIME_HOURS } from '../../mail/account-emails.js'
-import { bearerSecurity } from '../../http/openapi.js'
+import { authenticated } from '../../http/authenticated.js'
+import { contextOf } from '../../http/context.js'
+import type { TypedApp } from '../../http/typed-app.js'
+import { EMAIL_VERIFICATION_LIFETIME_HOURS } from '../../services/account-emails.js'
 import { Accepted, EmailVerification } from '../../schemas/account.js'
 import { problemResponses } from '../../schemas/problem.js'
 import {
@@ -14,14 +14,7 @@ import {
   VERIFY_EMAIL_SCRIPT_PATH,
 } from './pages.js'
 
-/** One answer for an unknown, used, expired or outdated token. */
-const invalidVerificationLink = () =>
-  badRequest(
-    'This email verification link is not valid: it may have expired, been used already, or be for an ' +
-      'email address the account no longer has. Log in and ask for a new one at POST /verify-email/resend.',
-  )
-
-const verificationRoutes: FastifyPluginAsyncTypebox = async (app) => {
+function registerVerifyEmail(app: TypedApp) {
   app.post(
     '/verify-email',
     {
@@ -37,31 +30,17 @@ const verificationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const tokenHash = hashOpaqueToken(request.body.token)
-      await app.transaction(async (repos) => {
-        const now = new Date()
-        const holder = await repos.accountTokens.findUsable(tokenHash, 'email_verification', now)
-        if (!holder) throw invalidVerificationLink()
-        if (!(await repos.accountTokens.consume(tokenHash, 'email_verification', now)))
-          throw invalidVerificationLink()
-        // A token proves the address it was mailed to, and nothing about one the account has now.
-        // (Thrown inside the transaction, so the token is not spent.)
-        if (!(await repos.accountTokens.markEmailVerified(holder.user_id, holder.email, now)))
-          throw invalidVerificationLink()
-        await app.recordSecurityEvent(
-          request,
-          { event: 'email_verified', outcome: 'success', userId: holder.user_id },
-          repos,
-        )
-      })
+      await app.accounts.emailVerification.verify(contextOf(request), request.body.token)
       return reply.code(204).send(null)
     },
   )
+}
 
+/** Registered authenticated: the caller's own address. */
+function registerResendVerification(app: TypedApp) {
   app.post(
     '/verify-email/resend',
     {
-      onRequest: [app.authenticate],
       preHandler: [app.limitAttempts('verify_email_resend', (request) => request.actor.id)],
       schema: {
         tags: ['auth'],
@@ -69,14 +48,11 @@ const verificationRoutes: FastifyPluginAsyncTypebox = async (app) => {
         description:
           'To the caller’s current address. Earlier links for that address keep working until they expire. ' +
           'An address that is already verified is a 409: no email would come.',
-        security: bearerSecurity,
-        response: { 202: Accepted, ...problemResponses(401, 409) },
+        response: { 202: Accepted, ...problemResponses(409) },
       },
     },
     async (request, reply) => {
-      const user = await app.currentUser(request)
-      if (user.email_verified) throw conflict('Your email address is already verified.')
-      app.accountEmails.sendEmailVerification(user, request.log)
+      const user = await app.accounts.emailVerification.resend(contextOf(request))
       return reply
         .code(202)
         .header('cache-control', 'no-store')
@@ -87,6 +63,11 @@ const verificationRoutes: FastifyPluginAsyncTypebox = async (app) => {
         })
     },
   )
+}
+
+const verificationRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  registerVerifyEmail(app)
+  await app.register(authenticated(async (api) => registerResendVerification(api)))
 
   // The page the emailed link opens; hidden from the API docs, and not logged at info level
   // because its URL holds the token.

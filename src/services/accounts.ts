@@ -1,11 +1,11 @@
 import { isUniqueViolation } from '../db/errors.js'
 import type { UserRow } from '../db/database.js'
-import { conflict, invalidInput } from '../services/errors.js'
+import { conflict, invalidInput } from './errors.js'
 import type { Repositories } from '../repositories/index.js'
 import type { UserRecord } from '../repositories/users.js'
-import { isCommonPassword } from './common-passwords.js'
-import { nameKey, normalizeEmail } from './identifiers.js'
-import { hashPassword, normalizePassword, passwordLength, PASSWORD_MAX_LENGTH } from './passwords.js'
+import { isCommonPassword } from '../auth/common-passwords.js'
+import { nameKey, normalizeEmail } from '../auth/identifiers.js'
+import { hashPassword, normalizePassword, passwordLength, PASSWORD_MAX_LENGTH } from '../auth/passwords.js'
 
 /** The size of the name and name_key columns, in characters. */
 export const NAME_MAX_LENGTH = 64
