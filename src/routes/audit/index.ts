@@ -1,13 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Config } from '../../config.js'
+import { authenticated } from '../../http/authenticated.js'
+import type { AuditEventRecord } from '../../repositories/audit-events.js'
+import { createAuditTrail } from '../../services/audit-trail.js'
 import { invalidInput } from '../../services/errors.js'
-import { createKeysetPaging } from '../../services/pagination.js'
-import { bearerSecurity } from '../../http/openapi.js'
-import type {
-  AuditEventFilters,
-  AuditEventPosition,
-  AuditEventRecord,
-} from '../../repositories/audit-events.js'
 import { AuditEventListQuery, AuditEventPage, type AuditEventPublic } from '../../schemas/audit.js'
 import { problemResponses } from '../../schemas/problem.js'
 
@@ -41,14 +37,13 @@ const toPublic = (row: AuditEventRecord) => ({
   details: parseDetails(row.details),
 })
 
-/** The audit trail of security events, for admins. */
-const auditRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
-  const paging = createKeysetPaging(config.secretKey, 'audit-events')
+/** The audit trail of security events, for admins; registered authenticated (below). */
+const auditEventsRoute: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
+  const trail = createAuditTrail({ repos: app.repos, secretKey: config.secretKey })
 
   app.get(
     '/audit-events',
     {
-      onRequest: [app.authenticate],
       preHandler: [app.requireRole('admin')],
       schema: {
         tags: ['audit'],
@@ -58,39 +53,31 @@ const auditRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
           'role changes, deactivations and deletions — with who, when, IP and user agent. Filter by account, ' +
           'event, outcome and time (`since` inclusive, `until` exclusive); pass `next_cursor` back as `cursor` ' +
           'with the same filters for the next page.',
-        security: bearerSecurity,
         querystring: AuditEventListQuery,
-        response: { 200: AuditEventPage, ...problemResponses(401, 403, 422) },
+        response: { 200: AuditEventPage, ...problemResponses(403, 422) },
       },
     },
     async (request, reply) => {
-      const { limit = 20, cursor, user_id: userId, event, outcome } = request.query
-      const filters: AuditEventFilters = {
-        userId,
-        event,
-        outcome,
-        since: instant(request.query.since, 'since'),
-        until: instant(request.query.until, 'until'),
-      }
-      if (filters.since && filters.until && filters.since > filters.until)
-        throw invalidInput('since is after until.', [
-          { in: 'query', field: 'since', message: 'must not be after until' },
-        ])
-      const after = paging.start(cursor, filters, (position): AuditEventPosition | undefined => {
-        const createdAt = typeof position.t === 'string' ? new Date(position.t) : undefined
-        if (!createdAt || Number.isNaN(createdAt.getTime())) return undefined
-        if (typeof position.i !== 'number' || !Number.isSafeInteger(position.i)) return undefined
-        return { createdAt, id: position.i }
+      const { limit = 20, cursor, user_id: userId, event, outcome, since, until } = request.query
+      const page = await trail.list({
+        limit,
+        cursor,
+        filters: {
+          userId,
+          event,
+          outcome,
+          since: instant(since, 'since'),
+          until: instant(until, 'until'),
+        },
       })
-      const rows = await app.repos.auditEvents.list({ filters, after, limit: limit + 1 })
       reply.header('cache-control', 'no-store')
-      const page = paging.page(rows, limit, filters, (event) => ({
-        t: event.created_at.toISOString(),
-        i: Number(event.id),
-      }))
       return { ...page, items: page.items.map(toPublic) }
     },
   )
+}
+
+const auditRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
+  await app.register(authenticated(auditEventsRoute), { config })
 }
 
 export default auditRoutes
