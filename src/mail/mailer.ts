@@ -36,6 +36,77 @@ function describeFailure(error: unknown) {
   return { name, message, code, responseCode, command }
 }
 
+const summary = (message: MailMessage) => ({ to: message.to, subject: message.subject })
+
+/** A pause before a retry that ends early (with false) when `signal` aborts. */
+function pauseUnlessAborted(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false)
+  return new Promise((resolve) => {
+    const stop = () => {
+      clearTimeout(timer)
+      resolve(false)
+    }
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', stop)
+      resolve(true)
+    }, ms)
+    signal.addEventListener('abort', stop, { once: true })
+  })
+}
+
+/** Delivers one message, retrying after each delay; gives up (logged) when attempts run out or `signal` aborts. */
+async function deliverWithRetries(
+  { transport, log, retryDelaysMs }: Pick<Required<MailerOptions>, 'transport' | 'log' | 'retryDelaysMs'>,
+  message: MailMessage,
+  signal: AbortSignal,
+) {
+  const attempts = retryDelaysMs.length + 1
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await transport.deliver(message, signal)
+      return
+    } catch (error) {
+      const failure = { mail: summary(message), attempt, attempts, error: describeFailure(error) }
+      if (signal.aborted) {
+        log.error(failure, 'email abandoned: the server is shutting down')
+        return
+      }
+      if (attempt >= attempts) {
+        log.error(failure, 'email could not be sent; giving up')
+        return
+      }
+      log.warn(failure, 'email could not be sent; it will be retried')
+      if (!(await pauseUnlessAborted(retryDelaysMs[attempt - 1] ?? 0, signal))) {
+        log.error(failure, 'email abandoned: the server is shutting down')
+        return
+      }
+    }
+  }
+}
+
+/** Who waits for the queue to be idle: told when it becomes so, or given up on after a timeout. */
+function createIdleWaiters(isIdle: () => boolean) {
+  const listeners = new Set<() => void>()
+  return {
+    notifyIfIdle() {
+      if (isIdle()) for (const listener of listeners) listener()
+    },
+    whenIdle(timeoutMs: number): Promise<boolean> {
+      if (isIdle()) return Promise.resolve(true)
+      return new Promise((resolve) => {
+        const done = (idle: boolean) => {
+          clearTimeout(timer)
+          listeners.delete(onIdle)
+          resolve(idle)
+        }
+        const onIdle = () => done(true)
+        const timer = setTimeout(() => done(false), timeoutMs)
+        listeners.add(onIdle)
+      })
+    },
+  }
+}
+
 export function createMailer({
   transport,
   log,
@@ -47,78 +118,21 @@ export function createMailer({
   let delivering = 0
   let stopped = false
   const abort = new AbortController()
-  const idleListeners = new Set<() => void>()
-
-  const isIdle = () => delivering === 0 && waiting.length === 0
-  const summary = (message: MailMessage) => ({ to: message.to, subject: message.subject })
-
-  /** A pause before a retry that ends early (with false) when the mailer stops. */
-  function pause(ms: number): Promise<boolean> {
-    if (abort.signal.aborted) return Promise.resolve(false)
-    return new Promise((resolve) => {
-      const stop = () => {
-        clearTimeout(timer)
-        resolve(false)
-      }
-      const timer = setTimeout(() => {
-        abort.signal.removeEventListener('abort', stop)
-        resolve(true)
-      }, ms)
-      abort.signal.addEventListener('abort', stop, { once: true })
-    })
-  }
-
-  async function deliverWithRetries(message: MailMessage) {
-    const attempts = retryDelaysMs.length + 1
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        await transport.deliver(message, abort.signal)
-        return
-      } catch (error) {
-        const failure = { mail: summary(message), attempt, attempts, error: describeFailure(error) }
-        if (abort.signal.aborted) {
-          log.error(failure, 'email abandoned: the server is shutting down')
-          return
-        }
-        if (attempt >= attempts) {
-          log.error(failure, 'email could not be sent; giving up')
-          return
-        }
-        log.warn(failure, 'email could not be sent; it will be retried')
-        if (!(await pause(retryDelaysMs[attempt - 1] ?? 0))) {
-          log.error(failure, 'email abandoned: the server is shutting down')
-          return
-        }
-      }
-    }
-  }
+  const idle = createIdleWaiters(() => delivering === 0 && waiting.length === 0)
+  const whenIdle = idle.whenIdle
 
   function startWaiting() {
     while (!stopped && delivering < concurrency && waiting.length > 0) {
       const message = waiting.shift()!
       delivering += 1
-      deliverWithRetries(message)
+      deliverWithRetries({ transport, log, retryDelaysMs }, message, abort.signal)
         .catch((error: unknown) => log.error({ error: describeFailure(error) }, 'the mail queue failed'))
         .finally(() => {
           delivering -= 1
           startWaiting()
         })
     }
-    if (isIdle()) for (const listener of idleListeners) listener()
-  }
-
-  function whenIdle(timeoutMs: number): Promise<boolean> {
-    if (isIdle()) return Promise.resolve(true)
-    return new Promise((resolve) => {
-      const done = (idle: boolean) => {
-        clearTimeout(timer)
-        idleListeners.delete(onIdle)
-        resolve(idle)
-      }
-      const onIdle = () => done(true)
-      const timer = setTimeout(() => done(false), timeoutMs)
-      idleListeners.add(onIdle)
-    })
+    idle.notifyIfIdle()
   }
 
   return {

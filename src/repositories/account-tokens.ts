@@ -13,7 +13,8 @@ export interface TokenRecipient {
   is_active: boolean
 }
 
-export function createAccountTokensRepository(db: Kysely<Database>) {
+/** Issuing a token: to whom it goes, and making room for it. */
+function tokenIssuing(db: Kysely<Database>) {
   return {
     async insert(token: NewAccountTokenRow): Promise<void> {
       await db.insertInto('account_tokens').values(token).execute()
@@ -53,6 +54,20 @@ export function createAccountTokensRepository(db: Kysely<Database>) {
       await db.deleteFrom('account_tokens').where('token_hash', 'in', tokenHashes).execute()
     },
 
+    /** The account a recovery email goes to (emails are stored normalised: pass a normalised one). */
+    findRecipientByEmail(email: string): Promise<TokenRecipient | undefined> {
+      return db
+        .selectFrom('users')
+        .select(['id', 'email', 'is_active'])
+        .where('email', '=', email)
+        .executeTakeFirst()
+    },
+  }
+}
+
+/** Redeeming a token: checking it, spending it once, and what it proves. */
+function tokenRedemption(db: Kysely<Database>) {
+  return {
     /** Whose token this is, if it is still unused and unexpired. Deciding use is `consume`'s job. */
     findUsable(
       tokenHash: string,
@@ -85,15 +100,6 @@ export function createAccountTokensRepository(db: Kysely<Database>) {
       return Number(result.numUpdatedRows) === 1
     },
 
-    /** The account a recovery email goes to (emails are stored normalised: pass a normalised one). */
-    findRecipientByEmail(email: string): Promise<TokenRecipient | undefined> {
-      return db
-        .selectFrom('users')
-        .select(['id', 'email', 'is_active'])
-        .where('email', '=', email)
-        .executeTakeFirst()
-    },
-
     /**
      * Marks the user's email verified only while it is still `email` (the address the token was
      * sent to): checked in the UPDATE itself, so a concurrent email change cannot slip in between.
@@ -108,6 +114,10 @@ export function createAccountTokensRepository(db: Kysely<Database>) {
       return Number(result.numUpdatedRows) === 1
     },
   }
+}
+
+export function createAccountTokensRepository(db: Kysely<Database>) {
+  return { ...tokenIssuing(db), ...tokenRedemption(db) }
 }
 
 export type AccountTokensRepository = ReturnType<typeof createAccountTokensRepository>

@@ -23,7 +23,8 @@ export interface LoginLookup {
   key: string
 }
 
-export function createUsersRepository(db: Kysely<Database>, engine: Engine) {
+/** Reading one user: by id, by login name, or the unique field a change collides on. */
+function userLookups(db: Kysely<Database>) {
   return {
     findById(id: number): Promise<UserRecord | undefined> {
       return db.selectFrom('users').select(USER_COLUMNS).where('id', '=', id).executeTakeFirst()
@@ -62,7 +63,11 @@ export function createUsersRepository(db: Kysely<Database>, engine: Engine) {
       if (!row) return undefined
       return row.email === email ? ('email' as const) : ('name' as const)
     },
+  }
+}
 
+function userWrites(db: Kysely<Database>, engine: Engine) {
+  return {
     insert(row: NewUserRow): Promise<number> {
       return insertReturningId(engine, db.insertInto('users').values(row))
     },
@@ -76,7 +81,11 @@ export function createUsersRepository(db: Kysely<Database>, engine: Engine) {
       const result = await db.deleteFrom('users').where('id', '=', id).executeTakeFirst()
       return Number(result.numDeletedRows) > 0
     },
+  }
+}
 
+function userListing(db: Kysely<Database>) {
+  return {
     /**
      * A page in id order, after the given id (keyset on the primary key). `text` is lower-cased
      * NFKC and matched against the stored lower-cased forms (name_key, email), so the same rows
@@ -107,7 +116,12 @@ export function createUsersRepository(db: Kysely<Database>, engine: Engine) {
         .limit(limit)
         .execute()
     },
+  }
+}
 
+/** The active admins, of whom one must always remain. */
+function activeAdmins(db: Kysely<Database>, engine: Engine) {
+  return {
     /**
      * Counts the active admins and, inside a transaction, locks their rows until it ends: two admins
      * demoting or deleting each other at once are then serialised, and the second sees one admin left.
@@ -135,6 +149,15 @@ export function createUsersRepository(db: Kysely<Database>, engine: Engine) {
         .executeTakeFirstOrThrow()
       return Number(row.count)
     },
+  }
+}
+
+export function createUsersRepository(db: Kysely<Database>, engine: Engine) {
+  return {
+    ...userLookups(db),
+    ...userWrites(db, engine),
+    ...userListing(db),
+    ...activeAdmins(db, engine),
   }
 }
 
