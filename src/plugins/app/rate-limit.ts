@@ -2,7 +2,6 @@ import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.js'
-import { contextOf } from '../../http/context.js'
 import { clientKey } from '../../rate-limit/client-key.js'
 import {
   createFallbackCounterStore,
@@ -137,7 +136,8 @@ function attemptLimiter(attempts: AttemptLimits, refused: Refused) {
     // The route's schema has validated the body by the time a preHandler runs.
     const accountOf = accountOfBody as (request: FastifyRequest) => string | number | undefined
     return async (request: FastifyRequest, reply: FastifyReply) => {
-      const verdict = await attempts.count(contextOf(request), kind, accountOf(request))
+      const client = { ip: request.ip, log: request.log }
+      const verdict = await attempts.count(client, kind, accountOf(request))
       if (!verdict) return
       if (verdict.refused) {
         setRateLimitHeaders(reply, verdict.limit, 0, verdict.resetSeconds)
