@@ -16,8 +16,10 @@ type Api = Parameters<FastifyPluginAsyncTypebox>[0]
 const noStore = (reply: FastifyReply) =>
   reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
 
-/** Logging in and out, refreshing tokens, and the caller's account: /logout and /current-user need a token. */
-// The options carry the config as for every route family; these routes need none of it.
+/**
+ * Logging in and out, refreshing tokens, and the caller's account: /logout and /current-user need
+ * a token. The options carry the config as for every route family; these routes need none of it.
+ */
 const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app) => {
   // Form bodies only here: the OAuth2 token endpoint is the one route that takes them.
   await app.register(formbody, { bodyLimit: 8 * 1024 })
