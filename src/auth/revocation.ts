@@ -65,31 +65,80 @@ export interface RevocationListOptions {
 }
 
 export function createRevocationList(options: RevocationListOptions): RevocationList {
-  const { ttlMs, revokedSince, onSyncFailure, redis, now = Date.now } = options
+  const { ttlMs, redis, now = Date.now } = options
+  const revoked = revokedEntries(now)
+  const database = followDatabase(options, revoked)
+  const shared = redis && sharedThroughRedis(redis, ttlMs)
+
+  return {
+    sharedThroughRedis: redis !== undefined,
+
+    async revoke(sessionIds) {
+      const until = now() + ttlMs
+      for (const id of sessionIds) revoked.remember(id, until)
+      await shared?.publish(sessionIds)
+    },
+
+    async isRevoked(sessionId) {
+      if (revoked.listed(sessionId)) return true
+      if (database.lagging()) {
+        await database.sync()
+        if (revoked.listed(sessionId)) return true
+      }
+      if (!(await shared?.find(sessionId))) return false
+      revoked.remember(sessionId, now() + ttlMs)
+      return true
+    },
+
+    async start() {
+      await database.sync()
+      database.follow()
+    },
+
+    async close() {
+      database.close()
+      revoked.clear()
+    },
+  }
+}
+
+type RevokedEntries = ReturnType<typeof revokedEntries>
+
+/** The sessions this instance knows revoked, each until its access tokens expire anyway. */
+function revokedEntries(now: () => number) {
   const revoked = new Map<string, number>()
-  const key = (sessionId: string) => `${redis!.keyPrefix}revoked-session:${sessionId}`
+  return {
+    remember(id: string, until: number) {
+      if (until > (revoked.get(id) ?? 0)) revoked.set(id, until)
+    },
+    listed(id: string) {
+      const until = revoked.get(id)
+      return until !== undefined && until > now()
+    },
+    forgetExpired(time: number) {
+      for (const [id, until] of revoked) if (until <= time) revoked.delete(id)
+    },
+    clear: () => revoked.clear(),
+  }
+}
+
+/** Reading the revocations from the database, every SYNC_INTERVAL_MS and when a check finds the list too old. */
+function followDatabase(options: RevocationListOptions, revoked: RevokedEntries) {
+  const { ttlMs, revokedSince, onSyncFailure, now = Date.now } = options
   /** When the last successful read of the database began: everything committed before is here. */
   let syncedFrom = Number.NEGATIVE_INFINITY
   let syncing: Promise<void> | undefined
   let timer: NodeJS.Timeout | undefined
   let closed = false
 
-  const remember = (id: string, until: number) => {
-    if (until > (revoked.get(id) ?? 0)) revoked.set(id, until)
-  }
-  const listed = (id: string) => {
-    const until = revoked.get(id)
-    return until !== undefined && until > now()
-  }
-
   function sync(): Promise<void> {
     syncing ??= (async () => {
       const startedAt = now()
       const since = Math.max(syncedFrom - OVERLAP_MS, startedAt - ttlMs)
       for (const { sessionId, revokedAt } of await revokedSince(new Date(since)))
-        remember(sessionId, revokedAt.getTime() + ttlMs)
+        revoked.remember(sessionId, revokedAt.getTime() + ttlMs)
       syncedFrom = startedAt
-      for (const [id, until] of revoked) if (until <= startedAt) revoked.delete(id)
+      revoked.forgetExpired(startedAt)
     })().finally(() => {
       syncing = undefined
     })
@@ -109,12 +158,23 @@ export function createRevocationList(options: RevocationListOptions): Revocation
   }
 
   return {
-    sharedThroughRedis: redis !== undefined,
+    sync,
+    follow,
+    /** The list is too old to answer alone: a revocation elsewhere may be missing from it. */
+    lagging: () => now() - syncedFrom > MAX_LAG_MS,
+    close() {
+      closed = true
+      clearTimeout(timer)
+    },
+  }
+}
 
-    async revoke(sessionIds) {
-      const until = now() + ttlMs
-      for (const id of sessionIds) remember(id, until)
-      if (!redis || sessionIds.length === 0 || !redis.monitor.available) return
+/** Revocations written to and read from Redis, while it answers (its monitor says). */
+function sharedThroughRedis(redis: NonNullable<RevocationListOptions['redis']>, ttlMs: number) {
+  const key = (sessionId: string) => `${redis.keyPrefix}revoked-session:${sessionId}`
+  return {
+    async publish(sessionIds: readonly string[]) {
+      if (sessionIds.length === 0 || !redis.monitor.available) return
       const pipeline = redis.client.pipeline()
       for (const id of sessionIds) pipeline.set(key(id), '1', 'PX', ttlMs)
       try {
@@ -126,32 +186,15 @@ export function createRevocationList(options: RevocationListOptions): Revocation
       }
     },
 
-    async isRevoked(sessionId) {
-      if (listed(sessionId)) return true
-      if (now() - syncedFrom > MAX_LAG_MS) {
-        await sync()
-        if (listed(sessionId)) return true
-      }
-      if (!redis || !redis.monitor.available) return false
+    /** Whether Redis has the session revoked; false when Redis does not answer. */
+    async find(sessionId: string) {
+      if (!redis.monitor.available) return false
       try {
-        if ((await redis.client.exists(key(sessionId))) === 0) return false
+        return (await redis.client.exists(key(sessionId))) !== 0
       } catch (error) {
         redis.monitor.failed(error)
         return false
       }
-      remember(sessionId, now() + ttlMs)
-      return true
-    },
-
-    async start() {
-      await sync()
-      follow()
-    },
-
-    async close() {
-      closed = true
-      clearTimeout(timer)
-      revoked.clear()
     },
   }
 }

@@ -58,10 +58,10 @@ export interface TokenService {
  * Keys are imported once: jose verifies HS256 in a few microseconds with a ready CryptoKey and
  * spends more than twice that re-importing raw bytes on every call.
  */
-export async function createTokenService(config: Config): Promise<TokenService> {
+async function importKeys(
+  config: Config,
+): Promise<{ signingKey: CryptoKey | Uint8Array; verifyingKey: CryptoKey | Uint8Array }> {
   const algorithm = config.jwtAlgorithm
-  let signingKey: CryptoKey | Uint8Array
-  let verifyingKey: CryptoKey | Uint8Array
   if (algorithm.startsWith('HS')) {
     const secret = new TextEncoder().encode(config.secretKey)
     const key = await crypto.subtle.importKey(
@@ -71,12 +71,17 @@ export async function createTokenService(config: Config): Promise<TokenService> 
       false,
       ['sign', 'verify'],
     )
-    signingKey = key
-    verifyingKey = key
-  } else {
-    signingKey = await importPKCS8(await readFile(config.jwtPrivateKeyFile!, 'utf8'), algorithm)
-    verifyingKey = await importSPKI(await readFile(config.jwtPublicKeyFile!, 'utf8'), algorithm)
+    return { signingKey: key, verifyingKey: key }
   }
+  return {
+    signingKey: await importPKCS8(await readFile(config.jwtPrivateKeyFile!, 'utf8'), algorithm),
+    verifyingKey: await importSPKI(await readFile(config.jwtPublicKeyFile!, 'utf8'), algorithm),
+  }
+}
+
+export async function createTokenService(config: Config): Promise<TokenService> {
+  const algorithm = config.jwtAlgorithm
+  const { signingKey, verifyingKey } = await importKeys(config)
   const lifetimeSeconds = config.accessTokenExpireMinutes * 60
   // The allow-list is exactly the configured algorithm: never `none`, never a symmetric/asymmetric swap.
   // `typ` keeps any other JWT signed with the same key (an ID token, a future token kind) from

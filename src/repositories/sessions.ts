@@ -27,12 +27,13 @@ export interface RefreshTokenLookup {
   revoked_at: Date | null
 }
 
+/** Sessions and their refresh tokens: the sessions' rows read and changed, and the tokens. */
 export function createSessionsRepository(db: Kysely<Database>) {
-  return {
-    async insert(session: NewSessionRow): Promise<void> {
-      await db.insertInto('sessions').values(session).execute()
-    },
+  return { ...sessionReads(db), ...sessionChanges(db), ...refreshTokens(db) }
+}
 
+function sessionReads(db: Kysely<Database>) {
+  return {
     findById(id: string): Promise<SessionRecord | undefined> {
       return db.selectFrom('sessions').select(SESSION_COLUMNS).where('id', '=', id).executeTakeFirst()
     },
@@ -60,16 +61,6 @@ export function createSessionsRepository(db: Kysely<Database>) {
       return rows.map((row) => row.id)
     },
 
-    async revoke(ids: string[], reason: string, now: Date): Promise<void> {
-      if (ids.length === 0) return
-      await db
-        .updateTable('sessions')
-        .set({ revoked_at: now, revoked_reason: reason })
-        .where('id', 'in', ids)
-        .where('revoked_at', 'is', null)
-        .execute()
-    },
-
     /** Sessions revoked since a time: what the revocation set must hold (it is rebuilt from them). */
     async revokedSince(since: Date): Promise<{ id: string; revoked_at: Date }[]> {
       const rows = await db
@@ -78,6 +69,14 @@ export function createSessionsRepository(db: Kysely<Database>) {
         .where('revoked_at', '>=', since)
         .execute()
       return rows.flatMap((row) => (row.revoked_at ? [{ id: row.id, revoked_at: row.revoked_at }] : []))
+    },
+  }
+}
+
+function sessionChanges(db: Kysely<Database>) {
+  return {
+    async insert(session: NewSessionRow): Promise<void> {
+      await db.insertInto('sessions').values(session).execute()
     },
 
     async touch(id: string, now: Date, expiresAt: Date): Promise<void> {
@@ -88,6 +87,30 @@ export function createSessionsRepository(db: Kysely<Database>) {
         .execute()
     },
 
+    async revoke(ids: string[], reason: string, now: Date): Promise<void> {
+      if (ids.length === 0) return
+      await db
+        .updateTable('sessions')
+        .set({ revoked_at: now, revoked_reason: reason })
+        .where('id', 'in', ids)
+        .where('revoked_at', 'is', null)
+        .execute()
+    },
+
+    /** Forgets sessions that ended long ago (their used refresh tokens go with them). */
+    async deleteEndedBefore(cutoff: Date): Promise<number> {
+      const result = await db
+        .deleteFrom('sessions')
+        .where((eb) => eb.or([eb('expires_at', '<', cutoff), eb('revoked_at', '<', cutoff)]))
+        .executeTakeFirst()
+      return Number(result.numDeletedRows)
+    },
+  }
+}
+
+/** Each refresh token is used once; its successor is stored when it is. */
+function refreshTokens(db: Kysely<Database>) {
+  return {
     async insertRefreshToken(
       tokenHash: string,
       sessionId: string,
@@ -130,15 +153,6 @@ export function createSessionsRepository(db: Kysely<Database>) {
         .where('used_at', 'is', null)
         .executeTakeFirst()
       return Number(result.numUpdatedRows) === 1
-    },
-
-    /** Forgets sessions that ended long ago (their used refresh tokens go with them). */
-    async deleteEndedBefore(cutoff: Date): Promise<number> {
-      const result = await db
-        .deleteFrom('sessions')
-        .where((eb) => eb.or([eb('expires_at', '<', cutoff), eb('revoked_at', '<', cutoff)]))
-        .executeTakeFirst()
-      return Number(result.numDeletedRows)
     },
   }
 }

@@ -1,17 +1,12 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.js'
-import {
-  createTokenService,
-  TokenError,
-  type AccessTokenClaims,
-  type Role,
-  type TokenService,
-} from '../../auth/tokens.js'
 import { createKnownSessions } from '../../auth/known-sessions.js'
-import { accountGone, forbidden, unauthenticated } from '../../services/errors.js'
+import { createTokenService, type Role, type TokenService } from '../../auth/tokens.js'
 import type { UserRecord } from '../../repositories/users.js'
+import { createAuthenticationService } from '../../services/authentication.js'
 import type { Actor } from '../../services/context.js'
+import { unauthenticated } from '../../services/errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -33,8 +28,6 @@ declare module 'fastify' {
   }
 }
 
-const SESSION_ENDED = 'The session has ended; log in again'
-
 const BEARER = /^Bearer +([A-Za-z0-9\-_.~+/]+=*) *$/i
 
 /** The bearer token of a request: undefined when there is no Authorization header at all. */
@@ -52,34 +45,19 @@ export default fp<{ config: Config }>(
     app.decorate('tokens', tokens)
     app.decorateRequest('actor', null as unknown as Actor)
 
-    const knownSessions = createKnownSessions((sessionId) => app.repos.sessions.findById(sessionId))
+    const authentication = createAuthenticationService({
+      repos: app.repos,
+      tokens,
+      revocations: app.revocations,
+      knownSessions: createKnownSessions((sessionId) => app.repos.sessions.findById(sessionId)),
+    })
 
     app.decorate('authenticate', async (request: FastifyRequest) => {
-      const token = bearerToken(request)
-      if (token === undefined)
-        throw unauthenticated('Not authenticated: send "Authorization: Bearer <access token>"', false)
-      let claims: AccessTokenClaims
-      try {
-        claims = await tokens.verifyAccessToken(token)
-      } catch (error) {
-        if (error instanceof TokenError) throw unauthenticated(error.message, true)
-        throw error
-      }
-      if (await app.revocations.isRevoked(claims.sid)) throw unauthenticated(SESSION_ENDED, true)
-      const session = await knownSessions.check(claims.sid, claims.user_id)
-      if (session === 'revoked') throw unauthenticated(SESSION_ENDED, true)
-      if (session === 'unknown') throw unauthenticated(new TokenError('invalid').message, true)
-      request.actor = { id: claims.user_id, role: claims.role, sessionId: claims.sid }
+      request.actor = await authentication.authenticate(bearerToken(request))
     })
-
-    app.decorate('currentUser', async (request: FastifyRequest) => {
-      const user = await app.repos.users.findById(request.actor.id)
-      if (!user || !user.is_active) throw accountGone()
-      return user
-    })
-
+    app.decorate('currentUser', (request: FastifyRequest) => authentication.currentUser(request.actor))
     app.decorate('requireRole', (role: Role) => async (request: FastifyRequest) => {
-      if (request.actor?.role !== role) throw forbidden(`This needs the ${role} role`)
+      authentication.requireRole(request.actor ?? undefined, role)
     })
   },
   { name: 'auth', dependencies: ['db', 'revocations'] },

@@ -46,9 +46,62 @@ function explainRedisFailure(error: unknown): string {
 }
 
 /**
- * One Redis connection for the instance's shared state (revocations, rate limits). Commands fail
+ * A connection that is ready, or a ConfigError saying why Redis cannot be reached. Commands fail
  * fast while Redis is away (no offline queue) or does not answer (command timeout), so callers can
- * fall back instead of hanging; the monitor then keeps them from trying until Redis is back.
+ * fall back instead of hanging.
+ */
+async function connectRedis(redisUrl: string): Promise<Redis> {
+  const Redis = loadRedis()
+  const redis = new Redis(redisUrl, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2000,
+    // A Redis that accepts commands but does not answer (frozen, a half-open connection) must
+    // not hold requests: the command fails and the caller falls back (e.g. to the database).
+    commandTimeout: COMMAND_TIMEOUT_MS,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+  })
+
+  // Until the server is up, the last connection error is kept to say why Redis cannot be reached.
+  let lastStartupError: unknown
+  const onStartupError = (error: unknown) => {
+    lastStartupError = error
+  }
+  redis.on('error', onStartupError)
+  try {
+    await readyWithin(redis, STARTUP_WAIT_MS)
+  } catch (error) {
+    redis.disconnect()
+    const reason =
+      lastStartupError === undefined ? (error as Error).message : explainRedisFailure(lastStartupError)
+    throw new ConfigError(
+      `REDIS_URL: cannot reach Redis at ${redisAddress(redisUrl)} (${reason}); check that it is running and that REDIS_URL is right`,
+    )
+  } finally {
+    redis.off('error', onStartupError)
+  }
+  return redis
+}
+
+/** Resolves when the connection is ready; rejects when it ends first or after `waitMs`. */
+function readyWithin(redis: Redis, waitMs: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${waitMs / 1000} s`)), waitMs)
+    timer.unref()
+    redis.once('ready', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+    redis.once('end', () => {
+      clearTimeout(timer)
+      reject(new Error('the connection ended'))
+    })
+  })
+}
+
+/**
+ * One Redis connection for the instance's shared state (revocations, rate limits), and its
+ * monitor, which keeps callers from trying while Redis is away and finds out when it is back.
  */
 export default fp<{ config: Config }>(
   async (app, { config }) => {
@@ -57,50 +110,7 @@ export default fp<{ config: Config }>(
       app.decorate('redisMonitor', null)
       return
     }
-    const Redis = loadRedis()
-    const redis = new Redis(config.redisUrl, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: 2000,
-      // A Redis that accepts commands but does not answer (frozen, a half-open connection) must
-      // not hold requests: the command fails and the caller falls back (e.g. to the database).
-      commandTimeout: COMMAND_TIMEOUT_MS,
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-    })
-
-    // Until the server is up, the last connection error is kept to say why Redis cannot be reached.
-    let lastStartupError: unknown
-    const onStartupError = (error: unknown) => {
-      lastStartupError = error
-    }
-    redis.on('error', onStartupError)
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`no answer within ${STARTUP_WAIT_MS / 1000} s`)),
-          STARTUP_WAIT_MS,
-        )
-        timer.unref()
-        redis.once('ready', () => {
-          clearTimeout(timer)
-          resolve()
-        })
-        redis.once('end', () => {
-          clearTimeout(timer)
-          reject(new Error('the connection ended'))
-        })
-      })
-    } catch (error) {
-      redis.disconnect()
-      const reason =
-        lastStartupError === undefined ? (error as Error).message : explainRedisFailure(lastStartupError)
-      throw new ConfigError(
-        `REDIS_URL: cannot reach Redis at ${redisAddress(config.redisUrl)} (${reason}); check that it is running and that REDIS_URL is right`,
-      )
-    } finally {
-      redis.off('error', onStartupError)
-    }
-
+    const redis = await connectRedis(config.redisUrl)
     const monitor = createDependencyMonitor({
       name: 'redis',
       log: app.log,

@@ -1,22 +1,39 @@
 import formbody from '@fastify/formbody'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply } from 'fastify'
 import { Type } from 'typebox'
 import { loginLookup } from '../../auth/identifiers.js'
-import { verifyAgainstDummyHash, verifyPassword } from '../../auth/passwords.js'
 import type { Config } from '../../config.js'
-import { forbidden, unauthenticated } from '../../services/errors.js'
-import { bearerSecurity } from '../../http/openapi.js'
+import { authenticated } from '../../http/authenticated.js'
+import { contextOf } from '../../http/context.js'
 import { LoginForm, RefreshRequest, TokenResponse } from '../../schemas/auth.js'
 import { problemResponses } from '../../schemas/problem.js'
 import { UserPublic } from '../../schemas/users.js'
 
-/** The same answer for an unknown account, a wrong password and a deactivated account. */
-const BAD_CREDENTIALS = 'Incorrect username or password.'
+type Api = Parameters<FastifyPluginAsyncTypebox>[0]
 
-const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
+/** Tokens are credentials: no cache, the browser's or a proxy's, may keep them. */
+const noStore = (reply: FastifyReply) =>
+  reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+
+/**
+ * Logging in and out, refreshing tokens, and the caller's account: /logout and /current-user need
+ * a token. The options carry the config as for every route family; these routes need none of it.
+ */
+const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app) => {
   // Form bodies only here: the OAuth2 token endpoint is the one route that takes them.
   await app.register(formbody, { bodyLimit: 8 * 1024 })
+  registerLogin(app)
+  registerRefresh(app)
+  await app.register(
+    authenticated(async (api) => {
+      registerLogout(api)
+      registerCurrentUser(api)
+    }),
+  )
+}
 
+function registerLogin(app: Api) {
   app.post(
     '/login',
     {
@@ -37,47 +54,14 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
     },
     async (request, reply) => {
       const { username, password } = request.body
-      const credentials = await app.repos.users.findCredentialsByLogin(loginLookup(username))
-      const valid = credentials
-        ? await verifyPassword(credentials.password_hash, password)
-        : await verifyAgainstDummyHash(password)
-      if (!credentials || !valid || !credentials.is_active) {
-        // Never the login name that was tried: for an unknown account it may be a password typed
-        // into the wrong field. An existing account is named by its id.
-        await app.recordSecurityEvent(request, {
-          event: 'login_failed',
-          outcome: 'failure',
-          userId: credentials?.id,
-          details: { reason: !credentials ? 'unknown_account' : !valid ? 'wrong_password' : 'inactive' },
-        })
-        throw unauthenticated(BAD_CREDENTIALS, false)
-      }
-      // Said only to the holder of the right password, so it reveals nothing to anyone else.
-      if (config.requireEmailVerification && !credentials.email_verified) {
-        await app.recordSecurityEvent(request, {
-          event: 'login_failed',
-          outcome: 'failure',
-          userId: credentials.id,
-          details: { reason: 'email_not_verified' },
-        })
-        throw forbidden(
-          'The email address of this account is not verified yet: follow the link in the email we sent.',
-        )
-      }
-      const pair = await app.sessions.start(credentials, {
-        userAgent: request.headers['user-agent'],
-        ip: request.ip,
-      })
-      await app.recordSecurityEvent(request, {
-        event: 'login_succeeded',
-        outcome: 'success',
-        userId: credentials.id,
-      })
-      reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+      const pair = await app.login.withPassword(contextOf(request), username, password)
+      noStore(reply)
       return pair
     },
   )
+}
 
+function registerRefresh(app: Api) {
   app.post(
     '/token/refresh',
     {
@@ -96,50 +80,45 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
       },
     },
     async (request, reply) => {
-      const pair = await app.sessions.refresh(request.body.refresh_token, request)
-      reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+      const pair = await app.sessions.refresh(request.body.refresh_token, contextOf(request))
+      noStore(reply)
       return pair
     },
   )
+}
 
-  app.post(
+function registerLogout(api: Api) {
+  api.post(
     '/logout',
     {
-      onRequest: [app.authenticate],
       schema: {
         tags: ['auth'],
         summary: 'End the current session',
         description: 'Its refresh token and its access tokens stop working at once, on every instance.',
-        security: bearerSecurity,
-        response: { 204: Type.Null({ description: 'Logged out' }), ...problemResponses(401) },
+        response: { 204: Type.Null({ description: 'Logged out' }) },
       },
     },
     async (request, reply) => {
-      await app.sessions.endSessions(app.repos, [request.actor.sessionId], 'logout')
-      await app.recordSecurityEvent(request, {
-        event: 'logout',
-        outcome: 'success',
-        userId: request.actor.id,
-        sessionId: request.actor.sessionId,
-      })
+      await api.sessions.logout(contextOf(request))
       return reply.code(204).send(null)
     },
   )
+}
 
-  app.get(
+function registerCurrentUser(api: Api) {
+  api.get(
     '/current-user',
     {
-      onRequest: [app.authenticate],
       schema: {
         tags: ['auth'],
         summary: 'The authenticated user',
-        security: bearerSecurity,
-        response: { 200: UserPublic, ...problemResponses(401) },
+        response: { 200: UserPublic },
       },
     },
     async (request, reply) => {
       reply.header('cache-control', 'no-store')
-      return app.currentUser(request)
+      const user = await api.currentUser(request)
+      return { ...user, created_at: user.created_at.toISOString(), updated_at: user.updated_at.toISOString() }
     },
   )
 }

@@ -1,11 +1,18 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { notFound } from '../../services/errors.js'
+import { contextOf } from '../../http/context.js'
 import { SessionIdParams, SessionList } from '../../schemas/auth.js'
 import { problemResponses } from '../../schemas/problem.js'
 
+type Api = Parameters<FastifyPluginAsyncTypebox>[0]
+
 /** The caller's own sessions (devices where they are logged in); registered authenticated. */
 const sessionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  registerList(app)
+  registerEnd(app)
+}
+
+function registerList(app: Api) {
   app.get(
     '/sessions',
     {
@@ -16,22 +23,24 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const sessions = await app.repos.sessions.listActive(request.actor.id, new Date())
+      const sessions = await app.sessions.listOwnSessions(contextOf(request))
       reply.header('cache-control', 'no-store')
       return {
-        items: sessions.map(({ id, created_at, last_used_at, expires_at, user_agent, ip }) => ({
+        items: sessions.map(({ id, created_at, last_used_at, expires_at, user_agent, ip, current }) => ({
           id,
           created_at: created_at.toISOString(),
           last_used_at: last_used_at.toISOString(),
           expires_at: expires_at.toISOString(),
           user_agent,
           ip,
-          current: id === request.actor.sessionId,
+          current,
         })),
       }
     },
   )
+}
 
+function registerEnd(app: Api) {
   app.delete(
     '/sessions/:id',
     {
@@ -45,16 +54,7 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const session = await app.repos.sessions.findById(request.params.id)
-      if (!session || session.user_id !== request.actor.id || session.revoked_at !== null)
-        throw notFound('You have no active session with this id.')
-      await app.sessions.endSessions(app.repos, [session.id], 'revoked_by_user')
-      await app.recordSecurityEvent(request, {
-        event: 'session_revoked',
-        outcome: 'success',
-        userId: request.actor.id,
-        sessionId: session.id,
-      })
+      await app.sessions.endOwnSession(contextOf(request), request.params.id)
       return reply.code(204).send(null)
     },
   )

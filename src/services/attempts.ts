@@ -1,0 +1,100 @@
+import { createHash } from 'node:crypto'
+import type { Config } from '../config.js'
+import { clientKey } from '../rate-limit/client-key.js'
+import type { CounterStore } from '../rate-limit/counters.js'
+import type { RequestContext } from './context.js'
+
+/** The attempt-limited actions: each has its own counters, per client IP and per account. */
+export type AttemptKind =
+  | 'login'
+  | 'register'
+  | 'refresh'
+  | 'password_recovery'
+  | 'password_reset'
+  | 'verify_email'
+  | 'verify_email_resend'
+
+/** What counting one attempt says, by the tighter of the limits that apply to it. */
+export interface AttemptVerdict {
+  limit: number
+  /** Attempts left in the window; negative past the limit. */
+  remaining: number
+  /** Seconds until that limit's window ends (at least 1). */
+  resetSeconds: number
+  /** Past a limit: the attempt is refused, whatever its credentials. */
+  refused: boolean
+  /** The first refused attempt of its window on some limit: worth saying once, not for each of a flood. */
+  firstRefusal: boolean
+}
+
+export interface AttemptLimits {
+  /**
+   * Counts an attempt per client IP and per account (the value that names it, e.g. the login
+   * name; none for an anonymous action) and says whether it stays within both limits. Undefined
+   * when attempt limits are off.
+   */
+  count(
+    context: Pick<RequestContext, 'ip' | 'log'>,
+    kind: AttemptKind,
+    account: string | number | undefined,
+  ): Promise<AttemptVerdict | undefined>
+}
+
+export interface AttemptLimitsDependencies {
+  limits: Pick<Config['rateLimit'], 'enabled' | 'attemptsPerIp' | 'attemptsPerAccount' | 'attemptWindowMs'>
+  counters: CounterStore
+  /** Counts a security event (the auth_events_total metric). */
+  count(event: 'lockout'): void
+}
+
+/** Accounts are counted under a digest: no email addresses or user names in Redis keys. */
+const accountKey = (account: string | number) =>
+  createHash('sha256').update(String(account), 'utf8').digest('base64url').slice(0, 32)
+
+interface Check {
+  key: string
+  limit: number
+  scope: 'ip' | 'account'
+}
+
+export function createAttemptLimits({ limits, counters, count }: AttemptLimitsDependencies): AttemptLimits {
+  const checksOf = (ip: string, kind: AttemptKind, account: string | number | undefined) => {
+    const checks: Check[] = [
+      { key: `attempt:${kind}:ip:${clientKey(ip)}`, limit: limits.attemptsPerIp, scope: 'ip' },
+    ]
+    if (account !== undefined && account !== '')
+      checks.push({
+        key: `attempt:${kind}:account:${accountKey(account)}`,
+        limit: limits.attemptsPerAccount,
+        scope: 'account',
+      })
+    return checks
+  }
+
+  return {
+    async count(context, kind, account) {
+      if (!limits.enabled) return undefined
+      const checks = checksOf(context.ip, kind, account)
+      // Every attempt counts, allowed or not: a block lasts until its window ends.
+      const results = await Promise.all(checks.map(({ key }) => counters.hit(key, limits.attemptWindowMs)))
+      let tightest = { limit: Infinity, remaining: Infinity, resetMs: 0 }
+      for (const [index, result] of results.entries()) {
+        const { limit, scope } = checks[index]!
+        if (limit - result.count < tightest.remaining)
+          tightest = { limit, remaining: limit - result.count, resetMs: result.resetMs }
+        if (scope === 'account' && result.count === limit + 1) {
+          // The first refused attempt on this account in this window: a lockout, said once.
+          count('lockout')
+          context.log.warn({ event: 'lockout', kind }, 'too many attempts on one account')
+        }
+      }
+      return {
+        limit: tightest.limit,
+        remaining: tightest.remaining,
+        resetSeconds: Math.max(1, Math.ceil(tightest.resetMs / 1000)),
+        refused: tightest.remaining < 0,
+        firstRefusal: results.some((result, index) => result.count === checks[index]!.limit + 1),
+      }
+    },
+  }
+}

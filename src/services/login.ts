@@ -1,0 +1,69 @@
+import { loginLookup } from '../auth/identifiers.js'
+import { verifyAgainstDummyHash, verifyPassword } from '../auth/passwords.js'
+import type { Config } from '../config.js'
+import type { Repositories } from '../repositories/index.js'
+import type { AuditService } from './audit.js'
+import type { RequestContext } from './context.js'
+import { forbidden, unauthenticated } from './errors.js'
+import type { SessionService, TokenPair } from './sessions.js'
+
+/** The same answer for an unknown account, a wrong password and a deactivated account. */
+const BAD_CREDENTIALS = 'Incorrect username or password.'
+
+export interface LoginService {
+  /**
+   * Logs in with a login name (the email or the user name, case-insensitive) and a password:
+   * starts a session and answers its first tokens.
+   */
+  withPassword(context: RequestContext, username: string, password: string): Promise<TokenPair>
+}
+
+export interface LoginServiceDependencies {
+  config: Pick<Config, 'requireEmailVerification'>
+  repos: Repositories
+  sessions: SessionService
+  audit: AuditService
+}
+
+export function createLoginService({
+  config,
+  repos,
+  sessions,
+  audit,
+}: LoginServiceDependencies): LoginService {
+  return {
+    async withPassword(context, username, password) {
+      const credentials = await repos.users.findCredentialsByLogin(loginLookup(username))
+      // An unknown account costs the same hashing as a known one: the time says nothing of it.
+      const valid = credentials
+        ? await verifyPassword(credentials.password_hash, password)
+        : await verifyAgainstDummyHash(password)
+      if (!credentials || !valid || !credentials.is_active) {
+        // Never the login name that was tried: for an unknown account it may be a password typed
+        // into the wrong field. An existing account is named by its id.
+        await audit.record(context, {
+          event: 'login_failed',
+          outcome: 'failure',
+          userId: credentials?.id,
+          details: { reason: !credentials ? 'unknown_account' : !valid ? 'wrong_password' : 'inactive' },
+        })
+        throw unauthenticated(BAD_CREDENTIALS, false)
+      }
+      // Said only to the holder of the right password, so it reveals nothing to anyone else.
+      if (config.requireEmailVerification && !credentials.email_verified) {
+        await audit.record(context, {
+          event: 'login_failed',
+          outcome: 'failure',
+          userId: credentials.id,
+          details: { reason: 'email_not_verified' },
+        })
+        throw forbidden(
+          'The email address of this account is not verified yet: follow the link in the email we sent.',
+        )
+      }
+      const pair = await sessions.start(credentials, context)
+      await audit.record(context, { event: 'login_succeeded', outcome: 'success', userId: credentials.id })
+      return pair
+    },
+  }
+}
