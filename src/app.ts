@@ -8,6 +8,7 @@ import { declareBodyRefusals, declareValidationRefusal, requireDecimalIntegers }
 import { handleError } from './http/error-handler.js'
 import { answerUnrouted, refuseWhatNodeWouldRefuse, unmetExpectations } from './http/refusals.js'
 import { serverOptions, type ServerOptionsInput } from './http/server-options.js'
+import accountsPlugin from './plugins/app/accounts.js'
 import authPlugin from './plugins/app/auth.js'
 import dbPlugin from './plugins/app/db.js'
 import metricsPlugin from './plugins/app/metrics.js'
@@ -94,6 +95,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(authPlugin, { config })
   await app.register(sessionsPlugin, { config })
   await app.register(mailerPlugin, { config })
+  await app.register(accountsPlugin, { config })
   await app.register(firstAdminPlugin, { config })
 
   await app.register(healthRoutes, { config })
