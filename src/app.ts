@@ -12,6 +12,7 @@ import accountsPlugin from './plugins/app/accounts.js'
 import authPlugin from './plugins/app/auth.js'
 import dbPlugin from './plugins/app/db.js'
 import metricsPlugin from './plugins/app/metrics.js'
+import productsPlugin from './plugins/app/products.js'
 import firstAdminPlugin from './plugins/app/first-admin.js'
 import lifecyclePlugin from './plugins/app/lifecycle.js'
 import mailerPlugin from './plugins/app/mailer.js'
@@ -97,6 +98,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(mailerPlugin, { config })
   await app.register(accountsPlugin, { config })
   await app.register(firstAdminPlugin, { config })
+  await app.register(productsPlugin, { config })
 
   await app.register(healthRoutes, { config })
   await app.register(metricsRoutes, { config })
@@ -108,6 +110,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(verificationRoutes)
   await app.register(usersRoutes, { config })
   await app.register(auditRoutes, { config })
-  await app.register(authenticated(productsRoutes), { config })
+  await app.register(authenticated(productsRoutes))
   return app
 }

@@ -77,18 +77,38 @@ export async function seedDatabase(
   engine: Engine,
   options: SeedOptions,
 ): Promise<SeedResult> {
-  const tag = randomBytes(3).toString('hex')
-  const random = generator(options.seed ?? Date.now())
+  const run: SeedRun = {
+    tag: randomBytes(3).toString('hex'),
+    random: generator(options.seed ?? Date.now()),
+    now: Date.now(),
+  }
   const passwordHash = await hashPassword(options.password)
-  const now = Date.now()
+  const users = await seedUsers(db, engine, run, options.users, passwordHash)
+  await seedProducts(db, run, options, users.ids)
+  return { userEmails: users.emails, products: options.products, tag: run.tag }
+}
 
-  const userIds: number[] = []
-  const userEmails: string[] = []
-  for (let i = 1; i <= options.users; i++) {
-    const name = `seed_${tag}_${i}`
+/** What every row of one run shares: its tag, its random numbers and its clock. */
+interface SeedRun {
+  tag: string
+  random: () => number
+  now: number
+}
+
+async function seedUsers(
+  db: Kysely<Database>,
+  engine: Engine,
+  run: SeedRun,
+  count: number,
+  passwordHash: string,
+) {
+  const ids: number[] = []
+  const emails: string[] = []
+  for (let i = 1; i <= count; i++) {
+    const name = `seed_${run.tag}_${i}`
     const email = `${name}@example.com`
-    const at = new Date(now)
-    userIds.push(
+    const at = new Date(run.now)
+    ids.push(
       await insertReturningId(
         engine,
         db.insertInto('users').values({
@@ -104,12 +124,32 @@ export async function seedDatabase(
         }),
       ),
     )
-    userEmails.push(email)
+    emails.push(email)
   }
+  return { ids, emails }
+}
 
+async function seedProducts(db: Kysely<Database>, run: SeedRun, options: SeedOptions, userIds: number[]) {
   const progress = createProgress('seeding products', options.products, options.progressStream)
+  const makeRows = productRows(run, options.products, userIds)
+  // Several inserts per transaction: one commit (and WAL sync) per 50 000 rows, not per 2 000.
+  for (let start = 0; start < options.products; start += ROWS_PER_TRANSACTION) {
+    const end = Math.min(start + ROWS_PER_TRANSACTION, options.products)
+    await db.transaction().execute(async (trx) => {
+      for (let from = start; from < end; from += ROWS_PER_INSERT) {
+        const count = Math.min(ROWS_PER_INSERT, end - from)
+        await trx.insertInto('products').values(makeRows(from, count)).execute()
+        progress.advance(from + count)
+      }
+    })
+  }
+  progress.finish()
+}
+
+/** Makes `count` product rows from the `start`th of `total`, owned by random seeded users. */
+function productRows({ tag, random, now }: SeedRun, total: number, userIds: number[]) {
   const yearMs = 365 * 24 * 60 * 60 * 1000
-  const makeRows = (start: number, count: number) =>
+  return (start: number, count: number) =>
     Array.from({ length: count }, (_, offset) => {
       const n = start + offset + 1
       const name = `${ADJECTIVES[Math.floor(random() * ADJECTIVES.length)]} ${NOUNS[Math.floor(random() * NOUNS.length)]}`
@@ -117,7 +157,7 @@ export async function seedDatabase(
       const productId = `SEED-${tag}-${n}`
       // Older first, with jitter, so that created_at has realistic ties and gaps.
       const createdAt = new Date(
-        now - yearMs + Math.floor((n / options.products) * yearMs) - Math.floor(random() * 60_000),
+        now - yearMs + Math.floor((n / total) * yearMs) - Math.floor(random() * 60_000),
       )
       return {
         product_id: productId,
@@ -131,17 +171,4 @@ export async function seedDatabase(
         updated_at: createdAt,
       }
     })
-  // Several inserts per transaction: one commit (and WAL sync) per 50 000 rows, not per 2 000.
-  for (let start = 0; start < options.products; start += ROWS_PER_TRANSACTION) {
-    const end = Math.min(start + ROWS_PER_TRANSACTION, options.products)
-    await db.transaction().execute(async (trx) => {
-      for (let from = start; from < end; from += ROWS_PER_INSERT) {
-        const count = Math.min(ROWS_PER_INSERT, end - from)
-        await trx.insertInto('products').values(makeRows(from, count)).execute()
-        progress.advance(from + count)
-      }
-    })
-  }
-  progress.finish()
-  return { userEmails, products: options.products, tag }
 }

@@ -124,40 +124,50 @@ export function createProductsRepository(db: Kysely<Database>, engine: Engine) {
       return Number(result.numDeletedRows) > 0
     },
 
-    /**
-     * One page in the given order, after `after`. Keyset pagination: the sort column's index is
-     * entered at the previous page's last row, so a page a million rows deep costs what the first
-     * does. Written as `col <= v AND (col < v OR id < i)` so that every engine uses a range scan.
-     */
-    list(options: { sort: ProductSort; filters: ProductFilters; after?: ProductPosition; limit: number }) {
-      const { sort, filters, after, limit } = options
-      const column = sort.column
-      const descending = sort.direction === 'desc'
-      return db
-        .selectFrom('products')
-        .select(PRODUCT_COLUMNS)
-        .$if(filters.ownerId !== undefined, (qb) => qb.where('owner_id', '=', filters.ownerId!))
-        .$if(filters.minPrice !== undefined, (qb) => qb.where('price', '>=', filters.minPrice!))
-        .$if(filters.maxPrice !== undefined, (qb) => qb.where('price', '<=', filters.maxPrice!))
-        .$if(filters.text !== undefined, (qb) =>
-          qb.where(sql<boolean>`${sql.ref('search_text')} like ${containsPattern(filters.text!)} escape '!'`),
-        )
-        .$if(after !== undefined, (qb) =>
-          qb
-            .where(column, descending ? '<=' : '>=', after!.value as never)
-            .where((eb) =>
-              eb.or([
-                eb(column, descending ? '<' : '>', after!.value as never),
-                eb('id', descending ? '<' : '>', after!.id),
-              ]),
-            ),
-        )
-        .orderBy(column, sort.direction)
-        .orderBy('id', sort.direction)
-        .limit(limit)
-        .execute()
-    },
+    /** One page in the given order, after a position (keyset pagination: see selectPage). */
+    list: (options: ProductListOptions) => selectPage(db, options),
   }
 }
 
 export type ProductsRepository = ReturnType<typeof createProductsRepository>
+
+export interface ProductListOptions {
+  sort: ProductSort
+  filters: ProductFilters
+  after?: ProductPosition
+  limit: number
+}
+
+/**
+ * One page in the given order, after `after`. Keyset pagination: the sort column's index is
+ * entered at the previous page's last row, so a page a million rows deep costs what the first
+ * does. Written as `col <= v AND (col < v OR id < i)` so that every engine uses a range scan.
+ */
+function selectPage(db: Kysely<Database>, options: ProductListOptions) {
+  const { sort, filters, after, limit } = options
+  const column = sort.column
+  const descending = sort.direction === 'desc'
+  return db
+    .selectFrom('products')
+    .select(PRODUCT_COLUMNS)
+    .$if(filters.ownerId !== undefined, (qb) => qb.where('owner_id', '=', filters.ownerId!))
+    .$if(filters.minPrice !== undefined, (qb) => qb.where('price', '>=', filters.minPrice!))
+    .$if(filters.maxPrice !== undefined, (qb) => qb.where('price', '<=', filters.maxPrice!))
+    .$if(filters.text !== undefined, (qb) =>
+      qb.where(sql<boolean>`${sql.ref('search_text')} like ${containsPattern(filters.text!)} escape '!'`),
+    )
+    .$if(after !== undefined, (qb) =>
+      qb
+        .where(column, descending ? '<=' : '>=', after!.value as never)
+        .where((eb) =>
+          eb.or([
+            eb(column, descending ? '<' : '>', after!.value as never),
+            eb('id', descending ? '<' : '>', after!.id),
+          ]),
+        ),
+    )
+    .orderBy(column, sort.direction)
+    .orderBy('id', sort.direction)
+    .limit(limit)
+    .execute()
+}

@@ -1,4 +1,3 @@
-import { sql } from 'kysely'
 import { Type } from 'typebox'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../../config.js'
@@ -18,9 +17,7 @@ export default async function healthRoutes(app: FastifyInstance, { config }: { c
   const database: ReadinessStep = {
     what: 'the database',
     monitor: app.dbMonitor,
-    run: async () => {
-      await sql`select 1`.execute(app.db)
-    },
+    run: () => app.repos.readinessProbe.ping(),
   }
   // A database that answers reads may still refuse every write (a full disk, a read-only file or
   // server): this instance could then serve no change, so it is not ready. One real commit.

@@ -1,29 +1,25 @@
-import { staleVersion, versionRequired, type DomainError } from '../../services/errors.js'
+import { productVersionTag, type VersionCondition } from '../../services/products.js'
 
 /** A strong ETag from the product's version: it changes with every change of the product. */
-export function productEtag(version: number): string {
-  return `"${version}"`
-}
+export const productEtag = productVersionTag
 
 /**
- * Whether an If-Match header allows a change of the current version (RFC 9110 §13.1.1: strong
- * comparison, so weak tags never match; "*" matches any existing product).
+ * The versions an If-Match header allows a change of (RFC 9110 §13.1.1: strong comparison, so
+ * weak tags never match; "*" matches any existing product); undefined without the header.
  */
-export function ifMatchAllows(header: string, version: number): boolean {
-  if (header.trim() === '*') return true
-  const current = productEtag(version)
-  return header.split(',').some((tag) => tag.trim() === current)
+export function ifMatchCondition(header: string | undefined): VersionCondition | undefined {
+  if (header === undefined) return undefined
+  return {
+    allows(version) {
+      if (header.trim() === '*') return true
+      const current = productEtag(version)
+      return header.split(',').some((tag) => tag.trim() === current)
+    },
+  }
 }
 
-export function preconditionFailed(version: number): DomainError {
-  return staleVersion(
-    'The product has changed since you read it: GET it again and retry with its new ETag.',
-    productEtag(version),
-  )
-}
-
-export function preconditionRequired(): DomainError {
-  return versionRequired(
-    'Send If-Match with the ETag from GET /product/{id}: changes must name the version they change.',
-  )
+/** Whether If-None-Match names the current ETag: weak comparison (RFC 9110 §13.1.2); "*" matches any. */
+export function ifNoneMatchHits(header: string | undefined, etag: string): boolean {
+  if (!header) return false
+  return header.trim() === '*' || header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag)
 }

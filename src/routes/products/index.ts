@@ -1,12 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { Config } from '../../config.js'
 import productsReadRoutes from './read.js'
 import productsWriteRoutes from './write.js'
 
 /** Products: every route needs an access token (registered authenticated). */
-const productsRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
-  await app.register(productsReadRoutes, { config })
-  await app.register(productsWriteRoutes, { config })
+const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  await app.register(productsReadRoutes)
+  await app.register(productsWriteRoutes)
 }
 
 export default productsRoutes

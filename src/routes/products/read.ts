@@ -1,29 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import type { Config } from '../../config.js'
-import { invalidInput, notFound } from '../../services/errors.js'
-import { createKeysetPaging } from '../../services/pagination.js'
-import type {
-  ProductFilters,
-  ProductPosition,
-  ProductSort,
-  ProductSortColumn,
-} from '../../repositories/products.js'
+import type { TypeBoxApp } from '../../http/typebox-app.js'
 import { IdParams } from '../../schemas/common.js'
 import { problemResponses } from '../../schemas/problem.js'
-import type { PRODUCT_SORTS } from '../../schemas/products.js'
 import { IfNoneMatchHeaders, ProductListQuery, ProductPage, ProductPublic } from '../../schemas/products.js'
-import { productEtag } from './etag.js'
+import { ifNoneMatchHits, productEtag } from './etag.js'
 
-function parseSort(sort: (typeof PRODUCT_SORTS)[number]): ProductSort {
-  return sort.startsWith('-')
-    ? { column: sort.slice(1) as ProductSortColumn, direction: 'desc' }
-    : { column: sort as ProductSortColumn, direction: 'asc' }
-}
-
-const productsReadRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
-  const paging = createKeysetPaging(config.secretKey, 'products')
-
+function registerListProducts(app: TypeBoxApp) {
   app.get(
     '/product/',
     {
@@ -38,49 +21,21 @@ const productsReadRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async 
       },
     },
     async (request) => {
-      const {
-        limit = 20,
+      const { limit = 20, cursor, sort = '-created_at', q, min_price, max_price, owner_id } = request.query
+      return app.products.list({
+        limit,
         cursor,
-        sort: sortParam = '-created_at',
-        q,
-        min_price,
-        max_price,
-        owner_id,
-      } = request.query
-      if (min_price !== undefined && max_price !== undefined && min_price > max_price)
-        throw invalidInput('min_price is above max_price.', [
-          { in: 'query', field: 'min_price', message: 'must not be above max_price' },
-        ])
-      const sort = parseSort(sortParam)
-      const filters: ProductFilters = {
-        text: q?.normalize('NFKC').toLowerCase(),
+        sort,
+        text: q,
         minPrice: min_price,
         maxPrice: max_price,
         ownerId: owner_id,
-      }
-      // The sort is part of what a cursor continues: a cursor of one sort is refused by another.
-      const list = { sort: sortParam, filters }
-      const after = paging.start(cursor, list, (position): ProductPosition | undefined => {
-        if (typeof position.i !== 'number') return undefined
-        const value =
-          sort.column === 'created_at' && typeof position.v === 'string'
-            ? new Date(position.v)
-            : sort.column === 'price' && typeof position.v === 'number'
-              ? position.v
-              : sort.column === 'name' && typeof position.v === 'string'
-                ? position.v
-                : undefined
-        if (value === undefined || (value instanceof Date && Number.isNaN(value.getTime()))) return undefined
-        return { value, id: position.i }
-      })
-      const rows = await app.repos.products.list({ sort, filters, after, limit: limit + 1 })
-      return paging.page(rows, limit, list, (product) => {
-        const value = product[sort.column]
-        return { v: value instanceof Date ? value.toISOString() : value, i: product.id }
       })
     },
   )
+}
 
+function registerGetProduct(app: TypeBoxApp) {
   app.get(
     '/product/:id',
     {
@@ -99,21 +54,19 @@ const productsReadRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async 
       },
     },
     async (request, reply) => {
-      const product = await app.repos.products.findById(request.params.id)
-      if (!product) throw notFound(`There is no product ${request.params.id}.`)
+      const product = await app.products.get(request.params.id)
       const etag = productEtag(product.version)
       reply.header('etag', etag)
-      const ifNoneMatch = request.headers['if-none-match']
-      // Weak comparison (RFC 9110 §13.1.2); "*" matches any current representation.
-      if (
-        ifNoneMatch &&
-        (ifNoneMatch.trim() === '*' ||
-          ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag))
-      )
-        return reply.code(304).send(null)
+      if (ifNoneMatchHits(request.headers['if-none-match'], etag)) return reply.code(304).send(null)
       return product
     },
   )
+}
+
+/** Reading the catalogue: a page of products, one product. */
+const productsReadRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  registerListProducts(app)
+  registerGetProduct(app)
 }
 
 export default productsReadRoutes

@@ -1,13 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { canModifyProduct, type ActorIdentity } from '../../services/policies.js'
-import type { Config } from '../../config.js'
-import type { ProductRowUpdate } from '../../db/database.js'
-import { isForeignKeyViolation, isUniqueViolation } from '../../db/errors.js'
-import { accountGone, conflict, forbidden, notFound } from '../../services/errors.js'
-import { requestFingerprint, runIdempotently } from '../../idempotency.js'
-import type { Repositories } from '../../repositories/index.js'
-import type { ProductRecord } from '../../repositories/products.js'
+import type { TypeBoxApp } from '../../http/typebox-app.js'
 import { IdParams } from '../../schemas/common.js'
 import { problemResponses } from '../../schemas/problem.js'
 import {
@@ -18,60 +11,9 @@ import {
   ProductReplace,
   ProductUpdate,
 } from '../../schemas/products.js'
-import { ifMatchAllows, preconditionFailed, preconditionRequired, productEtag } from './etag.js'
+import { ifMatchCondition, productEtag } from './etag.js'
 
-const DUPLICATE_SKU = 'A product with this product_id already exists.'
-
-/**
- * Loads a product the actor may change, locked until the transaction ends: 404 when it does not
- * exist, 403 when it is not theirs.
- */
-async function modifiableProduct(repos: Repositories, actor: ActorIdentity, id: number) {
-  const product = await repos.products.findByIdForUpdate(id)
-  if (!product) throw notFound(`There is no product ${id}.`)
-  if (!canModifyProduct(actor, product))
-    throw forbidden('Only the owner of this product or an admin may change it.')
-  return product
-}
-
-const productsWriteRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
-  /**
-   * The version a change must apply to: the one If-Match names (412 when the product has moved
-   * on), none without If-Match (last write wins), or 428 when REQUIRE_IF_MATCH demands one.
-   */
-  function expectedVersion(ifMatch: string | undefined, product: ProductRecord): number | undefined {
-    if (ifMatch === undefined) {
-      if (config.requireIfMatch) throw preconditionRequired()
-      return undefined
-    }
-    if (!ifMatchAllows(ifMatch, product.version)) throw preconditionFailed(product.version)
-    return product.version
-  }
-
-  /** Applies a change inside a transaction; a concurrent change that got there first is a 412. */
-  async function change(
-    actor: ActorIdentity,
-    id: number,
-    ifMatch: string | undefined,
-    changes: ProductRowUpdate,
-  ) {
-    return app.transaction(async (repos) => {
-      const product = await modifiableProduct(repos, actor, id)
-      const version = expectedVersion(ifMatch, product)
-      let updated: boolean
-      try {
-        updated = await repos.products.update(id, { ...changes, updated_at: new Date() }, product, version)
-      } catch (error) {
-        if (isUniqueViolation(error)) throw conflict(DUPLICATE_SKU)
-        throw error
-      }
-      const current = await repos.products.findById(id)
-      if (!current) throw notFound(`There is no product ${id}.`)
-      if (!updated) throw preconditionFailed(current.version)
-      return current
-    })
-  }
-
+function registerCreateProduct(app: TypeBoxApp) {
   app.post(
     '/product/',
     {
@@ -87,51 +29,20 @@ const productsWriteRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async
       },
     },
     async (request, reply) => {
-      const actor = request.actor
-      const create = async (repos: Repositories) => {
-        const now = new Date()
-        let id: number
-        try {
-          id = await repos.products.insert({
-            ...request.body,
-            description: request.body.description ?? '',
-            owner_id: actor.id,
-            created_at: now,
-            updated_at: now,
-          })
-        } catch (error) {
-          if (isUniqueViolation(error)) throw conflict(DUPLICATE_SKU)
-          throw error
-        }
-        const product = (await repos.products.findById(id))!
-        return { status: 201, body: product }
-      }
-
-      const key = request.headers['idempotency-key']
-      const outcome = await (
-        key
-          ? runIdempotently({
-              transaction: app.transaction,
-              repos: app.repos,
-              userId: actor.id,
-              key,
-              fingerprint: requestFingerprint('POST /product/', request.body),
-              create,
-            })
-          : app.transaction(create).then((created) => ({ replayed: false as const, ...created }))
-      ).catch((error: unknown) => {
-        // Both rows name the caller: their account was deleted since the request was authenticated.
-        if (isForeignKeyViolation(error)) throw accountGone()
-        throw error
-      })
-      const product = outcome.body as ProductRecord & { id: number }
-      if (outcome.replayed) reply.header('idempotent-replayed', 'true')
+      const { product, replayed } = await app.products.create(
+        request.actor,
+        request.body,
+        request.headers['idempotency-key'],
+      )
+      if (replayed) reply.header('idempotent-replayed', 'true')
       else reply.header('etag', productEtag(product.version))
       // Only a 201 is ever stored (refusals are not), so a replay is a 201 too.
       return reply.code(201).header('location', `/product/${product.id}`).send(product)
     },
   )
+}
 
+function registerReplaceProduct(app: TypeBoxApp) {
   app.put(
     '/product/:id',
     {
@@ -147,14 +58,18 @@ const productsWriteRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async
     },
     async (request, reply) => {
       const { description = '', ...fields } = request.body
-      const product = await change(request.actor, request.params.id, request.headers['if-match'], {
-        ...fields,
-        description,
-      })
+      const product = await app.products.change(
+        request.actor,
+        request.params.id,
+        ifMatchCondition(request.headers['if-match']),
+        { ...fields, description },
+      )
       return reply.header('etag', productEtag(product.version)).send(product)
     },
   )
+}
 
+function registerUpdateProduct(app: TypeBoxApp) {
   app.patch(
     '/product/:id',
     {
@@ -169,16 +84,18 @@ const productsWriteRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async
       },
     },
     async (request, reply) => {
-      const product = await change(
+      const product = await app.products.change(
         request.actor,
         request.params.id,
-        request.headers['if-match'],
+        ifMatchCondition(request.headers['if-match']),
         request.body,
       )
       return reply.header('etag', productEtag(product.version)).send(product)
     },
   )
+}
 
+function registerDeleteProduct(app: TypeBoxApp) {
   app.delete(
     '/product/:id',
     {
@@ -195,17 +112,22 @@ const productsWriteRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async
       },
     },
     async (request, reply) => {
-      await app.transaction(async (repos) => {
-        const product = await modifiableProduct(repos, request.actor, request.params.id)
-        const version = expectedVersion(request.headers['if-match'], product)
-        if (!(await repos.products.delete(product.id, version))) {
-          const current = await repos.products.findById(product.id)
-          throw current ? preconditionFailed(current.version) : notFound(`There is no product ${product.id}.`)
-        }
-      })
+      await app.products.remove(
+        request.actor,
+        request.params.id,
+        ifMatchCondition(request.headers['if-match']),
+      )
       return reply.code(204).send(null)
     },
   )
+}
+
+/** Changing the catalogue: create, replace, change some fields, delete. */
+const productsWriteRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  registerCreateProduct(app)
+  registerReplaceProduct(app)
+  registerUpdateProduct(app)
+  registerDeleteProduct(app)
 }
 
 export default productsWriteRoutes

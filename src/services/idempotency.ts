@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
-import { isUniqueViolation } from './db/errors.js'
-import { conflict, invalidInput } from './services/errors.js'
-import type { Repositories } from './repositories/index.js'
+import { isUniqueViolation } from '../db/errors.js'
+import { conflict, invalidInput } from './errors.js'
+import type { Repositories } from '../repositories/index.js'
 
 export const IDEMPOTENCY_KEY_LIFETIME_MS = 24 * 60 * 60 * 1000
 
