@@ -9,8 +9,7 @@ import { contextOf } from '../../http/context.js'
 import { LoginForm, RefreshRequest, TokenResponse } from '../../schemas/auth.js'
 import { problemResponses } from '../../schemas/problem.js'
 import { UserPublic } from '../../schemas/users.js'
-
-type Api = Parameters<FastifyPluginAsyncTypebox>[0]
+import type { TypedApp } from '../../http/typed-app.js'
 
 /** Tokens are credentials: no cache, the browser's or a proxy's, may keep them. */
 const noStore = (reply: FastifyReply) =>
@@ -33,7 +32,7 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app) =>
   )
 }
 
-function registerLogin(app: Api) {
+function registerLogin(app: TypedApp) {
   app.post(
     '/login',
     {
@@ -61,7 +60,7 @@ function registerLogin(app: Api) {
   )
 }
 
-function registerRefresh(app: Api) {
+function registerRefresh(app: TypedApp) {
   app.post(
     '/token/refresh',
     {
@@ -87,7 +86,7 @@ function registerRefresh(app: Api) {
   )
 }
 
-function registerLogout(api: Api) {
+function registerLogout(api: TypedApp) {
   api.post(
     '/logout',
     {
@@ -105,7 +104,7 @@ function registerLogout(api: Api) {
   )
 }
 
-function registerCurrentUser(api: Api) {
+function registerCurrentUser(api: TypedApp) {
   api.get(
     '/current-user',
     {

@@ -1,12 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import type { TypeBoxApp } from '../../http/typebox-app.js'
+import type { TypedApp } from '../../http/typed-app.js'
 import { IdParams } from '../../schemas/common.js'
 import { problemResponses } from '../../schemas/problem.js'
 import { IfNoneMatchHeaders, ProductListQuery, ProductPage, ProductPublic } from '../../schemas/products.js'
 import { ifNoneMatchHits, productEtag } from './etag.js'
 
-function registerListProducts(app: TypeBoxApp) {
+function registerListProducts(app: TypedApp) {
   app.get(
     '/product/',
     {
@@ -35,7 +35,7 @@ function registerListProducts(app: TypeBoxApp) {
   )
 }
 
-function registerGetProduct(app: TypeBoxApp) {
+function registerGetProduct(app: TypedApp) {
   app.get(
     '/product/:id',
     {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import type { TypeBoxApp } from '../../http/typebox-app.js'
+import type { TypedApp } from '../../http/typed-app.js'
 import { IdParams } from '../../schemas/common.js'
 import { problemResponses } from '../../schemas/problem.js'
 import {
@@ -13,7 +13,7 @@ import {
 } from '../../schemas/products.js'
 import { ifMatchCondition, productEtag } from './etag.js'
 
-function registerCreateProduct(app: TypeBoxApp) {
+function registerCreateProduct(app: TypedApp) {
   app.post(
     '/product/',
     {
@@ -42,7 +42,7 @@ function registerCreateProduct(app: TypeBoxApp) {
   )
 }
 
-function registerReplaceProduct(app: TypeBoxApp) {
+function registerReplaceProduct(app: TypedApp) {
   app.put(
     '/product/:id',
     {
@@ -69,7 +69,7 @@ function registerReplaceProduct(app: TypeBoxApp) {
   )
 }
 
-function registerUpdateProduct(app: TypeBoxApp) {
+function registerUpdateProduct(app: TypedApp) {
   app.patch(
     '/product/:id',
     {
@@ -95,7 +95,7 @@ function registerUpdateProduct(app: TypeBoxApp) {
   )
 }
 
-function registerDeleteProduct(app: TypeBoxApp) {
+function registerDeleteProduct(app: TypedApp) {
   app.delete(
     '/product/:id',
     {

@@ -3,8 +3,7 @@ import { Type } from 'typebox'
 import { contextOf } from '../../http/context.js'
 import { SessionIdParams, SessionList } from '../../schemas/auth.js'
 import { problemResponses } from '../../schemas/problem.js'
-
-type Api = Parameters<FastifyPluginAsyncTypebox>[0]
+import type { TypedApp } from '../../http/typed-app.js'
 
 /** The caller's own sessions (devices where they are logged in); registered authenticated. */
 const sessionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -12,7 +11,7 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   registerEnd(app)
 }
 
-function registerList(app: Api) {
+function registerList(app: TypedApp) {
   app.get(
     '/sessions',
     {
@@ -40,7 +39,7 @@ function registerList(app: Api) {
   )
 }
 
-function registerEnd(app: Api) {
+function registerEnd(app: TypedApp) {
   app.delete(
     '/sessions/:id',
     {
