@@ -26,7 +26,7 @@ import {
   testConfig,
   TEST_SECRET,
   uniqueUser,
-} from './helper.js'
+} from './support/app.js'
 
 // ------------------------------------------------------------------ helpers
 

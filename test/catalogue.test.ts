@@ -17,7 +17,7 @@ import {
   type ProductBody as Product,
   type ProductPage as Page,
   type TestActor as Actor,
-} from './helper.js'
+} from './support/app.js'
 
 type Query = Record<string, string | number | undefined>
 

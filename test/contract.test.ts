@@ -33,7 +33,7 @@ import {
   uniqueSku,
   uniqueUser,
   USER_FIELDS,
-} from './helper.js'
+} from './support/app.js'
 
 const ROOT = path.resolve(import.meta.dirname, '..')
 

@@ -14,7 +14,7 @@ import {
   registerAndLogin,
   testConfig,
   uniqueUser,
-} from './helper.js'
+} from './support/app.js'
 
 // ------------------------------------------------------------------ helpers
 

@@ -18,7 +18,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test, type TestContext } from 'node:test'
 import { Redis } from 'ioredis'
-import { testEngines, uniqueSku, uniqueUser, type EngineName, type TestDatabase } from './helper.js'
+import { testEngines, uniqueSku, uniqueUser, type EngineName, type TestDatabase } from './support/app.js'
 import { freePort, until } from './support/processes.js'
 
 const SERVER = fileURLToPath(new URL('../src/server.ts', import.meta.url))

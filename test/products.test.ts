@@ -13,7 +13,7 @@ import {
   type ProductPage as Page,
   type TestActor as Actor,
   PRODUCT_FIELDS,
-} from './helper.js'
+} from './support/app.js'
 
 /** An id no test database reaches, inside the range the path accepts. */
 const MISSING_ID = 2_147_483_647

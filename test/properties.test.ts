@@ -15,7 +15,7 @@ import { before, test } from 'node:test'
 import fc from 'fast-check'
 import { SignJWT } from 'jose'
 import { buildApp } from '../src/app.js'
-import { describeEachEngine, testConfig, uniqueSku, uniqueUser, type EngineContext } from './helper.js'
+import { describeEachEngine, testConfig, uniqueSku, uniqueUser, type EngineContext } from './support/app.js'
 import {
   JsonLiteral,
   schemaArbitraries,

@@ -23,7 +23,7 @@ import {
   testEngines,
   uniqueUser,
   type TestDatabase,
-} from './helper.js'
+} from './support/app.js'
 import { REDIS_SERVER, freePort, startRedis, stopRedis } from './support/processes.js'
 
 // ------------------------------------------------------------------ helpers

@@ -17,7 +17,7 @@ import {
   uniqueSku,
   uniqueUser,
   USER_FIELDS,
-} from './helper.js'
+} from './support/app.js'
 
 // ------------------------------------------------------------------ helpers
 
