@@ -105,7 +105,6 @@ export async function startSmtpInbox() {
     mailsTo,
     waitForTokens,
     /** The newest token of a link to `page` mailed to `recipient`, once one arrived. */
-    waitForToken: async (recipient: string, page: MailPage) =>
-      (await waitForTokens(recipient, page)).at(-1)!,
+    waitForToken: async (recipient: string, page: MailPage) => (await waitForTokens(recipient, page)).at(-1)!,
   }
 }
