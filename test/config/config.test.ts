@@ -299,7 +299,7 @@ describe('parseDatabaseUrl', () => {
   }
 })
 
-describe('SESSION_MAX_LIFETIME_DAYS (the absolute end of a session, issue 11)', () => {
+describe('SESSION_MAX_LIFETIME_DAYS (the absolute end of a session)', () => {
   test('defaults to 30 days, and a value within 1..3650 is taken', () => {
     assert.equal(loadConfig(env()).sessionMaxLifetimeDays, 30)
     assert.equal(loadConfig(env({ SESSION_MAX_LIFETIME_DAYS: '7' })).sessionMaxLifetimeDays, 7)

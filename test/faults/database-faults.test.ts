@@ -2,7 +2,7 @@
  * A hung database, injected for real: a TCP proxy between the app and PostgreSQL (or MariaDB) is
  * frozen (bytes neither answered nor refused, as in a network partition) and then thawed.
  *
- * The guarantees (SPEC §4, docs/security.md): every database call is bounded in time, so a hung
+ * The guarantees (docs/security.md): every database call is bounded in time, so a hung
  * database gives 503 problem+json with Retry-After within seconds, never a request that waits for
  * as long as the hang; the instance recovers by itself when the database is back; and the outage is
  * told in one log line when it starts and one when it ends, not one per failed request.

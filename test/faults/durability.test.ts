@@ -1,5 +1,5 @@
 /**
- * Issue 11, item 4: no acknowledged write is lost when the OS crashes (a power loss, a kernel
+ * No acknowledged write is lost when the OS crashes (a power loss, a kernel
  * panic) on the SQLite default, and SQLITE_SYNCHRONOUS=normal is the setting that trades this away.
  *
  * The server runs as a process of its own with test/support/fs-faults.c preloaded: the OS crash

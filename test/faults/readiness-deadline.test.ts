@@ -11,7 +11,7 @@ import { until } from '../support/processes.js'
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js'
 
 /**
- * /readyz answers within READINESS_TIMEOUT_MS whatever its checks wait on (SPEC §4): a frozen link
+ * /readyz answers within READINESS_TIMEOUT_MS whatever its checks wait on: a frozen link
  * to PostgreSQL or Redis (a paused TCP proxy in between) gives a 503 at the deadline.
  */
 

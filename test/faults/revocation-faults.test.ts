@@ -2,7 +2,7 @@
  * Revocation under Redis faults, with the faults injected for real: a TCP proxy between one
  * instance and Redis is cut or frozen while a second instance keeps its own, healthy link.
  *
- * The guarantee (SPEC §4, docs/security.md): an acknowledged logout (password change, reset,
+ * The guarantee (docs/security.md): an acknowledged logout (password change, reset,
  * deactivation, deletion) is refused by every instance within one second, whatever part of Redis
  * fails; and a Redis that does not answer holds no request (a circuit breaker, not a command
  * timeout per request).

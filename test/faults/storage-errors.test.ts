@@ -1,5 +1,5 @@
 /**
- * Issue 11, item 6: a SQLite file that cannot take a write (here a full disk, injected for real
+ * A SQLite file that cannot take a write (here a full disk, injected for real
  * with test/support/fs-faults.c) is a 503 with Retry-After, logged under its own cause
  * (SQLITE_FULL), never under the "cannot rollback" that used to replace it; /readyz says not ready
  * until the disk has room again.

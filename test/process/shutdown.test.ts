@@ -8,7 +8,7 @@ import { connectionRefused, until } from '../support/processes.js'
 import { startServerProcess, type ServerProcess } from '../support/server-process.js'
 
 /**
- * Graceful shutdown of the real process (SPEC §4): on SIGTERM /readyz fails for the drain period,
+ * Graceful shutdown of the real process: on SIGTERM /readyz fails for the drain period,
  * requests in flight finish, idle and half-open connections are closed, and the process exits 0
  * within its deadline. Every wait is bounded; none of these tests depends on the machine's speed.
  */

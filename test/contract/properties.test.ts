@@ -14,8 +14,8 @@ import { randomUUID } from 'node:crypto'
 import { before, test } from 'node:test'
 import fc from 'fast-check'
 import { SignJWT } from 'jose'
-import { buildApp } from '../src/app.js'
-import { describeEachEngine, testConfig, uniqueSku, uniqueUser, type EngineContext } from './support/app.js'
+import { buildApp } from '../../src/app.js'
+import { describeEachEngine, testConfig, uniqueSku, uniqueUser, type EngineContext } from '../support/app.js'
 import {
   JsonLiteral,
   schemaArbitraries,
@@ -23,7 +23,7 @@ import {
   withKey,
   type Schema,
   type SchemaArbitraries,
-} from './support/schema-arbitraries.js'
+} from '../support/schema-arbitraries.js'
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 100)
 const SEED = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED)

@@ -1,5 +1,5 @@
 /**
- * Rate limits (issue 6 item 1, SPEC §3 Protection), as attacks: brute force on one account from
+ * Rate limits as attacks: brute force on one account from
  * one address and from many (127.0.0.2…), one address spraying many accounts, spoofed forwarding
  * headers, the global per-IP limit on every request, each other limited route, two instances
  * sharing one Redis, and Redis stopped (and frozen) under a running instance.
@@ -11,9 +11,9 @@ import { existsSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
-import { buildApp } from '../src/app.js'
-import type { Config } from '../src/config.js'
-import { clientKey } from '../src/rate-limit/client-key.js'
+import { buildApp } from '../../src/app.js'
+import type { Config } from '../../src/config.js'
+import { clientKey } from '../../src/rate-limit/client-key.js'
 import {
   assertProblem,
   captureLog,
@@ -23,8 +23,8 @@ import {
   testEngines,
   uniqueUser,
   type TestDatabase,
-} from './support/app.js'
-import { REDIS_SERVER, freePort, startRedis, stopRedis } from './support/processes.js'
+} from '../support/app.js'
+import { REDIS_SERVER, freePort, startRedis, stopRedis } from '../support/processes.js'
 
 // ------------------------------------------------------------------ helpers
 

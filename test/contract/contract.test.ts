@@ -3,7 +3,7 @@
  * (client/schema.d.ts) is current; and that client runs the README walk-through against a
  * listening server, so a schema that says something the server does not do fails to compile or
  * fails here. That every served route is documented, and every documented operation served, is
- * checked in test/docs.test.ts.
+ * checked in test/routes/docs/docs.test.ts.
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
@@ -18,14 +18,14 @@ import { Validator } from '@seriousme/openapi-schema-validator'
 import type { FastifyInstance } from 'fastify'
 import type { Middleware } from 'openapi-fetch'
 import type { OpenAPI3 } from 'openapi-typescript'
-import { bearerToken, createApiClient, formEncoded, type ApiClient } from '../client/index.js'
+import { bearerToken, createApiClient, formEncoded, type ApiClient } from '../../client/index.js'
 import {
   firstDifference,
   openApiDocument,
   readClientSchema,
   renderClientSchema,
-} from '../scripts/generate-client.js'
-import { buildApp } from '../src/app.js'
+} from '../../scripts/generate-client.js'
+import { buildApp } from '../../src/app.js'
 import {
   describeEachEngine,
   PRODUCT_FIELDS,
@@ -33,9 +33,9 @@ import {
   uniqueSku,
   uniqueUser,
   USER_FIELDS,
-} from './support/app.js'
+} from '../support/app.js'
 
-const ROOT = path.resolve(import.meta.dirname, '..')
+const ROOT = path.resolve(import.meta.dirname, '../..')
 
 // ------------------------------------------------------------------ the document and the generated types
 

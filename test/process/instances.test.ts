@@ -1,5 +1,5 @@
 /**
- * Several instances, one system (issue 7, SPEC §4 Scaling out): two real server processes
+ * Several instances, one system: two real server processes
  * (`node --import tsx src/server.ts`) on different ports, on one database and one Redis, behave
  * as one. A token from one works on the other; a logout or a refresh-token replay on one is
  * refused by the other on the very next request; a rate limit counts the requests sent to both;
@@ -18,10 +18,10 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test, type TestContext } from 'node:test'
 import { Redis } from 'ioredis'
-import { testEngines, uniqueSku, uniqueUser, type EngineName, type TestDatabase } from './support/app.js'
-import { freePort, until } from './support/processes.js'
+import { testEngines, uniqueSku, uniqueUser, type EngineName, type TestDatabase } from '../support/app.js'
+import { freePort, until } from '../support/processes.js'
 
-const SERVER = fileURLToPath(new URL('../src/server.ts', import.meta.url))
+const SERVER = fileURLToPath(new URL('../../src/server.ts', import.meta.url))
 /** tsx by absolute URL: each server runs in a folder of its own, away from any .env here. */
 const TSX = import.meta.resolve('tsx')
 const SECRET = `instances-test-${randomBytes(24).toString('base64url')}`
