@@ -5,7 +5,7 @@ import { NO_MIGRATIONS, sql, type Kysely } from 'kysely'
 import { openDatabase } from '../../src/db/open.js'
 import { parseDatabaseUrl } from '../../src/db/target.js'
 import { createMigrator, MIGRATION_NAMES } from '../../src/db/migrator.js'
-import { testEngines, type EngineName, type TestDatabase } from '../helper.js'
+import { testEngines, type EngineName, type TestDatabase } from '../support/app.js'
 
 // Migrations are frozen in time: a database that ran 0001..0007 years ago and a fresh one must
 // have the same schema. The schema they leave, on each engine, was dumped once and is kept next
