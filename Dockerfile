@@ -5,7 +5,7 @@
 #   docker run -e SECRET_KEY="$(openssl rand -base64 48)" -p 8000:8000 -v fastauth-data:/data fastauth-api
 #
 # SECRET_KEY is required: with NODE_ENV=production the server refuses to start without one of at
-# least 32 bytes. test/container.test.ts performs this file's install, build and start steps
+# least 32 bytes. test/process/container.test.ts performs this file's install, build and start steps
 # without Docker; keep the two in step (the test reads this file and fails when they drift).
 
 # ---- build: compile TypeScript and better-sqlite3, then drop the devDependencies

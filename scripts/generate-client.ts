@@ -5,7 +5,7 @@
  *   npm run client:generate               write client/schema.d.ts
  *   npm run client:generate -- --check    write nothing; exit 1 when the file is out of date
  *
- * test/contract.test.ts runs the same check, so CI fails when a route's schema changed and the
+ * test/contract/client-types.test.ts runs the same check, so CI fails when a route's schema changed and the
  * client was not regenerated.
  */
 import { randomBytes } from 'node:crypto'
@@ -18,7 +18,7 @@ import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { firstDifference, readIfExists } from './generated-file.js'
 
-// test/contract.test.ts checks the schema with it, as this script does.
+// test/contract/client-types.test.ts checks the schema with it, as this script does.
 export { firstDifference }
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))

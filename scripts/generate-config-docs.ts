@@ -5,7 +5,7 @@
  *   npm run config:docs               write both
  *   npm run config:docs -- --check    write nothing; exit 1 when either is out of date
  *
- * test/config-declaration.test.ts runs the same check, so CI fails when a variable changed and the
+ * test/config/declaration.test.ts runs the same check, so CI fails when a variable changed and the
  * documents were not regenerated.
  */
 import { writeFile } from 'node:fs/promises'

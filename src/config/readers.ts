@@ -81,7 +81,7 @@ export function url(...schemes: string[]): Reader<string> {
   }
 }
 
-/** Only the scheme is checked here: src/db/dialect.ts parses the rest when it connects. */
+/** Only the scheme is checked here: src/db/target.ts parses the rest when it connects. */
 export const databaseUrl: Reader<string> = {
   accepts: 'sqlite:, postgres://, postgresql://, mysql:// or mariadb:// URL',
   parse(raw, refuse) {
