@@ -6,7 +6,7 @@ import { createTokenService, type Role, type TokenService } from '../../auth/tok
 import type { UserRecord } from '../../repositories/users.js'
 import { createAuthenticationService } from '../../services/authentication.js'
 import type { Actor } from '../../services/context.js'
-import { unauthenticated } from '../../services/errors.js'
+import { bearerToken } from '../../http/bearer-token.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -26,17 +26,6 @@ declare module 'fastify' {
     /** The authenticated caller; set by app.authenticate. */
     actor: Actor
   }
-}
-
-const BEARER = /^Bearer +([A-Za-z0-9\-_.~+/]+=*) *$/i
-
-/** The bearer token of a request: undefined when there is no Authorization header at all. */
-export function bearerToken(request: FastifyRequest): string | undefined {
-  const header = request.headers.authorization
-  if (header === undefined) return undefined
-  const match = BEARER.exec(header)
-  if (!match?.[1]) throw unauthenticated('The Authorization header must be "Bearer <access token>"', true)
-  return match[1]
 }
 
 export default fp<{ config: Config }>(

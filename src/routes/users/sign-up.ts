@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { normalizeEmail } from '../../auth/identifiers.js'
 import { contextOf } from '../../http/context.js'
 import type { TypedApp } from '../../http/typed-app.js'
-import { bearerToken } from '../../plugins/app/auth.js'
+import { bearerToken } from '../../http/bearer-token.js'
 import { problemResponses } from '../../schemas/problem.js'
 import { UserCreate, UserPublic } from '../../schemas/users.js'
 
