@@ -60,6 +60,12 @@ const zones = [
     message: 'src/http and src/schemas serve the routes; they never import one.',
   },
   {
+    target: ['./src/routes', './src/http', './src/schemas'],
+    from: './src/plugins',
+    message:
+      'plugins only wire and decorate: what a route needs comes from the app it is given, or from src/http.',
+  },
+  {
     target: './src/plugins',
     from: ['./src/routes', ...ENTRY_POINTS],
     message: 'plugins wire and decorate; routes come after them and use what they decorate.',

@@ -8,7 +8,7 @@ import type {
   onRequestHookHandler,
 } from 'fastify'
 import type { Config } from '../config.js'
-import { securityHeaders } from '../plugins/external/helmet.js'
+import { securityHeaders } from './security-headers.js'
 import { HttpProblem, problemBody } from './problems.js'
 
 /**
@@ -122,3 +122,10 @@ export const refuseWhatNodeWouldRefuse: onRequestHookHandler = (request, _reply,
     )
   else done()
 }
+
+/** Another instance can take the request at once. */
+const RETRY_AFTER_SECONDS = '1'
+
+/** A 503 for a request this instance will not serve because it is shutting down. */
+export const shuttingDown = (detail: string) =>
+  new HttpProblem(503, detail, { headers: { 'retry-after': RETRY_AFTER_SECONDS } })

@@ -1,7 +1,7 @@
 /**
  * The layer rules of eslint.config.js, shown to bite: an import that points up, Fastify below the
- * HTTP layer, and a migration reaching outside its frozen helpers each fail lint, while the
- * imports the layers allow pass. (ESLint lints the text as if it were the named file.)
+ * HTTP layer, a migration reaching outside its frozen helpers, a route reaching into a plugin, and
+ * a module or a function past its size each fail lint, while the imports the layers allow pass. (ESLint lints the text as if it were the named file.)
  */
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
@@ -56,6 +56,24 @@ const refused: [what: string, file: string, code: string, rule: string][] = [
     'src/plugins/app/probe.ts',
     "import authRoutes from '../../routes/auth/index.js'\nexport const probe = authRoutes\n",
     'import-x/no-restricted-paths',
+  ],
+  [
+    'a route importing from a plugin',
+    'src/routes/probe.ts',
+    "import { bearerToken } from '../plugins/app/auth.js'\nexport const probe = bearerToken\n",
+    'import-x/no-restricted-paths',
+  ],
+  [
+    'a function over 60 lines',
+    'src/services/probe.ts',
+    `export function probe(values: number[]) {\n${'  values.push(1)\n'.repeat(61)}}\n`,
+    'max-lines-per-function',
+  ],
+  [
+    'a module over 250 lines',
+    'src/services/probe.ts',
+    Array.from({ length: 251 }, (_, index) => `export const value${index} = ${index}\n`).join(''),
+    'max-lines',
   ],
 ]
 

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { trackConnections } from '../../http/connections.js'
-import { HttpProblem } from '../../http/problems.js'
+import { shuttingDown } from '../../http/refusals.js'
 
 /**
  * serving → draining (a signal came: /readyz fails so that load balancers stop sending here,
@@ -21,13 +21,6 @@ declare module 'fastify' {
     lifecycle: Lifecycle
   }
 }
-
-/** Another instance can take the request at once. */
-const RETRY_AFTER_SECONDS = '1'
-
-/** A 503 for a request this instance will not serve because it is shutting down. */
-export const shuttingDown = (detail: string) =>
-  new HttpProblem(503, detail, { headers: { 'retry-after': RETRY_AFTER_SECONDS } })
 
 /**
  * The process's place in its life, and the connections it holds, so that a shutdown closes

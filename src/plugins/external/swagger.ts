@@ -3,7 +3,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.js'
 import { OAUTH2_SCHEME } from '../../http/openapi.js'
-import { docsCsp } from './helmet.js'
+import { docsCsp } from '../../http/security-headers.js'
 
 /** OpenAPI 3.1 generated from the routes' own schemas, and Swagger UI served from the package's assets. */
 export default fp<{ config: Config }>(

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../../config.js'
-import { docsCsp } from '../../plugins/external/helmet.js'
+import { docsCsp } from '../../http/security-headers.js'
 
 const require = createRequire(import.meta.url)
 

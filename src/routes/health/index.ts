@@ -1,7 +1,7 @@
 import { Type } from 'typebox'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../../config.js'
-import { shuttingDown } from '../../plugins/app/lifecycle.js'
+import { shuttingDown } from '../../http/refusals.js'
 import { problemResponses } from '../../schemas/problem.js'
 import { createReadinessCheck, type ReadinessStep } from './readiness.js'
 
