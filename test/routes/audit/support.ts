@@ -1,7 +1,8 @@
 /**
  * The audit trail tests' pieces: an SMTP inbox for reset links, the log of every app of the file,
- * clients of their own, rows as the tests compare them, and the requests that remember every
- * secret they handle (none may appear in an audit row, nor in the log).
+ * clients of their own, rows as the tests compare them, the requests that remember every secret
+ * they handle (none may appear in an audit row, nor in the log), and a seed that fills a trail
+ * with every kind of event for the files that read many rows.
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
@@ -232,5 +233,95 @@ export function auditTrail(ctx: EngineContext) {
     refresh,
     anAdmin,
     walk,
+  }
+}
+
+// ------------------------------------------------------------------ a trail with every kind of event
+
+/**
+ * Fills the trail of `trail`'s app with `rounds` users, each going through every audited action:
+ * registration, a login, a wrong password, a password typed as the name, refreshes and the reuse
+ * of a rotated token, a refused and an accepted password change, logout, a reset through the emailed
+ * link, an admin's role changes, deactivation and reactivation, and deletion. Each round leaves
+ * about sixteen rows and twenty secrets (kept in `trail.secrets`), at distinct instants, so that
+ * listing and secrets tests have rows of their own rather than those another test left.
+ */
+export async function seedTrail(trail: ReturnType<typeof auditTrail>, rounds = 3) {
+  const { keep, app, send, passwordHashOf, registerAs, loginAs, session, refresh, anAdmin } = trail
+  const admin = await anAdmin()
+  for (let round = 0; round < rounds; round += 1) {
+    const client = newClient()
+    const user = await registerAs(client)
+    const first = await session(client, user)
+    assert.equal((await loginAs(client, user.email, 'not the password at all')).statusCode, 401)
+    const typedPassword = `Tr0ub4dor&3-${randomBytes(6).toString('hex')}`
+    keep(typedPassword, typedPassword.toLowerCase())
+    assert.equal((await loginAs(client, typedPassword, 'whatever it was')).statusCode, 401)
+
+    // Two rotations, as a client would over time: the first token is then plainly reused.
+    const rotated = await refresh(client, first.refresh_token)
+    assert.equal(rotated.statusCode, 200, rotated.body)
+    const again = await refresh(client, rotated.json<{ refresh_token: string }>().refresh_token)
+    assert.equal(again.statusCode, 200, again.body)
+    assert.equal((await refresh(newClient(), first.refresh_token)).statusCode, 401)
+
+    const { headers } = await session(client, user)
+    const changedPassword = `a brand new passphrase ${randomBytes(4).toString('hex')}`
+    keep(changedPassword)
+    const refused = await send(client, {
+      method: 'PUT',
+      url: '/users/me/password',
+      headers,
+      payload: { current_password: 'not my password at all', new_password: changedPassword },
+    })
+    assert.equal(refused.statusCode, 422, refused.body)
+    const changed = await send(client, {
+      method: 'PUT',
+      url: '/users/me/password',
+      headers,
+      payload: { current_password: user.password, new_password: changedPassword },
+    })
+    assert.equal(changed.statusCode, 204, changed.body)
+    keep(await passwordHashOf(user.id))
+    const loggedOut = await send(client, { method: 'POST', url: '/logout', headers })
+    assert.equal(loggedOut.statusCode, 204, loggedOut.body)
+
+    const asked = await send(client, {
+      method: 'POST',
+      url: '/password-recovery',
+      payload: { email: user.email },
+    })
+    assert.equal(asked.statusCode, 202, asked.body)
+    const token = await waitForResetToken(user.email, 1)
+    keep(token, hashOpaqueToken(token))
+    assert.ok(await app().accountEmails.whenIdle(15_000))
+    const resetPassword = `reset passphrase ${randomBytes(4).toString('hex')}`
+    keep(resetPassword)
+    const reset = await send(newClient(), {
+      method: 'POST',
+      url: '/reset-password',
+      payload: { token, new_password: resetPassword },
+    })
+    assert.equal(reset.statusCode, 204, reset.body)
+    keep(await passwordHashOf(user.id))
+
+    const patch = async (payload: Record<string, unknown>) => {
+      const response = await send(client, {
+        method: 'PATCH',
+        url: `/users/${user.id}`,
+        headers: admin.headers,
+        payload,
+      })
+      assert.equal(response.statusCode, 200, response.body)
+    }
+    await patch({ role: 'admin' })
+    await patch({ role: 'user', is_active: false })
+    await patch({ is_active: true })
+    const deleted = await send(client, {
+      method: 'DELETE',
+      url: `/users/${user.id}`,
+      headers: admin.headers,
+    })
+    assert.equal(deleted.statusCode, 204, deleted.body)
   }
 }
