@@ -2,7 +2,7 @@
  * The audit trail: each security action leaves one row (whose, by whom, from which address and user
  * agent), all or nothing with its change. Each test reads only the rows written since its own mark;
  * the listing (audit-listing.test.ts) and the secrets check (audit-secrets.test.ts) seed rows of
- * their own.
+ * their own, and the last test here checks every secret these actions handled.
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
@@ -17,12 +17,15 @@ import {
   assertRows,
   MAIL_ENV,
   logger,
+  logText,
   auditTrail,
+  seedTrail,
 } from './support.js'
 
 describeEachEngine(
   'audit trail',
   (ctx) => {
+    const trail = auditTrail(ctx)
     const {
       keep,
       app,
@@ -37,7 +40,8 @@ describeEachEngine(
       session,
       refresh,
       anAdmin,
-    } = auditTrail(ctx)
+      secrets,
+    } = trail
 
     // -------------------------------------------------------------- each action leaves its row
 
@@ -471,6 +475,20 @@ describeEachEngine(
         logged.some((line) => line.event === 'password_changed' && line.level === 30),
         'the event itself is still logged',
       )
+    })
+
+    // Last: over every secret the tests above handled (the seed adds rows of each kind of event).
+    test('no password, token or hash of these actions appears in any audit row, nor in the log', async () => {
+      await seedTrail(trail)
+      const rows = await allRows()
+      assert.ok(rows.length > 40, `only ${rows.length} rows`)
+      assert.ok(secrets.size > 40, `only ${secrets.size} secrets collected`)
+      const stored = JSON.stringify(rows)
+      const log = logText()
+      for (const secret of secrets) {
+        assert.equal(stored.includes(secret), false, `an audit row holds a secret (${secret.slice(0, 6)}…)`)
+        assert.equal(log.includes(secret), false, `the log holds a secret (${secret.slice(0, 6)}…)`)
+      }
     })
   },
   { env: MAIL_ENV, build: { logger } },
