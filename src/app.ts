@@ -36,6 +36,7 @@ import productsRoutes from './routes/products/index.js'
 import sessionsRoutes from './routes/sessions/index.js'
 import usersRoutes from './routes/users/index.js'
 import { Problem } from './schemas/problem.js'
+import { systemClock, type Clock } from './services/clock.js'
 
 /** Named schemas: shared by validation, serialization and the OpenAPI components. */
 const SHARED_SCHEMAS = [Problem]
@@ -45,6 +46,15 @@ export interface BuildOptions extends ServerOptionsInput {
   database?: DatabaseHandle
   /** Apply pending migrations at start (default true). */
   migrate?: boolean
+  /** The time every rule reads (default: the system clock); tests move a clock of their own. */
+  clock?: Clock
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The time every rule reads (services/clock.ts). */
+    clock: Clock
+  }
 }
 
 /** The application: the same function builds it for the server, the CLI and the tests. */
@@ -59,6 +69,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       onPoolError: (error) => app.dbMonitor?.failed(error),
     })
 
+  app.decorate('clock', options.clock ?? systemClock)
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema)
   // JSON bodies only (and the OAuth2 form on /login): a text/plain body is a 415, not a guess.
   app.removeContentTypeParser('text/plain')

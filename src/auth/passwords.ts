@@ -27,6 +27,17 @@ export const HASHING_CONCURRENCY = Math.max(
 let hashing = 0
 const waiting: (() => void)[] = []
 
+/** argon2id computations this process has done, by kind (the password_hashes_total metric). */
+const computations = { hash: 0, verify: 0 }
+
+/**
+ * How many password hashes this process has computed and verified: what logins cost its CPU, and
+ * proof that a login for an unknown account costs a verification too (the timing defence).
+ */
+export function passwordHashingCounts(): Readonly<typeof computations> {
+  return { ...computations }
+}
+
 async function withHashingSlot<T>(work: () => Promise<T>): Promise<T> {
   if (hashing >= HASHING_CONCURRENCY) await new Promise<void>((resolve) => waiting.push(resolve))
   else hashing++
@@ -56,12 +67,18 @@ export function passwordLength(password: string): number {
 }
 
 export function hashPassword(password: string): Promise<string> {
-  return withHashingSlot(() => hash(normalizePassword(password), ARGON2_OPTIONS))
+  return withHashingSlot(() => {
+    computations.hash += 1
+    return hash(normalizePassword(password), ARGON2_OPTIONS)
+  })
 }
 
 export async function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
   try {
-    return await withHashingSlot(() => verify(passwordHash, normalizePassword(password)))
+    return await withHashingSlot(() => {
+      computations.verify += 1
+      return verify(passwordHash, normalizePassword(password))
+    })
   } catch {
     // A malformed stored hash is a failed login, never a 500.
     return false

@@ -10,6 +10,7 @@ import {
   type JWTPayload,
 } from 'jose'
 import type { Config } from '../config.js'
+import { systemClock, type Clock } from '../services/clock.js'
 
 export type Role = 'user' | 'admin'
 
@@ -79,7 +80,7 @@ async function importKeys(
   }
 }
 
-export async function createTokenService(config: Config): Promise<TokenService> {
+export async function createTokenService(config: Config, clock: Clock = systemClock): Promise<TokenService> {
   const algorithm = config.jwtAlgorithm
   const { signingKey, verifyingKey } = await importKeys(config)
   const lifetimeSeconds = config.accessTokenExpireMinutes * 60
@@ -95,7 +96,7 @@ export async function createTokenService(config: Config): Promise<TokenService> 
 
   return {
     async issueAccessToken(user, sessionId) {
-      const iat = Math.floor(Date.now() / 1000)
+      const iat = Math.floor(clock.now() / 1000)
       const claims: AccessTokenClaims = {
         sub: String(user.id),
         user_id: user.id,
@@ -120,7 +121,10 @@ export async function createTokenService(config: Config): Promise<TokenService> 
     async verifyAccessToken(token) {
       let payload: JWTPayload
       try {
-        ;({ payload } = await jwtVerify(token, verifyingKey, verifyOptions))
+        ;({ payload } = await jwtVerify(token, verifyingKey, {
+          ...verifyOptions,
+          currentDate: new Date(clock.now()),
+        }))
       } catch (error) {
         throw new TokenError(error instanceof joseErrors.JWTExpired ? 'expired' : 'invalid')
       }
@@ -136,7 +140,7 @@ export async function createTokenService(config: Config): Promise<TokenService> 
         typeof exp !== 'number'
       )
         throw new TokenError('invalid')
-      assertIssuedWithinLifetime(iat, exp, lifetimeSeconds)
+      assertIssuedWithinLifetime(iat, exp, lifetimeSeconds, clock)
       return { sub, user_id: userId, role, sid, jti, iat, exp }
     },
   }
@@ -149,8 +153,8 @@ export async function createTokenService(config: Config): Promise<TokenService> 
  * as it stands. jose's `clockTolerance` would also stretch `exp`, and its `maxTokenAge` allows no
  * leeway on `iat`, hence these checks of our own.
  */
-function assertIssuedWithinLifetime(iat: number, exp: number, lifetimeSeconds: number) {
-  const now = Math.floor(Date.now() / 1000)
+function assertIssuedWithinLifetime(iat: number, exp: number, lifetimeSeconds: number, clock: Clock) {
+  const now = Math.floor(clock.now() / 1000)
   if (iat > now + ISSUED_AT_LEEWAY_SECONDS) throw new TokenError('invalid')
   if (exp - iat > lifetimeSeconds) throw new TokenError('invalid')
   // Implied by the line above while `exp` is checked strictly; stated so that it stays true.

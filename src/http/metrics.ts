@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { passwordHashingCounts } from '../auth/passwords.js'
 import { AUTH_EVENTS, type AuthEvent } from '../services/audit.js'
 
 /** The `route` label of requests that matched no route (so that scanners cannot add series). */
@@ -100,6 +101,7 @@ export function createMetrics(pool: unknown): AppMetrics {
   const recordResponse = createRequestMetrics(registers)
   const events = createEventMetrics(registers)
   if (poolState(pool)) createPoolGauges(pool, registers)
+  createPasswordHashingCounter(registers)
   return {
     recordResponse,
     metrics: {
@@ -168,6 +170,22 @@ function createEventMetrics(
     dependencyAvailable: (dependency: string, available: boolean) =>
       dependencyUp.set({ dependency }, available ? 1 : 0),
   }
+}
+
+/** The argon2id work of this process, read at each scrape. */
+function createPasswordHashingCounter(registers: Registry[]) {
+  new Counter({
+    name: 'password_hashes_total',
+    help: 'argon2id computations by this process: "hash" (new passwords) and "verify" (logins, password checks, and unknown accounts, which cost one as well).',
+    labelNames: ['kind'] as const,
+    registers,
+    collect() {
+      const counts = passwordHashingCounts()
+      this.reset()
+      this.inc({ kind: 'hash' }, counts.hash)
+      this.inc({ kind: 'verify' }, counts.verify)
+    },
+  })
 }
 
 /** The pool's connections, read at each scrape. */

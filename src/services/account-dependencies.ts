@@ -1,6 +1,7 @@
 import type { Repositories } from '../repositories/index.js'
 import type { AccountEmails } from './account-emails.js'
 import type { AuditService } from './audit.js'
+import type { Clock } from './clock.js'
 import type { SessionService } from './sessions.js'
 
 /**
@@ -18,4 +19,5 @@ export interface AccountDependencies {
   audit: AuditService
   accountEmails: AccountEmails
   passwordMinLength: number
+  clock: Clock
 }

@@ -6,6 +6,7 @@ import type { Mailer } from '../mail/mailer.js'
 import { emailVerificationEmail, passwordResetEmail } from '../mail/templates.js'
 import type { Repositories } from '../repositories/index.js'
 import { createBackgroundWork } from './background-work.js'
+import { dateOf, systemClock, type Clock } from './clock.js'
 
 export const PASSWORD_RESET_LIFETIME_MINUTES = 60
 export const EMAIL_VERIFICATION_LIFETIME_HOURS = 24
@@ -29,6 +30,7 @@ export interface AccountEmailsOptions {
   mailer: Mailer
   /** Link templates with a `{token}` placeholder (PASSWORD_RESET_URL, EMAIL_VERIFICATION_URL). */
   links: { passwordReset: string; emailVerification: string }
+  clock?: Clock
 }
 
 /** The token is base64url, so it goes into a URL as it is. */
@@ -63,11 +65,12 @@ const EMAIL_VERIFICATION_TOKEN: TokenKind = {
  */
 async function issueAccountToken(
   repos: Repositories,
+  clock: Clock,
   user: { id: number; email: string },
   { purpose, lifetimeMs, replacesEarlier }: TokenKind,
 ): Promise<string> {
   const token = generateOpaqueToken()
-  const now = new Date()
+  const now = dateOf(clock)
   const obsolete = await repos.accountTokens.findObsolete(user.id, now, replacesEarlier ? purpose : undefined)
   await repos.accountTokens.deleteByHashes(obsolete)
   await repos.accountTokens.insert({
@@ -81,7 +84,12 @@ async function issueAccountToken(
   return token
 }
 
-export function createAccountEmails({ repos, mailer, links }: AccountEmailsOptions): AccountEmails {
+export function createAccountEmails({
+  repos,
+  mailer,
+  links,
+  clock = systemClock,
+}: AccountEmailsOptions): AccountEmails {
   const background = createBackgroundWork()
 
   async function mailPasswordReset(
@@ -94,7 +102,7 @@ export function createAccountEmails({ repos, mailer, links }: AccountEmailsOptio
       log.info({ event: 'password_recovery_unknown' }, 'password recovery asked for no active account')
       return
     }
-    const token = await issueAccountToken(repos, recipient, PASSWORD_RESET_TOKEN)
+    const token = await issueAccountToken(repos, clock, recipient, PASSWORD_RESET_TOKEN)
     const link = linkWithToken(links.passwordReset, token)
     mailer.send({ to: recipient.email, ...passwordResetEmail(link, PASSWORD_RESET_LIFETIME_MINUTES) })
     if (onQueued) await onQueued(recipient.id)
@@ -102,7 +110,7 @@ export function createAccountEmails({ repos, mailer, links }: AccountEmailsOptio
   }
 
   async function mailEmailVerification(user: { id: number; email: string }, log: ServiceLogger) {
-    const token = await issueAccountToken(repos, user, EMAIL_VERIFICATION_TOKEN)
+    const token = await issueAccountToken(repos, clock, user, EMAIL_VERIFICATION_TOKEN)
     const link = linkWithToken(links.emailVerification, token)
     mailer.send({ to: user.email, ...emailVerificationEmail(link, EMAIL_VERIFICATION_LIFETIME_HOURS) })
     log.info({ event: 'email_verification_requested', userId: user.id }, 'email verification link queued')

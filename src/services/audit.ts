@@ -1,5 +1,6 @@
 import type { AuditOutcome, NewAuditEventRow } from '../db/database.js'
 import type { Repositories } from '../repositories/index.js'
+import { dateOf, systemClock, type Clock } from './clock.js'
 import type { RequestContext } from './context.js'
 
 /**
@@ -106,7 +107,9 @@ export function createAuditService(deps: {
   repos: Repositories
   /** Counts an event (the auth_events_total metric). */
   count(event: AuthEvent): void
+  clock?: Clock
 }): AuditService {
+  const clock = deps.clock ?? systemClock
   return {
     async record(context, input, repos) {
       const { event, outcome, sessionId } = input
@@ -117,7 +120,7 @@ export function createAuditService(deps: {
         ...(sessionId !== undefined ? { session_id: sessionId } : {}),
       })
       const row: NewAuditEventRow = {
-        created_at: new Date(),
+        created_at: dateOf(clock),
         event,
         outcome,
         user_id: userId,

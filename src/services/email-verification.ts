@@ -1,6 +1,7 @@
 import { hashOpaqueToken } from '../auth/opaque-tokens.js'
 import type { UserRecord } from '../repositories/users.js'
 import type { AccountDependencies } from './account-dependencies.js'
+import { dateOf } from './clock.js'
 import { actorOf, type RequestContext } from './context.js'
 import { accountGone, badRequest, conflict } from './errors.js'
 
@@ -19,7 +20,7 @@ export async function verifyEmail(
 ): Promise<void> {
   const tokenHash = hashOpaqueToken(token)
   await deps.transaction(async (repos) => {
-    const now = new Date()
+    const now = dateOf(deps.clock)
     const holder = await repos.accountTokens.findUsable(tokenHash, 'email_verification', now)
     if (!holder) throw invalidVerificationLink()
     if (!(await repos.accountTokens.consume(tokenHash, 'email_verification', now)))

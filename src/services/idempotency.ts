@@ -38,10 +38,12 @@ export async function runIdempotently<T>(options: {
   key: string
   fingerprint: string
   create: (repos: Repositories) => Promise<{ status: number; body: T }>
+  /** The time (the app's clock): a key expires IDEMPOTENCY_KEY_LIFETIME_MS after it. */
+  now: () => Date
 }): Promise<IdempotentOutcome<T>> {
   const { transaction, repos, userId, key, fingerprint, create } = options
   for (let attempt = 0; attempt < 3; attempt++) {
-    const now = new Date()
+    const now = options.now()
     try {
       return await transaction(async (trx) => {
         await trx.idempotencyKeys.claim(

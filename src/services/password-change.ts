@@ -1,5 +1,6 @@
 import { hashPassword, verifyPassword } from '../auth/passwords.js'
 import type { AccountDependencies } from './account-dependencies.js'
+import { dateOf } from './clock.js'
 import { assertPasswordPolicy } from './accounts.js'
 import { actorOf, type RequestContext } from './context.js'
 import { accountGone, invalidInput } from './errors.js'
@@ -34,7 +35,7 @@ export async function changePassword(
   }
   const passwordHash = await hashPassword(newPassword)
   await deps.transaction(async (repos) => {
-    await repos.users.update(userId, { password_hash: passwordHash, updated_at: new Date() })
+    await repos.users.update(userId, { password_hash: passwordHash, updated_at: dateOf(deps.clock) })
     await deps.sessions.endAllSessionsOf(repos, userId, 'password_changed', actor.sessionId)
     await deps.audit.record(context, { event: 'password_changed', outcome: 'success', userId }, repos)
   })

@@ -2,6 +2,7 @@ import { hashOpaqueToken } from '../auth/opaque-tokens.js'
 import { hashPassword } from '../auth/passwords.js'
 import type { AccountDependencies } from './account-dependencies.js'
 import { assertPasswordPolicy } from './accounts.js'
+import { dateOf } from './clock.js'
 import type { RequestContext } from './context.js'
 import { badRequest } from './errors.js'
 
@@ -42,12 +43,12 @@ export async function resetPassword(
   const tokenHash = hashOpaqueToken(token)
   // Checked before the password is hashed, so that a made-up token costs one indexed read,
   // not an argon2 hash.
-  const holder = await deps.repos.accountTokens.findUsable(tokenHash, 'password_reset', new Date())
+  const holder = await deps.repos.accountTokens.findUsable(tokenHash, 'password_reset', dateOf(deps.clock))
   if (!holder) throw invalidResetLink()
   const passwordHash = await hashPassword(newPassword)
 
   await deps.transaction(async (repos) => {
-    const now = new Date()
+    const now = dateOf(deps.clock)
     // The claim decides: of two requests with one token, only one gets past this line.
     if (!(await repos.accountTokens.consume(tokenHash, 'password_reset', now))) throw invalidResetLink()
     const user = await repos.users.findById(holder.user_id)

@@ -19,6 +19,7 @@ import {
   type DomainError,
 } from './errors.js'
 import { requestFingerprint, runIdempotently } from './idempotency.js'
+import { dateOf, type Clock } from './clock.js'
 import { createKeysetPaging, type Page } from './pagination.js'
 import { canModifyProduct, type ActorIdentity } from './policies.js'
 
@@ -88,6 +89,7 @@ export interface ProductsServiceDependencies {
   secretKey: string
   /** A change must name the version it changes (REQUIRE_IF_MATCH). */
   requireIfMatch: boolean
+  clock: Clock
 }
 
 export type ProductsService = ReturnType<typeof createProductsService>
@@ -116,7 +118,7 @@ export function createProductsService(deps: ProductsServiceDependencies) {
     ): Promise<ProductCreation> {
       const create = async (trx: Repositories) => ({
         status: 201,
-        body: await insertProduct(trx, actor, fields),
+        body: await insertProduct(trx, actor, fields, dateOf(deps.clock)),
       })
       const outcome = await (
         idempotencyKey
@@ -127,6 +129,7 @@ export function createProductsService(deps: ProductsServiceDependencies) {
               key: idempotencyKey,
               fingerprint: requestFingerprint(CREATE_OPERATION, fields),
               create,
+              now: () => dateOf(deps.clock),
             })
           : transaction(create).then((created) => ({ replayed: false as const, ...created }))
       ).catch((error: unknown) => {
@@ -140,8 +143,7 @@ export function createProductsService(deps: ProductsServiceDependencies) {
   }
 }
 
-async function insertProduct(repos: Repositories, actor: ActorIdentity, fields: ProductFields) {
-  const now = new Date()
+async function insertProduct(repos: Repositories, actor: ActorIdentity, fields: ProductFields, now: Date) {
   let id: number
   try {
     id = await repos.products.insert({
@@ -159,7 +161,7 @@ async function insertProduct(repos: Repositories, actor: ActorIdentity, fields: 
 }
 
 /** Changes and deletions: only by the owner or an admin, and only of the version they name. */
-function createProductChanges({ transaction, requireIfMatch }: ProductsServiceDependencies) {
+function createProductChanges({ transaction, requireIfMatch, clock }: ProductsServiceDependencies) {
   /**
    * The version a change must apply to: the one the condition names (412 when the product has
    * moved on), none without a condition (last write wins), or 428 when requireIfMatch demands one.
@@ -189,7 +191,12 @@ function createProductChanges({ transaction, requireIfMatch }: ProductsServiceDe
         const version = expectedVersion(condition, product)
         let updated: boolean
         try {
-          updated = await repos.products.update(id, { ...changes, updated_at: new Date() }, product, version)
+          updated = await repos.products.update(
+            id,
+            { ...changes, updated_at: dateOf(clock) },
+            product,
+            version,
+          )
         } catch (error) {
           if (isUniqueViolation(error)) throw conflict(DUPLICATE_SKU)
           throw error

@@ -4,6 +4,7 @@ import type { Config } from '../config.js'
 import type { Repositories } from '../repositories/index.js'
 import type { RefreshTokenLookup } from '../repositories/sessions.js'
 import type { AuditService } from './audit.js'
+import { dateOf, type Clock } from './clock.js'
 import type { RequestContext } from './context.js'
 import { unauthenticated } from './errors.js'
 
@@ -24,6 +25,7 @@ export interface SessionTokensDependencies {
   transaction<T>(work: (repos: Repositories) => Promise<T>): Promise<T>
   tokens: Pick<TokenService, 'issueAccessToken'>
   audit: AuditService
+  clock: Clock
 }
 
 /** Ends sessions whose refresh token was reused (the session service's endSessions). */
@@ -113,7 +115,7 @@ export function refreshRotation(
 
   /** Redeems an unused refresh token; undefined when a concurrent request with it claimed it first. */
   async function rotate(refreshToken: string, found: RefreshTokenLookup) {
-    const now = new Date()
+    const now = dateOf(deps.clock)
     if (!refreshable(found, now)) throw unauthenticated(INVALID_REFRESH, false)
     return transaction(async (repos) => {
       if (!(await repos.sessions.claimRefreshToken(hashOpaqueToken(refreshToken), now))) return undefined
@@ -165,7 +167,7 @@ function usedTokenAnswer(
     usedAt: Date,
     context: RequestContext,
   ): Promise<TokenPair> {
-    const now = new Date()
+    const now = dateOf(deps.clock)
     const successor = successorOf(refreshToken)
     const next = await repos.sessions.findRefreshToken(hashOpaqueToken(successor))
     const sinceRotationMs = now.getTime() - usedAt.getTime()

@@ -5,6 +5,7 @@ import type { Role } from '../auth/tokens.js'
 import type { NewSessionRow } from '../db/database.js'
 import type { Repositories } from '../repositories/index.js'
 import type { SessionRecord } from '../repositories/sessions.js'
+import { dateOf } from './clock.js'
 import type { Actor, RequestContext } from './context.js'
 import { notFound, unauthenticated } from './errors.js'
 import {
@@ -77,7 +78,7 @@ export function createSessionService(deps: SessionServiceDependencies): SessionS
 
   const service: SessionService = {
     async start(user, client) {
-      const now = new Date()
+      const now = dateOf(deps.clock)
       const sessionId = randomUUID()
       const expiresAt = issuing.expiryOf(now, now)
       return transaction(async (repos) => {
@@ -90,7 +91,7 @@ export function createSessionService(deps: SessionServiceDependencies): SessionS
 
     async endSessions(repos, sessionIds, reason) {
       if (sessionIds.length === 0) return
-      await repos.sessions.revoke([...sessionIds], reason, new Date())
+      await repos.sessions.revoke([...sessionIds], reason, dateOf(deps.clock))
       // Published only once the revocation is committed: a change that rolls back must not
       // leave its sessions refused for the lifetime of their tokens.
       await repos.afterCommit(() => deps.revocations.revoke(sessionIds))
@@ -114,7 +115,7 @@ export function createSessionService(deps: SessionServiceDependencies): SessionS
 
     async listOwnSessions(context) {
       const actor = actorOf(context)
-      const sessions = await repos.sessions.listActive(actor.id, new Date())
+      const sessions = await repos.sessions.listActive(actor.id, dateOf(deps.clock))
       return sessions.map((session) => ({ ...session, current: session.id === actor.sessionId }))
     },
 

@@ -5,6 +5,7 @@ import type { UserRowUpdate } from '../db/database.js'
 import type { Repositories } from '../repositories/index.js'
 import type { UserRecord } from '../repositories/users.js'
 import type { AccountDependencies } from './account-dependencies.js'
+import { dateOf } from './clock.js'
 import { assertNamePolicy, explainUserConflict } from './accounts.js'
 import type { AuditService } from './audit.js'
 import { actorOf, type Actor, type RequestContext } from './context.js'
@@ -84,7 +85,7 @@ async function applyChanges(
   const update = rowUpdateOf(target, changes)
   await assertAnAdminRemains(repos, target, update)
   if (Object.keys(update).length === 0) return { user: target, emailChanged: false }
-  update.updated_at = new Date()
+  update.updated_at = dateOf(deps.clock)
   await repos.users.update(id, update)
   // Access tokens carry the role: a changed role or a deactivation ends the user's sessions.
   if (update.is_active === false) await deps.sessions.endAllSessionsOf(repos, id, 'user_deactivated')

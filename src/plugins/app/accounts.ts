@@ -22,6 +22,7 @@ export default fp<{ config: Config }>(
         accountEmails: app.accountEmails,
         passwordMinLength: config.passwordMinLength,
         secretKey: config.secretKey,
+        clock: app.clock,
       }),
     )
   },

@@ -30,7 +30,7 @@ declare module 'fastify' {
 
 export default fp<{ config: Config }>(
   async (app, { config }) => {
-    const tokens = await createTokenService(config)
+    const tokens = await createTokenService(config, app.clock)
     app.decorate('tokens', tokens)
     app.decorateRequest('actor', null as unknown as Actor)
 

@@ -34,6 +34,7 @@ export default fp<{ config: Config }>(
       repos: app.repos,
       mailer,
       links: { passwordReset: config.passwordResetUrl, emailVerification: config.emailVerificationUrl },
+      clock: app.clock,
     })
     app.decorate('mailer', mailer)
     app.decorate('accountEmails', accountEmails)

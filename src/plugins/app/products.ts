@@ -18,6 +18,7 @@ export default fp<{ config: Config }>(
         transaction: app.transaction,
         secretKey: config.secretKey,
         requireIfMatch: config.requireIfMatch,
+        clock: app.clock,
       }),
     )
   },

@@ -2,6 +2,7 @@ import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.js'
+import type { Clock } from '../../services/clock.js'
 import { clientKey } from '../../rate-limit/client-key.js'
 import {
   createFallbackCounterStore,
@@ -50,7 +51,7 @@ function setRateLimitHeaders(reply: FastifyReply, limit: number, remaining: numb
 
 /** Redis shared by every instance, with this instance's counters while it does not answer; or memory. */
 function countersOf(app: FastifyInstance, config: Config): CounterStore {
-  const memory = createMemoryCounterStore()
+  const memory = createMemoryCounterStore(() => app.clock.now())
   return app.redis && app.redisMonitor
     ? createFallbackCounterStore(
         createRedisCounterStore(app.redis, config.redisKeyPrefix),
@@ -73,10 +74,10 @@ function refusalReporter(app: FastifyInstance): Refused {
 }
 
 /** Whether a key of the global limit is reported for the first time in its current window (this instance). */
-function firstReports(windowMs: number) {
+function firstReports(windowMs: number, clock: Clock) {
   const reported = new Map<string, number>()
   return (key: string) => {
-    const now = Date.now()
+    const now = clock.now()
     if ((reported.get(key) ?? 0) > now) return false
     // Bounded: past 10,000 addresses reported in one window, some are simply reported again.
     if (reported.size >= 10_000) reported.clear()
@@ -112,7 +113,7 @@ async function limitEveryRequest(
     const response = (route.schema as { response?: Record<string, unknown> } | undefined)?.response
     if (response && !('429' in response) && !(429 in response)) Object.assign(response, problemResponses(429))
   })
-  const firstReport = firstReports(limits.windowMs)
+  const firstReport = firstReports(limits.windowMs, app.clock)
   await app.register(rateLimit, {
     // Not per route: one root onRequest hook (below), so that it runs before any other hook
     // of a route (authentication included) and also covers requests that match no route.

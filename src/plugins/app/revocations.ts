@@ -25,6 +25,7 @@ export default fp<{ config: Config }>(
           revokedAt: row.revoked_at,
         })),
       onSyncFailure: (error) => app.dbMonitor.failed(error),
+      now: () => app.clock.now(),
       redis:
         app.redis && app.redisMonitor
           ? { client: app.redis, keyPrefix: config.redisKeyPrefix, monitor: app.redisMonitor }

@@ -15,7 +15,11 @@ declare module 'fastify' {
 
 export default fp(
   async (app) => {
-    const audit = createAuditService({ repos: app.repos, count: (event) => app.metrics.authEvent(event) })
+    const audit = createAuditService({
+      repos: app.repos,
+      count: (event) => app.metrics.authEvent(event),
+      clock: app.clock,
+    })
     app.decorate('audit', audit)
     app.decorate(
       'recordSecurityEvent',

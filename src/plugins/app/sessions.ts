@@ -21,6 +21,7 @@ export default fp<{ config: Config }>(
       tokens: app.tokens,
       revocations: app.revocations,
       audit: app.audit,
+      clock: app.clock,
     })
     app.decorate('sessions', sessions)
     app.decorate('login', createLoginService({ config, repos: app.repos, sessions, audit: app.audit }))

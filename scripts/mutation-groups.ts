@@ -1,0 +1,116 @@
+/**
+ * What `npm run mutate` mutates, and which test files judge each part.
+ *
+ * A mutant is judged only by the test files of its group, and among those (Stryker's per-test
+ * coverage, a test file being one "test" to the tap runner) only by the files that run its code.
+ * Groups keep a run within the hour on a 2-core machine: without them a mutant in the users
+ * repository would be run against every test file that registers a user, and each that survives
+ * would cost the whole suite. The suites left out of every group (properties, faults, processes,
+ * the browser) exercise everything and judge nothing in particular; they run in `npm test`.
+ */
+export interface MutationGroup {
+  /** Source files (globs) whose mutants this group judges. */
+  mutate: string[]
+  /** The test files that judge them. */
+  tests: string[]
+  /**
+   * The group's code holds SQL (repositories): its tests run on every engine with a URL, as in
+   * CI. The other groups' code never reaches the database, so their tests run on SQLite (with
+   * Redis, when TEST_REDIS_URL is set): the same mutant cannot fare differently on another engine,
+   * and three engines would triple the run.
+   */
+  sql?: boolean
+}
+
+export const mutationGroups: Record<string, MutationGroup> = {
+  tokens: {
+    mutate: ['src/auth/tokens.ts', 'src/services/authentication.ts', 'src/services/clock.ts'],
+    tests: ['test/routes/auth/*.test.ts', 'test/auth/tokens.test.ts', 'test/services/authentication.test.ts'],
+  },
+  revocation: {
+    mutate: ['src/auth/revocation.ts', 'src/auth/known-sessions.ts'],
+    tests: ['test/auth/revocation/*.test.ts', 'test/auth/revocation-list.test.ts'],
+  },
+  credentials: {
+    mutate: [
+      'src/auth/passwords.ts',
+      'src/auth/common-passwords.ts',
+      'src/auth/identifiers.ts',
+      'src/auth/opaque-tokens.ts',
+    ],
+    tests: [
+      'test/auth/passwords.test.ts',
+      'test/routes/auth/login.test.ts',
+      'test/routes/auth/login-names.test.ts',
+      'test/routes/users/registration.test.ts',
+      'test/routes/account/*.test.ts',
+    ],
+  },
+  sessions: {
+    sql: true,
+    mutate: [
+      'src/services/sessions.ts',
+      'src/services/session-tokens.ts',
+      'src/services/login.ts',
+      'src/repositories/sessions.ts',
+      'src/repositories/index.ts',
+    ],
+    tests: [
+      'test/routes/sessions/*.test.ts',
+      'test/routes/auth/login.test.ts',
+      'test/routes/auth/issued-sessions.test.ts',
+      'test/auth/passwords.test.ts',
+      'test/repositories/sessions.test.ts',
+    ],
+  },
+  'rate-limit': {
+    mutate: ['src/rate-limit/*.ts', 'src/services/attempts.ts'],
+    tests: ['test/rate-limit/*.test.ts'],
+  },
+  accounts: {
+    sql: true,
+    mutate: [
+      'src/services/users.ts',
+      'src/services/user-changes.ts',
+      'src/services/accounts.ts',
+      'src/services/first-admin.ts',
+      'src/services/policies.ts',
+      'src/services/password-change.ts',
+      'src/services/password-recovery.ts',
+      'src/services/email-verification.ts',
+      'src/services/account-emails.ts',
+      'src/repositories/users.ts',
+      'src/repositories/account-tokens.ts',
+    ],
+    tests: [
+      'test/routes/users/*.test.ts',
+      'test/routes/account/*.test.ts',
+      'test/repositories/users.test.ts',
+      'test/repositories/account-tokens.test.ts',
+    ],
+  },
+  products: {
+    sql: true,
+    mutate: [
+      'src/services/products.ts',
+      'src/services/pagination.ts',
+      'src/services/idempotency.ts',
+      'src/repositories/products.ts',
+      'src/repositories/idempotency-keys.ts',
+    ],
+    tests: [
+      'test/routes/products/*.test.ts',
+      'test/repositories/products.test.ts',
+      'test/repositories/idempotency-keys.test.ts',
+    ],
+  },
+  audit: {
+    sql: true,
+    mutate: ['src/repositories/audit-events.ts', 'src/repositories/readiness-probe.ts'],
+    tests: [
+      'test/routes/audit/*.test.ts',
+      'test/routes/health/*.test.ts',
+      'test/repositories/audit-events.test.ts',
+    ],
+  },
+}
