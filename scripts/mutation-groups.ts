@@ -29,7 +29,12 @@ export const mutationGroups: Record<string, MutationGroup> = {
   },
   revocation: {
     mutate: ['src/auth/revocation.ts', 'src/auth/known-sessions.ts'],
-    tests: ['test/auth/revocation/*.test.ts', 'test/auth/revocation-list.test.ts'],
+    tests: [
+      'test/auth/revocation/*.test.ts',
+      'test/auth/revocation-list.test.ts',
+      'test/auth/known-sessions.test.ts',
+      'test/auth/revocation-sharing.test.ts',
+    ],
   },
   credentials: {
     mutate: [

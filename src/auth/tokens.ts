@@ -33,10 +33,15 @@ export interface IssuedAccessToken {
 
 export type TokenFailure = 'expired' | 'invalid'
 
+const TOKEN_FAILURES: Record<TokenFailure, string> = {
+  expired: 'The access token has expired',
+  invalid: 'The access token is invalid',
+}
+
 export class TokenError extends Error {
   override name = 'TokenError'
   constructor(readonly reason: TokenFailure) {
-    super(reason === 'expired' ? 'The access token has expired' : 'The access token is invalid')
+    super(TOKEN_FAILURES[reason])
   }
 }
 

@@ -138,6 +138,8 @@ test('the token service: every claim we issue must be there with its type, or th
     'iat a string': { ...issued, iat: String(claims.iat) as unknown as number },
     'no exp': { ...issued, exp: undefined },
     'role unknown': { ...issued, role: 'superadmin' },
+    'a lifetime a second too long': { ...issued, exp: claims.exp + 1 },
+    'issued in the future': { ...issued, iat: claims.iat + 3600, exp: claims.exp + 3600 },
   }
   for (const [what, payload] of Object.entries(broken))
     await assert.rejects(tokens.verifyAccessToken(await sign(payload)), (error: unknown) => {
