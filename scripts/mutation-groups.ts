@@ -45,6 +45,7 @@ export const mutationGroups: Record<string, MutationGroup> = {
     ],
     tests: [
       'test/auth/passwords.test.ts',
+      'test/auth/credentials.test.ts',
       'test/routes/auth/login.test.ts',
       'test/routes/auth/login-names.test.ts',
       'test/routes/users/registration.test.ts',

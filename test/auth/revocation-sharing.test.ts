@@ -151,3 +151,21 @@ test('closing forgets the revocations it held', async () => {
   await list.close()
   assert.equal(await list.isRevoked('s'), false)
 })
+
+test('a pipeline that answers nothing (ioredis gives null when it was not run) is no failure', async () => {
+  const told: unknown[] = []
+  const client = {
+    exists: async () => 0,
+    pipeline: () => ({ set: () => undefined, exec: async () => null }),
+  } as unknown as Redis
+  const redis = {
+    client,
+    keyPrefix: 'app:',
+    monitor: { available: true, failed: (e: unknown) => told.push(e) },
+  }
+  const { list } = listWith(new TestClock(), [], redis as never)
+  await list.start()
+  await list.revoke(['s'])
+  assert.deepEqual(told, [])
+  await list.close()
+})
