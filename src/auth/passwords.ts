@@ -19,23 +19,34 @@ const ARGON2_OPTIONS = { memoryCost: 19_456, timeCost: 2, parallelism: 1 } as co
  * hashing take), at the price of hashing throughput on small machines: on 2 cores, one hash at a
  * time. docs/performance.md has the figures. Further hashes wait here, in order.
  */
-export const HASHING_CONCURRENCY = Math.max(
-  1,
-  Math.min(availableParallelism() - 1, (Number(process.env.UV_THREADPOOL_SIZE) || 4) - 1),
-)
+export function hashingConcurrency(cores: number, threadPoolSize: string | undefined): number {
+  return Math.max(1, Math.min(cores - 1, (Number(threadPoolSize) || 4) - 1))
+}
+
+export const HASHING_CONCURRENCY = hashingConcurrency(availableParallelism(), process.env.UV_THREADPOOL_SIZE)
 
 let hashing = 0
 const waiting: (() => void)[] = []
 
-/** argon2id computations this process has done, by kind (the password_hashes_total metric). */
+/** argon2id computations this process has completed, by kind (the password_hashes_total metric). */
 const computations = { hash: 0, verify: 0 }
 
+export interface PasswordHashing {
+  /** Hashes computed (new passwords) and verifications completed (logins, password checks). */
+  hash: number
+  verify: number
+  /** Computations running now (at most HASHING_CONCURRENCY), and waiting for a slot. */
+  running: number
+  waiting: number
+}
+
 /**
- * How many password hashes this process has computed and verified: what logins cost its CPU, and
- * proof that a login for an unknown account costs a verification too (the timing defence).
+ * The password work of this process: what logins cost its CPU, how many wait during a login
+ * storm, and proof that a login for an unknown account costs a verification too (the timing
+ * defence). A verification of a malformed hash fails at once and is not counted.
  */
-export function passwordHashingCounts(): Readonly<typeof computations> {
-  return { ...computations }
+export function passwordHashing(): PasswordHashing {
+  return { ...computations, running: hashing, waiting: waiting.length }
 }
 
 async function withHashingSlot<T>(work: () => Promise<T>): Promise<T> {
@@ -67,17 +78,19 @@ export function passwordLength(password: string): number {
 }
 
 export function hashPassword(password: string): Promise<string> {
-  return withHashingSlot(() => {
+  return withHashingSlot(async () => {
+    const hashed = await hash(normalizePassword(password), ARGON2_OPTIONS)
     computations.hash += 1
-    return hash(normalizePassword(password), ARGON2_OPTIONS)
+    return hashed
   })
 }
 
 export async function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
   try {
-    return await withHashingSlot(() => {
+    return await withHashingSlot(async () => {
+      const matches = await verify(passwordHash, normalizePassword(password))
       computations.verify += 1
-      return verify(passwordHash, normalizePassword(password))
+      return matches
     })
   } catch {
     // A malformed stored hash is a failed login, never a 500.

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import { passwordHashingCounts } from '../auth/passwords.js'
+import { passwordHashing } from '../auth/passwords.js'
 import { AUTH_EVENTS, type AuthEvent } from '../services/audit.js'
 
 /** The `route` label of requests that matched no route (so that scanners cannot add series). */
@@ -101,7 +101,7 @@ export function createMetrics(pool: unknown): AppMetrics {
   const recordResponse = createRequestMetrics(registers)
   const events = createEventMetrics(registers)
   if (poolState(pool)) createPoolGauges(pool, registers)
-  createPasswordHashingCounter(registers)
+  createPasswordHashingMetrics(registers)
   return {
     recordResponse,
     metrics: {
@@ -173,17 +173,28 @@ function createEventMetrics(
 }
 
 /** The argon2id work of this process, read at each scrape. */
-function createPasswordHashingCounter(registers: Registry[]) {
+function createPasswordHashingMetrics(registers: Registry[]) {
   new Counter({
     name: 'password_hashes_total',
-    help: 'argon2id computations by this process: "hash" (new passwords) and "verify" (logins, password checks, and unknown accounts, which cost one as well).',
+    help: 'argon2id computations completed by this process: "hash" (new passwords) and "verify" (logins, password checks, and unknown accounts, which cost one as well).',
     labelNames: ['kind'] as const,
     registers,
     collect() {
-      const counts = passwordHashingCounts()
+      const work = passwordHashing()
       this.reset()
-      this.inc({ kind: 'hash' }, counts.hash)
-      this.inc({ kind: 'verify' }, counts.verify)
+      this.inc({ kind: 'hash' }, work.hash)
+      this.inc({ kind: 'verify' }, work.verify)
+    },
+  })
+  new Gauge({
+    name: 'password_hashing',
+    help: 'argon2id computations running now ("running", bounded by the cores) and waiting for a slot ("waiting": a login storm queues here).',
+    labelNames: ['state'] as const,
+    registers,
+    collect() {
+      const work = passwordHashing()
+      this.set({ state: 'running' }, work.running)
+      this.set({ state: 'waiting' }, work.waiting)
     },
   })
 }

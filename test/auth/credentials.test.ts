@@ -16,7 +16,9 @@ import {
 } from '../../src/auth/opaque-tokens.js'
 import {
   HASHING_CONCURRENCY,
+  hashingConcurrency,
   hashPassword,
+  passwordHashing,
   normalizePassword,
   passwordLength,
   verifyPassword,
@@ -41,16 +43,40 @@ test('a password typed in another Unicode form verifies; length counts character
   assert.equal(passwordLength('ﬁ'), 2, 'NFKC: the ligature is two letters')
 })
 
-test('hashes run a bounded number at a time, and every one of a burst completes correctly', async () => {
-  assert.ok(HASHING_CONCURRENCY >= 1)
-  assert.ok(HASHING_CONCURRENCY <= Math.max(1, availableParallelism() - 1), 'a core left to the event loop')
-  const threads = Number(process.env.UV_THREADPOOL_SIZE) || 4
-  assert.ok(HASHING_CONCURRENCY <= threads - 1, 'a thread of the pool left to the rest')
-  const hash = await hashPassword('burst')
-  const results = await Promise.all(
-    Array.from({ length: 6 }, (_, i) => verifyPassword(hash, i % 2 === 0 ? 'burst' : 'wrong')),
+test('hashing concurrency: one core and one pool thread left free, at least one', () => {
+  assert.equal(hashingConcurrency(2, undefined), 1)
+  assert.equal(hashingConcurrency(1, undefined), 1)
+  assert.equal(hashingConcurrency(8, undefined), 3, 'the default pool of 4 threads')
+  assert.equal(hashingConcurrency(8, '16'), 7, 'the cores')
+  assert.equal(hashingConcurrency(16, '6'), 5, 'the pool')
+  assert.equal(hashingConcurrency(4, '1'), 1)
+  assert.equal(hashingConcurrency(4, 'not a number'), 3)
+  assert.equal(
+    HASHING_CONCURRENCY,
+    hashingConcurrency(availableParallelism(), process.env.UV_THREADPOOL_SIZE),
   )
-  assert.deepEqual(results, [true, false, true, false, true, false])
+})
+
+test('a burst of verifications: at most HASHING_CONCURRENCY run at once, the rest wait in order, all complete', async () => {
+  const hash = await hashPassword('burst')
+  const before = passwordHashing()
+  assert.deepEqual([before.running, before.waiting], [0, 0])
+  const burst = Array.from({ length: 6 }, (_, i) => verifyPassword(hash, i % 2 === 0 ? 'burst' : 'wrong'))
+  const during = passwordHashing()
+  assert.equal(during.running, Math.min(6, HASHING_CONCURRENCY))
+  assert.equal(during.waiting, 6 - during.running)
+  assert.deepEqual(await Promise.all(burst), [true, false, true, false, true, false])
+  const after = passwordHashing()
+  assert.deepEqual([after.running, after.waiting], [0, 0], 'every slot given back')
+  assert.equal(after.verify - before.verify, 6)
+})
+
+test('only computations that happened are counted: a malformed hash fails at once, uncounted', async () => {
+  const before = passwordHashing()
+  await hashPassword('counted')
+  assert.equal(passwordHashing().hash - before.hash, 1)
+  assert.equal(await verifyPassword('$argon2id$not-a-hash', 'x'), false)
+  assert.equal(passwordHashing().verify - before.verify, 0)
 })
 
 test('common passwords are refused as typed and in any case; a rare one is not', () => {

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { passwordHashingCounts, verifyAgainstDummyHash, verifyPassword } from '../../src/auth/passwords.js'
+import { passwordHashing, verifyAgainstDummyHash, verifyPassword } from '../../src/auth/passwords.js'
 import { describeEachEngine, register, uniqueUser } from '../support/app.js'
 
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' }
@@ -12,14 +12,14 @@ const FORM = { 'content-type': 'application/x-www-form-urlencoded' }
 describeEachEngine('the password work of a login', (ctx) => {
   /** The argon2id verifications one login attempt made, and its status. */
   async function verificationsOf(username: string, password: string) {
-    const before = passwordHashingCounts()
+    const before = passwordHashing()
     const response = await ctx.app.inject({
       method: 'POST',
       url: '/login',
       headers: FORM,
       payload: new URLSearchParams({ username, password }).toString(),
     })
-    const after = passwordHashingCounts()
+    const after = passwordHashing()
     return { status: response.statusCode, verifications: after.verify - before.verify }
   }
 
