@@ -8,12 +8,13 @@ const IPV4_MAPPED = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i
  * subscriber usually holds a whole /64, and rotating through it must not reset a counter.
  */
 export function clientKey(ip: string): string {
-  if (isIPv4(ip)) return ip
   const mapped = IPV4_MAPPED.exec(ip)?.[1]
   if (mapped && isIPv4(mapped)) return mapped
+  // An IPv4 address, or anything else that is not IPv6, is its own key.
   if (!isIPv6(ip)) return ip
-  const address = ip.split('%')[0]!.toLowerCase()
-  const [head = '', tail] = address.split('::') as [string, string | undefined]
+  // Hexadecimal groups are read as numbers below: their case does not matter.
+  const address = ip.split('%')[0]!
+  const [head, tail] = address.split('::') as [string, string | undefined]
   const groups = (part: string) => (part === '' ? [] : part.split(':'))
   // A dotted IPv4 tail stands for two groups; it is in the low 64 bits, which are dropped anyway.
   const width = (list: string[]) => list.reduce((sum, group) => sum + (group.includes('.') ? 2 : 1), 0)
