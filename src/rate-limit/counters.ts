@@ -15,18 +15,27 @@ export interface CounterStore {
   close(): Promise<void>
 }
 
-/** One instance's counters. */
-export function createMemoryCounterStore(now: () => number = Date.now): CounterStore {
+/** How often the memory counters drop the windows that have ended (at a hit, on the store's clock). */
+export const SWEEP_INTERVAL_MS = 30_000
+
+/** One instance's counters, with the number of windows it holds (ended ones go at the next sweep). */
+export function createMemoryCounterStore(
+  now: () => number = Date.now,
+): CounterStore & { readonly size: number } {
   const windows = new Map<string, { count: number; endsAt: number }>()
-  const sweep = setInterval(() => {
-    const time = now()
+  let sweptAt = now()
+  const sweep = (time: number) => {
+    sweptAt = time
     for (const [key, window] of windows) if (window.endsAt <= time) windows.delete(key)
-  }, 30_000)
-  sweep.unref()
+  }
   return {
     kind: 'memory',
+    get size() {
+      return windows.size
+    },
     async hit(key, windowMs) {
       const time = now()
+      if (time - sweptAt >= SWEEP_INTERVAL_MS) sweep(time)
       let window = windows.get(key)
       if (!window || window.endsAt <= time) {
         window = { count: 0, endsAt: time + windowMs }
@@ -36,7 +45,6 @@ export function createMemoryCounterStore(now: () => number = Date.now): CounterS
       return { count: window.count, resetMs: window.endsAt - time }
     },
     async close() {
-      clearInterval(sweep)
       windows.clear()
     },
   }
