@@ -22,6 +22,8 @@ import type { DependencyMonitor } from '../dependencies/monitor.js'
 export interface RevocationList {
   /** True when revocations are also shared through Redis. */
   readonly sharedThroughRedis: boolean
+  /** How many revoked sessions the list holds (each is dropped at the first read after it expires). */
+  readonly size: number
   /**
    * Refuses the sessions here at once, and on other instances through Redis (when it answers)
    * and the database (within MAX_LAG_MS). The caller has committed the revocation to the database.
@@ -72,6 +74,9 @@ export function createRevocationList(options: RevocationListOptions): Revocation
 
   return {
     sharedThroughRedis: redis !== undefined,
+    get size() {
+      return revoked.size()
+    },
 
     async revoke(sessionIds) {
       const until = now() + ttlMs
@@ -119,6 +124,7 @@ function revokedEntries(now: () => number) {
       for (const [id, until] of revoked) if (until <= time) revoked.delete(id)
     },
     clear: () => revoked.clear(),
+    size: () => revoked.size,
   }
 }
 
