@@ -59,6 +59,7 @@ export const mutationGroups: Record<string, MutationGroup> = {
       'test/routes/sessions/*.test.ts',
       'test/routes/auth/login.test.ts',
       'test/routes/auth/issued-sessions.test.ts',
+      'test/routes/audit/audit-trail.test.ts',
       'test/auth/passwords.test.ts',
     ],
   },
@@ -78,7 +79,11 @@ export const mutationGroups: Record<string, MutationGroup> = {
       'src/services/email-verification.ts',
       'src/services/account-emails.ts',
     ],
-    tests: ['test/routes/users/*.test.ts', 'test/routes/account/*.test.ts'],
+    tests: [
+      'test/routes/users/*.test.ts',
+      'test/routes/account/*.test.ts',
+      'test/routes/audit/audit-trail.test.ts',
+    ],
   },
   products: {
     mutate: ['src/services/products.ts', 'src/services/pagination.ts', 'src/services/idempotency.ts'],
