@@ -10,7 +10,7 @@ export function generateOpaqueToken(): string {
 }
 
 export function hashOpaqueToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex')
+  return createHash('sha256').update(token).digest('hex')
 }
 
 /**
@@ -23,7 +23,7 @@ export function hashOpaqueToken(token: string): string {
  */
 export function createRefreshTokenSuccessor(secretKey: string): (parent: string) => string {
   const key = Buffer.from(hkdfSync('sha256', secretKey, '', 'refresh token successor', 32))
-  return (parent) => createHmac('sha256', key).update(parent, 'utf8').digest('base64url')
+  return (parent) => createHmac('sha256', key).update(parent).digest('base64url')
 }
 
 /** The shape every generated token has; anything else is refused without a database read. */

@@ -137,7 +137,6 @@ export async function createTokenService(config: Config, clock: Clock = systemCl
       const { sub, user_id: userId, role, sid, jti, iat, exp } = payload
       if (
         (role !== 'user' && role !== 'admin') ||
-        typeof sub !== 'string' ||
         typeof userId !== 'number' ||
         String(userId) !== sub ||
         typeof sid !== 'string' ||
