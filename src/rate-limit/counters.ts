@@ -65,7 +65,8 @@ type RedisWithHit = Redis & {
 
 /** Counters shared by every instance through Redis. */
 export function createRedisCounterStore(redis: Redis, keyPrefix: string): CounterStore {
-  if (!('fastauthHit' in redis)) redis.defineCommand('fastauthHit', { numberOfKeys: 1, lua: HIT_SCRIPT })
+  // Defining it again (a second store on one connection) replaces it with the same script.
+  redis.defineCommand('fastauthHit', { numberOfKeys: 1, lua: HIT_SCRIPT })
   const client = redis as RedisWithHit
   return {
     kind: 'redis',

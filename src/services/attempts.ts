@@ -49,24 +49,25 @@ export interface AttemptLimitsDependencies {
 
 /** Accounts are counted under a digest: no email addresses or user names in Redis keys. */
 const accountKey = (account: string | number) =>
-  createHash('sha256').update(String(account), 'utf8').digest('base64url').slice(0, 32)
+  createHash('sha256').update(String(account)).digest('base64url').slice(0, 32)
 
 interface Check {
   key: string
   limit: number
-  scope: 'ip' | 'account'
+  /** Past this limit, the account is locked out (reported once per window); an address is not. */
+  locksAccount: boolean
 }
 
 export function createAttemptLimits({ limits, counters, count }: AttemptLimitsDependencies): AttemptLimits {
   const checksOf = (ip: string, kind: AttemptKind, account: string | number | undefined) => {
     const checks: Check[] = [
-      { key: `attempt:${kind}:ip:${clientKey(ip)}`, limit: limits.attemptsPerIp, scope: 'ip' },
+      { key: `attempt:${kind}:ip:${clientKey(ip)}`, limit: limits.attemptsPerIp, locksAccount: false },
     ]
     if (account !== undefined && account !== '')
       checks.push({
         key: `attempt:${kind}:account:${accountKey(account)}`,
         limit: limits.attemptsPerAccount,
-        scope: 'account',
+        locksAccount: true,
       })
     return checks
   }
@@ -79,10 +80,11 @@ export function createAttemptLimits({ limits, counters, count }: AttemptLimitsDe
       const results = await Promise.all(checks.map(({ key }) => counters.hit(key, limits.attemptWindowMs)))
       let tightest = { limit: Infinity, remaining: Infinity, resetMs: 0 }
       for (const [index, result] of results.entries()) {
-        const { limit, scope } = checks[index]!
+        const { limit, locksAccount } = checks[index]!
+        // Stryker disable next-line EqualityOperator: on a tie both limits leave as many attempts; either is the answer.
         if (limit - result.count < tightest.remaining)
           tightest = { limit, remaining: limit - result.count, resetMs: result.resetMs }
-        if (scope === 'account' && result.count === limit + 1) {
+        if (locksAccount && result.count === limit + 1) {
           // The first refused attempt on this account in this window: a lockout, said once.
           count('lockout')
           context.log.warn({ event: 'lockout', kind }, 'too many attempts on one account')

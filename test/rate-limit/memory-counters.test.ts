@@ -10,13 +10,18 @@ test('ended windows are dropped at the first hit a sweep interval after the last
   const counters = createMemoryCounterStore(clock.now)
   await counters.hit('short', SECOND)
   await counters.hit('long', 10 * SWEEP_INTERVAL_MS)
-  assert.equal(counters.size, 2)
+  await counters.hit('exact', SWEEP_INTERVAL_MS) // ends exactly when the next sweep runs
+  assert.equal(counters.size, 3)
   clock.set(start + SWEEP_INTERVAL_MS - 1)
   await counters.hit('other', SECOND)
-  assert.equal(counters.size, 3, 'no sweep yet: "short" has ended but is still held')
+  assert.equal(counters.size, 4, 'no sweep yet: "short" has ended but is still held')
   clock.set(start + SWEEP_INTERVAL_MS)
   await counters.hit('another', SECOND)
-  assert.equal(counters.size, 3, '"short" ended and was dropped; "long", "other" and "another" are live')
+  assert.equal(
+    counters.size,
+    3,
+    '"short" and "exact" ended and were dropped; "long", "other" and "another" are live',
+  )
   assert.equal((await counters.hit('long', 10 * SWEEP_INTERVAL_MS)).count, 2, 'a live window keeps its count')
   // The next sweep is an interval after this one, not after the first.
   clock.set(start + 2 * SWEEP_INTERVAL_MS - 1)
