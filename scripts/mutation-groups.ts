@@ -35,6 +35,7 @@ export const mutationGroups: Record<string, MutationGroup> = {
       'test/auth/revocation-list.test.ts',
       'test/auth/known-sessions.test.ts',
       'test/auth/revocation-sharing.test.ts',
+      'test/auth/revocation-close.test.ts',
     ],
   },
   credentials: {

@@ -30,7 +30,7 @@ export function createKnownSessions(
       if (owner !== undefined) return owner === userId ? 'issued' : 'unknown'
       const session = await find(sessionId)
       // A deleted user's sessions keep their rows with user_id null: not theirs any more.
-      if (!session || session.user_id === null || session.user_id !== userId) return 'unknown'
+      if (!session || session.user_id !== userId) return 'unknown'
       if (session.revoked_at !== null) return 'revoked'
       if (known.size >= capacity) known.delete(known.keys().next().value as string)
       known.set(sessionId, userId)

@@ -114,12 +114,9 @@ function revokedEntries(now: () => number) {
   const revoked = new Map<string, number>()
   return {
     remember(id: string, until: number) {
-      if (until > (revoked.get(id) ?? 0)) revoked.set(id, until)
+      revoked.set(id, Math.max(until, revoked.get(id) ?? 0))
     },
-    listed(id: string) {
-      const until = revoked.get(id)
-      return until !== undefined && until > now()
-    },
+    listed: (id: string) => (revoked.get(id) ?? 0) > now(),
     forgetExpired(time: number) {
       for (const [id, until] of revoked) if (until <= time) revoked.delete(id)
     },
