@@ -61,6 +61,7 @@ export const mutationGroups: Record<string, MutationGroup> = {
       'test/routes/auth/login.test.ts',
       'test/routes/auth/issued-sessions.test.ts',
       'test/routes/audit/audit-trail.test.ts',
+      'test/routes/account/verification.test.ts',
       'test/auth/passwords.test.ts',
     ],
   },
