@@ -69,27 +69,39 @@ export const mutationGroups: Record<string, MutationGroup> = {
     mutate: ['src/rate-limit/*.ts', 'src/services/attempts.ts'],
     tests: ['test/rate-limit/*.test.ts'],
   },
-  accounts: {
+  users: {
     mutate: [
       'src/services/users.ts',
       'src/services/user-changes.ts',
       'src/services/accounts.ts',
       'src/services/first-admin.ts',
       'src/services/policies.ts',
+    ],
+    tests: ['test/routes/users/*.test.ts', 'test/routes/audit/audit-trail.test.ts'],
+  },
+  'account-links': {
+    mutate: [
       'src/services/password-change.ts',
       'src/services/password-recovery.ts',
       'src/services/email-verification.ts',
       'src/services/account-emails.ts',
     ],
-    tests: [
-      'test/routes/users/*.test.ts',
-      'test/routes/account/*.test.ts',
-      'test/routes/audit/audit-trail.test.ts',
-    ],
+    tests: ['test/routes/account/*.test.ts', 'test/routes/audit/audit-trail.test.ts'],
   },
   products: {
-    mutate: ['src/services/products.ts', 'src/services/pagination.ts', 'src/services/idempotency.ts'],
+    mutate: ['src/services/products.ts'],
     tests: ['test/routes/products/*.test.ts'],
+  },
+  'lists-and-retries': {
+    mutate: ['src/services/pagination.ts', 'src/services/idempotency.ts'],
+    tests: [
+      'test/routes/products/list.test.ts',
+      'test/routes/products/sorting-and-pages.test.ts',
+      'test/routes/products/filters.test.ts',
+      'test/routes/products/idempotency.test.ts',
+      'test/routes/users/list.test.ts',
+      'test/routes/audit/audit-listing.test.ts',
+    ],
   },
   repositories: {
     sql: true,
