@@ -91,6 +91,7 @@ export function createSessionService(deps: SessionServiceDependencies): SessionS
     refresh: (refreshToken, context) => refreshing.refresh(refreshToken, context),
 
     async endSessions(repos, sessionIds, reason) {
+      // Stryker disable next-line ConditionalExpression: the repository and the list do nothing for none either; this saves the calls.
       if (sessionIds.length === 0) return
       await repos.sessions.revoke([...sessionIds], reason, dateOf(deps.clock))
       // Published only once the revocation is committed: a change that rolls back must not
