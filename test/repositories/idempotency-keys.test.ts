@@ -3,26 +3,8 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { test } from 'node:test'
 import { isUniqueViolation } from '../../src/db/errors.js'
-import type { Repositories } from '../../src/repositories/index.js'
-import { describeEachEngine, uniqueUser } from '../support/app.js'
-
-const BASE = Math.floor(Date.now() / 1000) * 1000
-const at = (seconds: number) => new Date(BASE + seconds * 1000)
-
-async function insertUser(repos: Repositories): Promise<number> {
-  const { name, email } = uniqueUser()
-  const [created_at, updated_at] = [at(0), at(0)]
-  const user = {
-    name,
-    name_key: name,
-    email,
-    password_hash: 'x',
-    role: 'user' as const,
-    created_at,
-    updated_at,
-  }
-  return repos.users.insert({ ...user, is_active: true, email_verified: false })
-}
+import { describeEachEngine } from '../support/app.js'
+import { at, insertPlainUser } from './support.js'
 
 const newKey = () => `key-${randomBytes(6).toString('hex')}`
 const hash = (char: string) => char.repeat(64)
@@ -38,7 +20,7 @@ describeEachEngine('idempotency keys repository', (ctx) => {
       .executeTakeFirst()
 
   test('claim stores a pending key; find reads it back for that user and key only', async () => {
-    const [user, other] = [await insertUser(ctx.app.repos), await insertUser(ctx.app.repos)]
+    const [user, other] = [await insertPlainUser(ctx.app.repos), await insertPlainUser(ctx.app.repos)]
     const [key, otherKey] = [newKey(), newKey()]
     await keys().claim(user, key, hash('a'), at(0), at(100))
     await keys().claim(user, otherKey, hash('b'), at(1), at(101))
@@ -73,7 +55,7 @@ describeEachEngine('idempotency keys repository', (ctx) => {
   })
 
   test('claiming a key the user already holds is a unique violation, and leaves the claim as it was', async () => {
-    const user = await insertUser(ctx.app.repos)
+    const user = await insertPlainUser(ctx.app.repos)
     const key = newKey()
     await keys().claim(user, key, hash('a'), at(0), at(100))
     await assert.rejects(keys().claim(user, key, hash('b'), at(5), at(200)), (error) =>
@@ -88,7 +70,7 @@ describeEachEngine('idempotency keys repository', (ctx) => {
   })
 
   test('of two concurrent claims of one key, exactly one wins; the other is a unique violation', async () => {
-    const user = await insertUser(ctx.app.repos)
+    const user = await insertPlainUser(ctx.app.repos)
     const key = newKey()
     const claim = (char: string) =>
       ctx.app.transaction((repos) => repos.idempotencyKeys.claim(user, key, hash(char), at(0), at(100)))
@@ -103,7 +85,7 @@ describeEachEngine('idempotency keys repository', (ctx) => {
   })
 
   test('complete stores the response of that user and key only', async () => {
-    const [user, other] = [await insertUser(ctx.app.repos), await insertUser(ctx.app.repos)]
+    const [user, other] = [await insertPlainUser(ctx.app.repos), await insertPlainUser(ctx.app.repos)]
     const [key, otherKey] = [newKey(), newKey()]
     for (const [u, k] of [
       [user, key],
@@ -131,7 +113,7 @@ describeEachEngine('idempotency keys repository', (ctx) => {
   })
 
   test('deleteExpired removes that key once it has expired (expires_at <= now), and nothing else', async () => {
-    const [user, other] = [await insertUser(ctx.app.repos), await insertUser(ctx.app.repos)]
+    const [user, other] = [await insertPlainUser(ctx.app.repos), await insertPlainUser(ctx.app.repos)]
     const [key, otherKey] = [newKey(), newKey()]
     await keys().claim(user, key, hash('a'), at(0), at(100))
     await keys().claim(user, otherKey, hash('b'), at(0), at(50))
@@ -153,7 +135,7 @@ describeEachEngine('idempotency keys repository', (ctx) => {
 describeEachEngine('idempotency keys repository: sweeping', (ctx) => {
   test('deleteAllExpired removes every key with expires_at <= now and counts them', async () => {
     const keys = ctx.app.repos.idempotencyKeys
-    const [user, other] = [await insertUser(ctx.app.repos), await insertUser(ctx.app.repos)]
+    const [user, other] = [await insertPlainUser(ctx.app.repos), await insertPlainUser(ctx.app.repos)]
     const claims = [
       [user, -2],
       [other, -1],

@@ -9,25 +9,8 @@ import {
   type ProductRecord,
   type ProductSortColumn,
 } from '../../src/repositories/products.js'
-import { describeEachEngine, uniqueSku, uniqueUser } from '../support/app.js'
-
-const BASE = Math.floor(Date.now() / 1000) * 1000
-const at = (seconds: number) => new Date(BASE + seconds * 1000)
-
-async function insertOwner(repos: Repositories): Promise<number> {
-  const { name, email } = uniqueUser()
-  const [created_at, updated_at] = [at(0), at(0)]
-  const user = {
-    name,
-    name_key: name,
-    email,
-    password_hash: 'x',
-    role: 'user' as const,
-    created_at,
-    updated_at,
-  }
-  return repos.users.insert({ ...user, is_active: true, email_verified: false })
-}
+import { describeEachEngine, uniqueSku } from '../support/app.js'
+import { at, insertPlainUser, barrier } from './support.js'
 
 type NewProduct = Omit<NewProductRow, 'search_text' | 'version'>
 
@@ -52,16 +35,6 @@ async function insertProduct(
  * Resolves once `parties` callers have arrived: two transactions that both wait here have both
  * begun before either goes on. (Not on SQLite, which runs one transaction at a time.)
  */
-function barrier(parties: number) {
-  let arrived = 0
-  let open!: () => void
-  const opened = new Promise<void>((resolve) => (open = resolve))
-  return () => {
-    arrived += 1
-    if (arrived === parties) open()
-    return opened
-  }
-}
 
 describeEachEngine('products repository', (ctx) => {
   const products = () => ctx.app.repos.products
@@ -70,7 +43,7 @@ describeEachEngine('products repository', (ctx) => {
       ?.search_text
 
   test('insert stores version 1 and the search text; findById reads exactly that product', async () => {
-    const owner = await insertOwner(ctx.app.repos)
+    const owner = await insertPlainUser(ctx.app.repos)
     const first = await insertProduct(ctx.app.repos, {
       name: 'Ｂig Lamp',
       description: 'Brass',
@@ -151,7 +124,7 @@ describeEachEngine('products repository', (ctx) => {
   })
 
   test('list filters by owner, by price (both bounds inclusive) and by text', async () => {
-    const [a, b] = [await insertOwner(ctx.app.repos), await insertOwner(ctx.app.repos)]
+    const [a, b] = [await insertPlainUser(ctx.app.repos), await insertPlainUser(ctx.app.repos)]
     const tag = uniqueSku().toLowerCase()
     const mine: ProductRecord[] = []
     for (const price of [201, 99, 150, 100, 200])
@@ -189,7 +162,7 @@ describeEachEngine('products repository', (ctx) => {
   })
 
   test('list: text matches the SKU, name or description, with LIKE wildcards taken literally', async () => {
-    const owner = await insertOwner(ctx.app.repos)
+    const owner = await insertPlainUser(ctx.app.repos)
     const tag = uniqueSku().toLowerCase()
     const wild = await insertProduct(ctx.app.repos, { owner_id: owner, name: `Ｎame ${tag}_%!z` })
     const tame = await insertProduct(ctx.app.repos, { owner_id: owner, description: `${tag}ab!z` })
@@ -208,7 +181,7 @@ describeEachEngine('products repository', (ctx) => {
   })
 
   test('list pages in every order, ties broken by id, each product exactly once', async () => {
-    const owner = await insertOwner(ctx.app.repos)
+    const owner = await insertPlainUser(ctx.app.repos)
     const rows: [number, string, number][] = [
       [5, 'b', 2],
       [5, 'a', 1],

@@ -4,9 +4,7 @@ import { test } from 'node:test'
 import type { NewUserRow } from '../../src/db/database.js'
 import type { Repositories } from '../../src/repositories/index.js'
 import { describeEachEngine, uniqueUser } from '../support/app.js'
-
-const BASE = Math.floor(Date.now() / 1000) * 1000
-const at = (seconds: number) => new Date(BASE + seconds * 1000)
+import { at, barrier } from './support.js'
 
 /** A user row with a mixed-case name, so that `name` and `name_key` differ. */
 function newUser(overrides: Partial<NewUserRow> = {}): NewUserRow {
@@ -41,16 +39,6 @@ function recordOf(user: Awaited<ReturnType<typeof insertUser>>) {
  * Resolves once `parties` callers have arrived: two transactions that both wait here have both
  * begun before either goes on. (Not on SQLite, which runs one transaction at a time.)
  */
-function barrier(parties: number) {
-  let arrived = 0
-  let open!: () => void
-  const opened = new Promise<void>((resolve) => (open = resolve))
-  return () => {
-    arrived += 1
-    if (arrived === parties) open()
-    return opened
-  }
-}
 
 describeEachEngine('users repository', (ctx) => {
   const users = () => ctx.app.repos.users
