@@ -86,7 +86,11 @@ export const mutationGroups: Record<string, MutationGroup> = {
       'src/services/email-verification.ts',
       'src/services/account-emails.ts',
     ],
-    tests: ['test/routes/account/*.test.ts', 'test/routes/audit/audit-trail.test.ts'],
+    tests: [
+      'test/routes/account/*.test.ts',
+      'test/routes/audit/audit-trail.test.ts',
+      'test/services/account-links.test.ts',
+    ],
   },
   products: {
     mutate: ['src/services/products.ts'],
