@@ -105,6 +105,8 @@ export const mutationGroups: Record<string, MutationGroup> = {
       'test/routes/products/idempotency.test.ts',
       'test/routes/users/list.test.ts',
       'test/routes/audit/audit-listing.test.ts',
+      'test/services/pagination.test.ts',
+      'test/services/idempotency.test.ts',
     ],
   },
   repositories: {
