@@ -65,6 +65,20 @@ export const mutationGroups: Record<string, MutationGroup> = {
       'test/auth/passwords.test.ts',
     ],
   },
+  'second-factors': {
+    mutate: [
+      'src/auth/data-encryption.ts',
+      'src/auth/totp.ts',
+      'src/auth/recovery-codes.ts',
+      'src/auth/qr-code.ts',
+    ],
+    tests: [
+      'test/auth/data-encryption.test.ts',
+      'test/auth/totp.test.ts',
+      'test/auth/recovery-codes.test.ts',
+      'test/auth/qr-code.test.ts',
+    ],
+  },
   'rate-limit': {
     mutate: ['src/rate-limit/*.ts', 'src/services/attempts.ts'],
     tests: ['test/rate-limit/*.test.ts'],

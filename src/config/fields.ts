@@ -28,6 +28,13 @@ export interface Config {
   databaseUrl: string
   /** Raw secret for HS* algorithms (utf-8 bytes of SECRET_KEY, or the generated development key). */
   secretKey: string
+  /**
+   * DATA_ENCRYPTION_KEY: encrypts the secrets stored in the database (src/auth/data-encryption.ts).
+   * Unset: a key derived from SECRET_KEY.
+   */
+  dataEncryptionKey: Uint8Array | undefined
+  /** DATA_ENCRYPTION_PREVIOUS_KEYS: keys rotated out, which still decrypt and never encrypt. */
+  dataEncryptionPreviousKeys: Uint8Array[]
   jwtAlgorithm: JwtAlgorithm
   jwtPrivateKeyFile: string | undefined
   jwtPublicKeyFile: string | undefined

@@ -143,6 +143,40 @@ export function signingSecret(minBytes: number): Reader<string> {
   }
 }
 
+/**
+ * A raw key of `bytes` bytes, base64 or base64url. The alphabet is checked first because
+ * Buffer.from skips what it cannot read: "my secret passphrase" would otherwise decode to some
+ * bytes. Never repeated in errors; `which` names an entry of a list.
+ */
+function decodeKey(raw: string, bytes: number, refuse: Refuse, which = ''): Uint8Array {
+  const hint = `generate one with: openssl rand -base64 ${bytes}`
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(raw)) refuse(`${which}is not base64 or base64url; ${hint}`)
+  const key = Buffer.from(raw, 'base64')
+  if (key.length !== bytes) refuse(`${which}must be ${bytes} bytes, got ${key.length}; ${hint}`)
+  return key
+}
+
+/** An encryption key: exactly `bytes` random bytes, base64 or base64url encoded. */
+export function encryptionKey(bytes: number): Reader<Uint8Array> {
+  return {
+    accepts: `${bytes} bytes, base64 or base64url (\`openssl rand -base64 ${bytes}\`)`,
+    parse: (raw, refuse) => decodeKey(raw, bytes, refuse),
+  }
+}
+
+/** Encryption keys, comma-separated; an error names the entry by its position, never by its value. */
+export function encryptionKeys(bytes: number): Reader<Uint8Array[]> {
+  return {
+    accepts: `keys of ${bytes} bytes, base64 or base64url, comma-separated`,
+    parse: (raw, refuse) =>
+      raw
+        .split(',')
+        .map((entry) => entry.trim())
+        .filter(Boolean)
+        .map((entry, index) => decodeKey(entry, bytes, refuse, `key ${index + 1} `)),
+  }
+}
+
 export const emailAddress: Reader<string> = {
   accepts: 'email address',
   parse(raw, refuse) {

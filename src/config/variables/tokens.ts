@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { developmentSecret } from '../development-secret.js'
 import { type Context, variable } from '../declare.js'
 import { JWT_ALGORITHMS } from '../fields.js'
-import { integer, oneOf, signingSecret, text } from '../readers.js'
+import { encryptionKey, encryptionKeys, integer, oneOf, signingSecret, text } from '../readers.js'
 import { DATA_DIR } from './data.js'
 import { NODE_ENV } from './server.js'
 
@@ -17,6 +17,28 @@ export const SECRET_KEY = variable({
   documentedDefault: 'generated in development; **required** in production',
   fills: 'secretKey',
   description: 'the signing secret of the HS algorithms (a generated one is kept in `DATA_DIR/secret_key`)',
+})
+
+/** AES-256: keys of 32 bytes (src/auth/data-encryption.ts). */
+const DATA_ENCRYPTION_KEY_BYTES = 32
+
+export const DATA_ENCRYPTION_KEY = variable({
+  name: 'DATA_ENCRYPTION_KEY',
+  type: encryptionKey(DATA_ENCRYPTION_KEY_BYTES),
+  // Unset stays unset: src/auth/data-encryption.ts derives the key (configuration depends on nothing).
+  default: () => undefined,
+  documentedDefault: 'a key derived from `SECRET_KEY`',
+  fills: 'dataEncryptionKey',
+  description:
+    'encrypts the secrets stored in the database (TOTP secrets); how to rotate it: docs/security.md, "Secrets encrypted at rest"',
+})
+
+export const DATA_ENCRYPTION_PREVIOUS_KEYS = variable({
+  name: 'DATA_ENCRYPTION_PREVIOUS_KEYS',
+  type: encryptionKeys(DATA_ENCRYPTION_KEY_BYTES),
+  default: [],
+  fills: 'dataEncryptionPreviousKeys',
+  description: 'keys rotated out of `DATA_ENCRYPTION_KEY`: they still decrypt, never encrypt',
 })
 
 export const JWT_ALGORITHM = variable({
@@ -96,6 +118,8 @@ export const SESSION_MAX_LIFETIME_DAYS = variable({
 
 export const TOKEN_VARIABLES = [
   SECRET_KEY,
+  DATA_ENCRYPTION_KEY,
+  DATA_ENCRYPTION_PREVIOUS_KEYS,
   JWT_ALGORITHM,
   JWT_PRIVATE_KEY_FILE,
   JWT_PUBLIC_KEY_FILE,
