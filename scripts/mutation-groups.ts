@@ -125,7 +125,24 @@ export const mutationGroups: Record<string, MutationGroup> = {
   },
   repositories: {
     sql: true,
-    mutate: ['src/repositories/*.ts'],
-    tests: ['test/repositories/*.test.ts'],
+    mutate: [
+      'src/repositories/account-tokens.ts',
+      'src/repositories/audit-events.ts',
+      'src/repositories/idempotency-keys.ts',
+      'src/repositories/index.ts',
+      'src/repositories/products.ts',
+      'src/repositories/readiness-probe.ts',
+      'src/repositories/sessions.ts',
+      'src/repositories/users.ts',
+    ],
+    tests: [
+      'test/repositories/account-tokens.test.ts',
+      'test/repositories/audit-events.test.ts',
+      'test/repositories/idempotency-keys.test.ts',
+      'test/repositories/products.test.ts',
+      'test/repositories/sessions.test.ts',
+      'test/repositories/transactions.test.ts',
+      'test/repositories/users.test.ts',
+    ],
   },
 }
