@@ -101,6 +101,42 @@ export interface ReadinessProbeTable {
   checked_at: Timestamp
 }
 
+/**
+ * A user's TOTP factor: pending while confirmed_at is null, active once confirmed. A pending one
+ * has no last_used_step, an active one always has one (a check constraint says so).
+ */
+export interface TotpFactorsTable {
+  user_id: number
+  /** The base32 secret, encrypted (src/auth/data-encryption.ts, context `totp:user:<id>`). */
+  secret_encrypted: string
+  /** When the enrolment (the current secret) started. */
+  created_at: Timestamp
+  confirmed_at: ColumnType<Date | null, Date | null | undefined, Date | null>
+  /** The last time step whose code was accepted (the confirming code's, then each login's). */
+  last_used_step: ColumnType<number | null, number | null | undefined, number | null>
+}
+
+/** One single-use recovery code of a user, stored only as a hash (src/auth/recovery-codes.ts). */
+export interface RecoveryCodesTable {
+  user_id: number
+  code_hash: string
+  created_at: Timestamp
+  used_at: ColumnType<Date | null, Date | null | undefined, Date | null>
+}
+
+/** A login past its password that still owes a second factor: single-use, short-lived. */
+export interface MfaTokensTable {
+  token_hash: string
+  user_id: number
+  /** The application's digest of what binds the token to the client that logged in. */
+  client_hash: string
+  /** The application's digest of the password as it was: it changes with the password. */
+  credential_stamp: string
+  created_at: Timestamp
+  expires_at: Timestamp
+  used_at: ColumnType<Date | null, Date | null | undefined, Date | null>
+}
+
 export interface Database {
   users: UsersTable
   products: ProductsTable
@@ -110,6 +146,9 @@ export interface Database {
   idempotency_keys: IdempotencyKeysTable
   audit_events: AuditEventsTable
   readiness_probe: ReadinessProbeTable
+  totp_factors: TotpFactorsTable
+  recovery_codes: RecoveryCodesTable
+  mfa_tokens: MfaTokensTable
 }
 
 export type UserRow = Selectable<UsersTable>
@@ -123,3 +162,6 @@ export type NewSessionRow = Insertable<SessionsTable>
 export type NewAccountTokenRow = Insertable<AccountTokensTable>
 export type AuditEventRow = Selectable<AuditEventsTable>
 export type NewAuditEventRow = Insertable<AuditEventsTable>
+export type TotpFactorRow = Selectable<TotpFactorsTable>
+export type MfaTokenRow = Selectable<MfaTokensTable>
+export type NewMfaTokenRow = Insertable<MfaTokensTable>

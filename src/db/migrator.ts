@@ -6,6 +6,7 @@ import * as m0004 from './migrations/0004_catalogue.js'
 import * as m0005 from './migrations/0005_audit_events.js'
 import * as m0006 from './migrations/0006_readiness_probe.js'
 import * as m0007 from './migrations/0007_sessions_revoked_at.js'
+import * as m0008 from './migrations/0008_second_factors.js'
 
 /** Every migration, in order. Explicit, so a build never depends on reading a folder at run time. */
 const migrations: Record<string, Migration> = {
@@ -16,6 +17,7 @@ const migrations: Record<string, Migration> = {
   '0005_audit_events': m0005,
   '0006_readiness_probe': m0006,
   '0007_sessions_revoked_at': m0007,
+  '0008_second_factors': m0008,
 }
 
 /** The names of every migration, in the order they apply. */

@@ -4,9 +4,12 @@ import type { Engine } from '../db/target.js'
 import { createAccountTokensRepository, type AccountTokensRepository } from './account-tokens.js'
 import { createAuditEventsRepository, type AuditEventsRepository } from './audit-events.js'
 import { createIdempotencyKeysRepository, type IdempotencyKeysRepository } from './idempotency-keys.js'
+import { createMfaTokensRepository, type MfaTokensRepository } from './mfa-tokens.js'
 import { createProductsRepository, type ProductsRepository } from './products.js'
 import { createReadinessProbeRepository, type ReadinessProbeRepository } from './readiness-probe.js'
+import { createRecoveryCodesRepository, type RecoveryCodesRepository } from './recovery-codes.js'
 import { createSessionsRepository, type SessionsRepository } from './sessions.js'
+import { createTotpFactorsRepository, type TotpFactorsRepository } from './totp-factors.js'
 import { createUsersRepository, type UsersRepository } from './users.js'
 
 /** Every repository, bound to one connection or to one transaction. */
@@ -18,6 +21,9 @@ export interface Repositories {
   accountTokens: AccountTokensRepository
   auditEvents: AuditEventsRepository
   readinessProbe: ReadinessProbeRepository
+  totpFactors: TotpFactorsRepository
+  recoveryCodes: RecoveryCodesRepository
+  mfaTokens: MfaTokensRepository
   /**
    * Runs `effect` once the surrounding transaction has committed, and not at all if it rolls
    * back; outside a transaction, at once. For effects beyond the database (the shared revocation
@@ -41,6 +47,9 @@ export function createRepositories(
     accountTokens: createAccountTokensRepository(db),
     auditEvents: createAuditEventsRepository(db),
     readinessProbe: createReadinessProbeRepository(db),
+    totpFactors: createTotpFactorsRepository(db, engine),
+    recoveryCodes: createRecoveryCodesRepository(db, engine),
+    mfaTokens: createMfaTokensRepository(db),
   }
 }
 

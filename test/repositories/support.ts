@@ -1,6 +1,6 @@
 /** What the repository tests share: times in whole seconds, a user row, and a meeting point for races. */
 import type { Repositories } from '../../src/repositories/index.js'
-import { uniqueUser } from '../support/app.js'
+import { uniqueUser, type EngineContext } from '../support/app.js'
 
 /** A whole second (every engine keeps at least that), and times counted from it. */
 export const BASE = Math.floor(Date.now() / 1000) * 1000
@@ -32,4 +32,29 @@ export function barrier(parties: number) {
     if (arrived === parties) open()
     return opened
   }
+}
+
+/**
+ * Runs `work` in `parties` transactions at once and answers what each returned, in order. On
+ * PostgreSQL and MySQL each transaction first makes a read, so that it has begun, and waits for
+ * the others: their next statements really race. SQLite runs one transaction at a time, so there
+ * they simply queue (waiting inside one would wait forever).
+ */
+export function raceInTransactions<T>(
+  ctx: EngineContext,
+  parties: number,
+  work: (repos: Repositories, party: number) => Promise<T>,
+): Promise<T[]> {
+  const allBegun = barrier(parties)
+  return Promise.all(
+    Array.from({ length: parties }, (_, party) =>
+      ctx.app.transaction(async (repos) => {
+        if (ctx.engine !== 'sqlite') {
+          await repos.readinessProbe.ping()
+          await allBegun()
+        }
+        return work(repos, party)
+      }),
+    ),
+  )
 }
