@@ -91,7 +91,12 @@ export const mutationGroups: Record<string, MutationGroup> = {
       'src/services/first-admin.ts',
       'src/services/policies.ts',
     ],
-    tests: ['test/routes/users/*.test.ts', 'test/routes/audit/audit-trail.test.ts'],
+    tests: [
+      'test/routes/users/*.test.ts',
+      'test/routes/audit/audit-trail.test.ts',
+      'test/services/accounts.test.ts',
+      'test/services/policies.test.ts',
+    ],
   },
   'account-links': {
     mutate: [

@@ -101,7 +101,6 @@ export async function createAccount(
   } catch (error) {
     return explainUserConflict(repos, error, { email, name })
   }
-  const user = await repos.users.findById(id)
-  if (!user) throw new Error(`user ${id} vanished right after it was created`)
-  return user
+  // Read in the same transaction or connection that inserted it: it is there.
+  return (await repos.users.findById(id))!
 }

@@ -40,8 +40,9 @@ export async function ensureFirstAdmin(
       if (await repos.users.findConflict(normalizeEmail(email), undefined)) return
       throw new ConfigError(`FIRST_ADMIN_NAME: "${name}" is taken by another account; choose another name`)
     }
-    const issue = error.facts.issues?.[0]
-    const variable = issue?.field === 'name' ? 'FIRST_ADMIN_NAME' : 'FIRST_ADMIN_PASSWORD'
-    throw new ConfigError(`${variable}: ${issue?.message ?? error.detail}`)
+    // createAccount's only other refusal is a 422, which always lists its issue.
+    const issue = error.facts.issues![0]!
+    const variable = issue.field === 'name' ? 'FIRST_ADMIN_NAME' : 'FIRST_ADMIN_PASSWORD'
+    throw new ConfigError(`${variable}: ${issue.message}`)
   }
 }

@@ -14,5 +14,6 @@ export function canManageUser(actor: ActorIdentity, userId: number): boolean {
 
 /** Only the owner of a product, or an admin, may change or delete it. */
 export function canModifyProduct(actor: ActorIdentity, product: ProductRecord): boolean {
-  return actor.role === 'admin' || (product.owner_id !== null && product.owner_id === actor.id)
+  // A product whose owner was deleted (owner_id null) is no user's: null never equals an id.
+  return actor.role === 'admin' || product.owner_id === actor.id
 }
