@@ -75,7 +75,8 @@ async function runGroup(name: string, full: boolean) {
     concurrency: Number(process.env.MUTATE_CONCURRENCY ?? Math.max(1, availableParallelism())),
     // A test file starts a process, builds the app and migrates a database per engine: seconds.
     timeoutMS: 20_000,
-    incremental: !full,
+    // Always incremental, so that a --full run (force) also leaves the results the next run starts from.
+    incremental: true,
     force: full,
     incrementalFile: `${REPORTS}/${name}.incremental.json`,
     reporters: [process.stdout.isTTY ? 'progress' : 'progress-append-only', 'clear-text', 'html', 'json'],

@@ -5,6 +5,9 @@
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { openDatabase } from '../../src/db/open.js'
+import { parseDatabaseUrl } from '../../src/db/target.js'
+import { createReadinessProbeRepository } from '../../src/repositories/readiness-probe.js'
 import { describeEachEngine, uniqueUser } from '../support/app.js'
 
 describeEachEngine('transactions and their effects', (ctx) => {
@@ -66,6 +69,14 @@ describeEachEngine('transactions and their effects', (ctx) => {
       seen.push('now')
     })
     assert.deepEqual(seen, ['now'])
+  })
+
+  test('the readiness ping asks the database: once its connection is closed, the ping fails', async () => {
+    const handle = openDatabase(parseDatabaseUrl(ctx.databaseUrl))
+    const probe = createReadinessProbeRepository(handle.db)
+    await probe.ping()
+    await handle.db.destroy()
+    await assert.rejects(probe.ping())
   })
 
   test('the readiness probe: a ping, and a write that commits the time it is given', async () => {
