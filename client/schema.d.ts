@@ -120,7 +120,7 @@ export interface paths {
     put?: never
     /**
      * Log in (OAuth2 password grant)
-     * @description Form-encoded as OAuth2 clients send it (`username`, `password`, optional `grant_type=password`, `scope`, `client_id`, `client_secret`), or the same fields as JSON. `username` is the email or the user name, case-insensitive. Starts a session: see /sessions.
+     * @description Form-encoded as OAuth2 clients send it (`username`, `password`, optional `grant_type=password`, `scope`, `client_id`, `client_secret`), or the same fields as JSON. `username` is the email or the user name, case-insensitive. Starts a session: see /sessions. An account with a second factor gets no tokens here but a 403 `mfa_required` with an `mfa_token`: finish at POST /login/mfa.
      */
     post: {
       parameters: {
@@ -208,13 +208,58 @@ export interface paths {
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (403) */
+        /** @description Either the email address is not verified yet, or the password is right and the account has a second factor: then the body has `error: "mfa_required"`, an `mfa_token` (single-use, `expires_in` seconds, only from this client) and the `factors` it accepts. A client that sees `mfa_required` asks the user for a code of their authenticator app (or a recovery code) and sends `{mfa_token, code}` or `{mfa_token, recovery_code}` to POST /login/mfa, which answers the tokens. Without `error`, the 403 is final (verify the email first). */
         403: {
           headers: {
             [name: string]: unknown
           }
           content: {
-            'application/problem+json': components['schemas']['Problem']
+            'application/problem+json': {
+              /** @example about:blank */
+              type: string
+              /** @example Forbidden */
+              title: string
+              /** @example 403 */
+              status: number
+              detail: string
+              errors?: {
+                /**
+                 * @description Where the bad value is: body, query, path or header.
+                 * @example body
+                 */
+                in: string
+                /**
+                 * @description The field, as a dotted path ("" for the whole part).
+                 * @example email
+                 */
+                field: string
+                /** @example must match format "email" */
+                message: string
+              }[]
+              /**
+               * @description present when the account needs a second factor
+               * @enum {string}
+               */
+              error?: 'mfa_required'
+              /**
+               * @description opaque, single-use, valid for expires_in seconds, only from this client (User-Agent)
+               * @example Jx0s1Qm4oJ2cY8bKqW3nE5rT7uV9yZ1aB3dF5hJ7kL9
+               */
+              mfa_token?: string
+              /**
+               * @description what POST /login/mfa accepts for this account
+               * @example [
+               *       "totp",
+               *       "recovery_code"
+               *     ]
+               */
+              factors?: ('totp' | 'recovery_code')[]
+              /**
+               * @description seconds the mfa_token stays valid
+               * @example 300
+               */
+              expires_in?: number
+            }
           }
         }
         /** @description Problem details (413) */
@@ -531,6 +576,640 @@ export interface paths {
     }
     put?: never
     post?: never
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/login/mfa': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    get?: never
+    put?: never
+    /**
+     * Finish a login with a second factor
+     * @description After POST /login answered 403 `mfa_required`: the `mfa_token` of that answer with the current TOTP `code` of the authenticator app, or one `recovery_code`. Answers the token pair, as POST /login does. The mfa_token works once, for 5 minutes, from the client (User-Agent) that logged in, and only while the password is the one it was issued for. A wrong code is 401 and leaves the mfa_token usable; every try counts against the account’s attempt limit (429 past it). An mfa_token that cannot be used is 401: log in again.
+     */
+    post: {
+      parameters: {
+        query?: never
+        header?: never
+        path?: never
+        cookie?: never
+      }
+      /** @description The mfa_token with either a TOTP `code` or a `recovery_code` (never both). */
+      requestBody: {
+        content: {
+          'application/json':
+            | {
+                /** @description the mfa_token of the 403 `mfa_required` answer of POST /login */
+                mfa_token: string
+                /**
+                 * @description the 6 digits the authenticator app shows now (a space in the middle is allowed)
+                 * @example 492039
+                 */
+                code: string
+              }
+            | {
+                /** @description the mfa_token of the 403 `mfa_required` answer of POST /login */
+                mfa_token: string
+                /**
+                 * @description one of the recovery codes, as shown (xxxx-xxxx-xxxx-xxxx); case, dashes and spaces do not matter
+                 * @example 7kq2-m9xd-0hvw-c4tn
+                 */
+                recovery_code: string
+              }
+        }
+      }
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/json': {
+              /** @example eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ… */
+              access_token: string
+              /** @enum {string} */
+              token_type: 'bearer'
+              /**
+               * @description Seconds until the access token expires.
+               * @example 900
+               */
+              expires_in: number
+              /**
+               * @description Opaque; exchange it at POST /token/refresh for a new pair. Each is usable once.
+               * @example Jx0s1Qm4oJ2cY8bKqW3nE5rT7uV9yZ1aB3dF5hJ7kL9
+               */
+              refresh_token: string
+            }
+          }
+        }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (401) */
+        401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (422) */
+        422: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/mfa': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    /**
+     * Your second factors
+     * @description Which factors are active and how many recovery codes are left; never a secret.
+     */
+    get: {
+      parameters: {
+        query?: never
+        header?: never
+        path?: never
+        cookie?: never
+      }
+      requestBody?: never
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/json': {
+              /** @description what a login of this account will ask for */
+              factors: ('totp' | 'recovery_code')[]
+              /** @description pending: enrolment started, not confirmed yet */
+              totp: 'none' | 'pending' | 'active'
+              /** @example 10 */
+              recovery_codes_left: number
+            }
+          }
+        }
+        /** @description Problem details (401) */
+        401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    put?: never
+    post?: never
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/mfa/totp': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    get?: never
+    put?: never
+    /**
+     * Start a TOTP enrolment
+     * @description A new secret for an authenticator app, as text, otpauth:// link and QR code: shown in this answer only. The enrolment stays pending (logins do not ask for it) until POST /mfa/totp/confirm; starting again replaces a pending one. 409 when TOTP is already active.
+     */
+    post: {
+      parameters: {
+        query?: never
+        header?: never
+        path?: never
+        cookie?: never
+      }
+      requestBody?: never
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/json': {
+              /**
+               * @description base32 TOTP secret (SHA-1, 6 digits, 30 s), shown only in this answer
+               * @example JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP
+               */
+              secret: string
+              /**
+               * @description the same secret as an otpauth:// link for authenticator apps
+               * @example otpauth://totp/api.example.com:hamed%40example.com?issuer=api.example.com&secret=…
+               */
+              otpauth_uri: string
+              /** @description the otpauth_uri as a QR code, an SVG document drawn by the server */
+              qr_svg: string
+            }
+          }
+        }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (401) */
+        401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (409) */
+        409: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    /**
+     * Disable TOTP
+     * @description Needs the current password. Removes TOTP (active or pending) and the recovery codes: logins need the password alone again. 404 when there is no TOTP factor.
+     */
+    delete: {
+      parameters: {
+        query?: never
+        header?: never
+        path?: never
+        cookie?: never
+      }
+      requestBody: {
+        content: {
+          /**
+           * @example {
+           *       "password": "correct horse battery staple"
+           *     }
+           */
+          'application/json': {
+            /** @description your current password: a change of second factors needs it, not only an access token */
+            password: string
+          }
+        }
+      }
+      responses: {
+        /** @description Disabled */
+        204: {
+          headers: {
+            [name: string]: unknown
+          }
+          content?: never
+        }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (401) */
+        401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (404) */
+        404: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (422) */
+        422: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/mfa/totp/confirm': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    get?: never
+    put?: never
+    /**
+     * Activate TOTP with a code of the app
+     * @description A current code of the pending enrolment activates it and answers 10 recovery codes, shown this once. A wrong code is 422 and the enrolment stays pending; tries count against the attempt limit (429). 409 when there is no pending enrolment.
+     */
+    post: {
+      parameters: {
+        query?: never
+        header?: never
+        path?: never
+        cookie?: never
+      }
+      requestBody: {
+        content: {
+          /**
+           * @example {
+           *       "code": "492039"
+           *     }
+           */
+          'application/json': {
+            /**
+             * @description the 6 digits the authenticator app shows now (a space in the middle is allowed)
+             * @example 492039
+             */
+            code: string
+          }
+        }
+      }
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/json': {
+              /** @description shown this once: each works for one login; keep them somewhere safe */
+              recovery_codes: string[]
+            }
+          }
+        }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (401) */
+        401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (409) */
+        409: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (422) */
+        422: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/mfa/recovery-codes': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    get?: never
+    put?: never
+    /**
+     * New recovery codes
+     * @description Needs the current password. Answers 10 new codes, shown this once; every earlier code stops working. 409 when TOTP is not active.
+     */
+    post: {
+      parameters: {
+        query?: never
+        header?: never
+        path?: never
+        cookie?: never
+      }
+      requestBody: {
+        content: {
+          /**
+           * @example {
+           *       "password": "correct horse battery staple"
+           *     }
+           */
+          'application/json': {
+            /** @description your current password: a change of second factors needs it, not only an access token */
+            password: string
+          }
+        }
+      }
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/json': {
+              /** @description shown this once: each works for one login; keep them somewhere safe */
+              recovery_codes: string[]
+            }
+          }
+        }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (401) */
+        401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (409) */
+        409: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (422) */
+        422: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
     delete?: never
     options?: never
     head?: never
@@ -1946,6 +2625,16 @@ export interface paths {
             | 'user_email_changed'
             | 'user_deleted'
             | 'rate_limited'
+            | 'mfa_challenge_issued'
+            | 'mfa_login_succeeded'
+            | 'mfa_code_failed'
+            | 'mfa_token_refused'
+            | 'mfa_recovery_code_used'
+            | 'mfa_totp_enrolment_started'
+            | 'mfa_totp_enabled'
+            | 'mfa_totp_disabled'
+            | 'mfa_recovery_codes_regenerated'
+            | 'mfa_reauthentication_failed'
           /** @description success: the action happened; failure: the attempt was refused (bad credentials, wrong password); blocked: a protection stopped it (rate limit, lockout, refresh token reuse). */
           outcome?: 'success' | 'failure' | 'blocked'
           /**

@@ -19,6 +19,7 @@ import mailerPlugin from './plugins/app/mailer.js'
 import rateLimitPlugin from './plugins/app/rate-limit.js'
 import redisPlugin from './plugins/app/redis.js'
 import revocationsPlugin from './plugins/app/revocations.js'
+import secondFactorsPlugin from './plugins/app/second-factors.js'
 import securityEventsPlugin from './plugins/app/security-events.js'
 import sessionsPlugin from './plugins/app/sessions.js'
 import corsPlugin from './plugins/external/cors.js'
@@ -31,6 +32,7 @@ import auditRoutes from './routes/audit/index.js'
 import authRoutes from './routes/auth/index.js'
 import docsRoutes from './routes/docs/index.js'
 import healthRoutes from './routes/health/index.js'
+import mfaRoutes from './routes/mfa/index.js'
 import metricsRoutes from './routes/metrics/index.js'
 import productsRoutes from './routes/products/index.js'
 import sessionsRoutes from './routes/sessions/index.js'
@@ -106,6 +108,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(revocationsPlugin, { config })
   await app.register(authPlugin, { config })
   await app.register(sessionsPlugin, { config })
+  await app.register(secondFactorsPlugin, { config })
   await app.register(mailerPlugin, { config })
   await app.register(accountsPlugin, { config })
   await app.register(firstAdminPlugin, { config })
@@ -115,6 +118,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(metricsRoutes, { config })
   await app.register(docsRoutes, { config })
   await app.register(authRoutes, { config })
+  await app.register(mfaRoutes, { config })
   await app.register(authenticated(sessionsRoutes))
   await app.register(changePasswordRoutes, { config })
   await app.register(recoveryRoutes, { config })

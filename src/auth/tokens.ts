@@ -23,6 +23,12 @@ export interface AccessTokenClaims {
   jti: string
   iat: number
   exp: number
+  /**
+   * How the session's login was authenticated (RFC 8176 values): `["pwd"]` for a password alone,
+   * `["pwd","otp","mfa"]` with a TOTP code, `["pwd","mfa"]` with a recovery code. Always set by
+   * issueAccessToken and verifyAccessToken; optional in the type only for stand-ins built by hand.
+   */
+  amr?: string[]
 }
 
 export interface IssuedAccessToken {
@@ -56,7 +62,11 @@ const ACCESS_TOKEN_TYPE = 'at+jwt'
 export const ISSUED_AT_LEEWAY_SECONDS = 60
 
 export interface TokenService {
-  issueAccessToken(user: { id: number; role: Role }, sessionId: string): Promise<IssuedAccessToken>
+  issueAccessToken(
+    user: { id: number; role: Role },
+    sessionId: string,
+    amr: readonly string[],
+  ): Promise<IssuedAccessToken>
   verifyAccessToken(token: string): Promise<AccessTokenClaims>
 }
 
@@ -101,7 +111,8 @@ export async function createTokenService(config: Config, clock: Clock = systemCl
   }
 
   return {
-    async issueAccessToken(user, sessionId) {
+    async issueAccessToken(user, sessionId, amr) {
+      const methods = [...amr]
       const iat = Math.floor(clock.now() / 1000)
       const claims: AccessTokenClaims = {
         sub: String(user.id),
@@ -111,8 +122,14 @@ export async function createTokenService(config: Config, clock: Clock = systemCl
         jti: randomUUID(),
         iat,
         exp: iat + lifetimeSeconds,
+        amr: methods,
       }
-      const token = await new SignJWT({ user_id: claims.user_id, role: claims.role, sid: claims.sid })
+      const token = await new SignJWT({
+        user_id: claims.user_id,
+        role: claims.role,
+        sid: claims.sid,
+        amr: methods,
+      })
         .setProtectedHeader({ alg: algorithm, typ: ACCESS_TOKEN_TYPE })
         .setSubject(claims.sub)
         .setJti(claims.jti)
@@ -134,21 +151,34 @@ export async function createTokenService(config: Config, clock: Clock = systemCl
       } catch (error) {
         throw new TokenError(error instanceof joseErrors.JWTExpired ? 'expired' : 'invalid')
       }
-      const { sub, user_id: userId, role, sid, jti, iat, exp } = payload
-      if (
-        (role !== 'user' && role !== 'admin') ||
-        typeof userId !== 'number' ||
-        String(userId) !== sub ||
-        typeof sid !== 'string' ||
-        typeof jti !== 'string' ||
-        typeof iat !== 'number' ||
-        typeof exp !== 'number'
-      )
-        throw new TokenError('invalid')
-      assertIssuedWithinLifetime(iat, exp, lifetimeSeconds, clock)
-      return { sub, user_id: userId, role, sid, jti, iat, exp }
+      const claims = claimsOf(payload)
+      assertIssuedWithinLifetime(claims.iat, claims.exp, lifetimeSeconds, clock)
+      return claims
     },
   }
+}
+
+/** The claims of a verified payload, each of the type we issue it with; else the token is invalid. */
+function claimsOf(payload: JWTPayload): AccessTokenClaims {
+  const { sub, user_id: userId, role, sid, jti, iat, exp, amr } = payload
+  if (
+    (role !== 'user' && role !== 'admin') ||
+    typeof userId !== 'number' ||
+    String(userId) !== sub ||
+    typeof sid !== 'string' ||
+    typeof jti !== 'string' ||
+    typeof iat !== 'number' ||
+    typeof exp !== 'number' ||
+    !isMethodList(amr)
+  )
+    throw new TokenError('invalid')
+  // Tokens issued before `amr` existed live at most one lifetime more: absent reads as a password login.
+  return { sub, user_id: userId, role, sid, jti, iat, exp, amr: amr ?? ['pwd'] }
+}
+
+/** `amr` is absent (a token issued before it existed) or a list of method names. */
+function isMethodList(amr: unknown): amr is string[] | undefined {
+  return amr === undefined || (Array.isArray(amr) && amr.every((method) => typeof method === 'string'))
 }
 
 /**

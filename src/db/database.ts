@@ -44,6 +44,8 @@ export interface SessionsTable {
   ip: string | null
   revoked_at: ColumnType<Date | null, Date | null | undefined, Date | null>
   revoked_reason: string | null
+  /** How the login was authenticated: RFC 8176 method names separated by spaces ("pwd otp mfa"). */
+  amr: ColumnType<string, string | undefined, string>
 }
 
 export interface RefreshTokensTable {

@@ -11,6 +11,8 @@ export interface ProblemBody {
   status: number
   detail: string
   errors?: ValidationIssue[]
+  /** RFC 9457 extension members (a DomainError's `extensions`). */
+  [extension: string]: unknown
 }
 
 /**
@@ -22,13 +24,22 @@ export class HttpProblem extends Error {
   constructor(
     readonly status: number,
     readonly detail: string,
-    readonly options: { headers?: Record<string, string>; errors?: ValidationIssue[]; type?: string } = {},
+    readonly options: {
+      headers?: Record<string, string>
+      errors?: ValidationIssue[]
+      type?: string
+      extensions?: Record<string, unknown>
+    } = {},
   ) {
     super(detail)
   }
 
   toBody(): ProblemBody {
-    return problemBody(this.status, this.detail, this.options.errors, this.options.type)
+    // The standard members come last: an extension never overrides them.
+    return {
+      ...this.options.extensions,
+      ...problemBody(this.status, this.detail, this.options.errors, this.options.type),
+    }
   }
 }
 
@@ -77,7 +88,11 @@ export function problemOf(error: DomainError): HttpProblem {
       : BEARER_REALM
   if (facts.retryAfterSeconds !== undefined) headers['retry-after'] = String(facts.retryAfterSeconds)
   if (facts.currentVersion !== undefined) headers.etag = facts.currentVersion
-  return new HttpProblem(STATUS_OF[kind], detail, { headers, errors: facts.issues })
+  return new HttpProblem(STATUS_OF[kind], detail, {
+    headers,
+    errors: facts.issues,
+    ...(facts.extensions ? { extensions: facts.extensions } : {}),
+  })
 }
 
 const PARTS: Record<string, string> = {
@@ -106,6 +121,9 @@ export function validationIssues(error: FastifyError): ValidationIssue[] {
       // The regular expression means nothing to a client; the schema's description says the rule.
       const description = (issue as { parentSchema?: { description?: string } }).parentSchema?.description
       message = description ? `is not valid: ${description}` : 'contains characters that are not allowed here'
+    } else if (issue.keyword === 'anyOf') {
+      // Ajv's "must match a schema in anyOf" names a keyword; the issues before it say what is wrong.
+      message = 'does not match any of the accepted shapes (see the API documentation)'
     } else if (field === '' && issue.keyword === 'type' && part === 'body') {
       message = 'a JSON object is required as the request body'
     }

@@ -25,6 +25,8 @@ export interface RefreshTokenLookup {
   session_created_at: Date
   session_expires_at: Date
   revoked_at: Date | null
+  /** The session's authentication methods, space-separated (sessions.amr). */
+  amr: string
 }
 
 /** Sessions and their refresh tokens: the sessions' rows read and changed, and the tokens. */
@@ -135,6 +137,7 @@ function refreshTokens(db: Kysely<Database>) {
           'sessions.created_at as session_created_at',
           'sessions.expires_at as session_expires_at',
           'sessions.revoked_at',
+          'sessions.amr',
         ])
         .where('refresh_tokens.token_hash', '=', tokenHash)
         .executeTakeFirst()

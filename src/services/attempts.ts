@@ -3,6 +3,7 @@ import type { Config } from '../config.js'
 import { clientKey } from '../rate-limit/client-key.js'
 import type { CounterStore } from '../rate-limit/counters.js'
 import type { RequestContext } from './context.js'
+import { tooManyAttempts } from './errors.js'
 
 /** The attempt-limited actions: each has its own counters, per client IP and per account. */
 export type AttemptKind =
@@ -13,6 +14,10 @@ export type AttemptKind =
   | 'password_reset'
   | 'verify_email'
   | 'verify_email_resend'
+  /** A TOTP or recovery code, at login or to confirm an enrolment; counted per user id. */
+  | 'second_factor'
+  /** The password given again to change second factors; counted per user id. */
+  | 'reauthenticate'
 
 /** What counting one attempt says, by the tighter of the limits that apply to it. */
 export interface AttemptVerdict {
@@ -99,4 +104,23 @@ export function createAttemptLimits({ limits, counters, count }: AttemptLimitsDe
       }
     },
   }
+}
+
+/**
+ * For a rule that learns the account only once it has read something (the user of an mfa_token):
+ * counts the attempt as the routes' limitAttempts preHandler does, before any code or password is
+ * checked, and refuses it past either limit. A right code past the limit is refused too.
+ */
+export async function limitAttempt(
+  attempts: AttemptLimits,
+  context: Pick<RequestContext, 'ip' | 'log'>,
+  kind: AttemptKind,
+  account: number,
+): Promise<void> {
+  const verdict = await attempts.count(context, kind, account)
+  if (verdict?.refused)
+    throw tooManyAttempts(
+      `Too many requests; try again in ${verdict.resetSeconds} seconds.`,
+      verdict.resetSeconds,
+    )
 }

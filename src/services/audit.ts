@@ -27,6 +27,16 @@ export const AUTH_EVENTS = [
   'user_email_changed',
   'user_deleted',
   'rate_limited',
+  'mfa_challenge_issued',
+  'mfa_login_succeeded',
+  'mfa_code_failed',
+  'mfa_token_refused',
+  'mfa_recovery_code_used',
+  'mfa_totp_enrolment_started',
+  'mfa_totp_enabled',
+  'mfa_totp_disabled',
+  'mfa_recovery_codes_regenerated',
+  'mfa_reauthentication_failed',
 ] as const
 export type AuthEvent = (typeof AUTH_EVENTS)[number]
 

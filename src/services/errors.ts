@@ -39,6 +39,12 @@ export interface DomainErrorFacts {
   retryAfterSeconds?: number
   /** stale_version: the resource's current version tag. */
   currentVersion?: string
+  /**
+   * Members added to the problem's body (RFC 9457 extension members) for a client to act on, such
+   * as the `mfa_token` of a login that owes a second factor. The route must declare them in its
+   * response schema, or they are not sent.
+   */
+  extensions?: Record<string, string | number | readonly string[]>
 }
 
 export class DomainError extends Error {
@@ -68,6 +74,13 @@ export const tooManyAttempts = (detail: string, retryAfterSeconds: number) =>
   new DomainError('too_many_attempts', detail, { retryAfterSeconds })
 export const unavailable = (detail: string, retryAfterSeconds: number) =>
   new DomainError('unavailable', detail, { retryAfterSeconds })
+
+/**
+ * A login whose password was right and which still owes a second factor (403): `extensions` carry
+ * `error: "mfa_required"`, the `mfa_token` to continue with and the factors it accepts.
+ */
+export const secondFactorRequired = (detail: string, extensions: DomainErrorFacts['extensions']) =>
+  new DomainError('forbidden', detail, { extensions })
 
 /** The account behind valid credentials no longer exists (deleted meanwhile). */
 export const accountGone = () => unauthenticated('The account no longer exists', true)

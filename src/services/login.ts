@@ -4,7 +4,9 @@ import type { Config } from '../config.js'
 import type { Repositories } from '../repositories/index.js'
 import type { AuditService } from './audit.js'
 import type { RequestContext } from './context.js'
-import { forbidden, unauthenticated } from './errors.js'
+import { forbidden, secondFactorRequired, unauthenticated } from './errors.js'
+import type { MfaChallenges } from './mfa-challenges.js'
+import { LOGIN_METHODS } from './session-tokens.js'
 import type { SessionService, TokenPair } from './sessions.js'
 
 /** The same answer for an unknown account, a wrong password and a deactivated account. */
@@ -13,7 +15,8 @@ const BAD_CREDENTIALS = 'Incorrect username or password.'
 export interface LoginService {
   /**
    * Logs in with a login name (the email or the user name, case-insensitive) and a password:
-   * starts a session and answers its first tokens.
+   * starts a session and answers its first tokens. An account with a second factor gets no
+   * session yet: a forbidden error whose extensions carry the mfa_token for POST /login/mfa.
    */
   withPassword(context: RequestContext, username: string, password: string): Promise<TokenPair>
 }
@@ -23,6 +26,7 @@ export interface LoginServiceDependencies {
   repos: Repositories
   sessions: SessionService
   audit: AuditService
+  challenges: MfaChallenges
 }
 
 export function createLoginService({
@@ -30,6 +34,7 @@ export function createLoginService({
   repos,
   sessions,
   audit,
+  challenges,
 }: LoginServiceDependencies): LoginService {
   return {
     async withPassword(context, username, password) {
@@ -61,7 +66,21 @@ export function createLoginService({
           'The email address of this account is not verified yet: follow the link in the email we sent.',
         )
       }
-      const pair = await sessions.start(credentials, context)
+      const factors = await challenges.factorsOf(credentials.id)
+      if (factors.length > 0) {
+        const challenge = await challenges.issue(credentials.id, credentials.password_hash, context, factors)
+        await audit.record(context, {
+          event: 'mfa_challenge_issued',
+          outcome: 'success',
+          userId: credentials.id,
+          details: { factors: factors.join(' ') },
+        })
+        throw secondFactorRequired(
+          'The password is right; this account also needs a second factor: send the mfa_token with a code to POST /login/mfa.',
+          { error: 'mfa_required', ...challenge },
+        )
+      }
+      const pair = await sessions.start(credentials, context, LOGIN_METHODS.password)
       await audit.record(context, { event: 'login_succeeded', outcome: 'success', userId: credentials.id })
       return pair
     },

@@ -35,6 +35,22 @@ type EndSessions = (
   reason: 'refresh_token_reuse',
 ) => Promise<void>
 
+/**
+ * How a login was authenticated, as RFC 8176 names the methods: the access tokens of its session
+ * carry them as `amr`, and the session keeps them for every refresh.
+ */
+export const LOGIN_METHODS = {
+  password: ['pwd'],
+  /** Password and a TOTP code: "otp", and "mfa" (two factors) so a relying party checks one value. */
+  totp: ['pwd', 'otp', 'mfa'],
+  /** Password and a recovery code: RFC 8176 has no name for one; "mfa" says two factors were used. */
+  recoveryCode: ['pwd', 'mfa'],
+} as const satisfies Record<string, readonly string[]>
+
+/** The methods as the sessions.amr column stores them, and back. */
+export const storedMethods = (methods: readonly string[]) => methods.join(' ')
+export const methodsOf = (stored: string) => stored.split(' ').filter(Boolean)
+
 const INVALID_REFRESH = 'The refresh token is invalid or expired; log in again.'
 
 /**
@@ -77,8 +93,9 @@ export function tokenIssuing(deps: SessionTokensDependencies) {
     user: { id: number; role: Role },
     sessionId: string,
     refreshToken: string,
+    amr: readonly string[],
   ): Promise<TokenPair> {
-    const access = await deps.tokens.issueAccessToken(user, sessionId)
+    const access = await deps.tokens.issueAccessToken(user, sessionId, amr)
     return {
       access_token: access.token,
       token_type: 'bearer' as const,
@@ -94,9 +111,10 @@ export function tokenIssuing(deps: SessionTokensDependencies) {
     refreshToken: string,
     now: Date,
     expiresAt: Date,
+    amr: readonly string[],
   ) {
     await repos.sessions.insertRefreshToken(hashOpaqueToken(refreshToken), sessionId, now, expiresAt)
-    return pairWith(user, sessionId, refreshToken)
+    return pairWith(user, sessionId, refreshToken, amr)
   }
 
   return { ...lifetimes, pairWith, issuePair }
@@ -124,7 +142,8 @@ export function refreshRotation(
       if (!user || !user.is_active) throw unauthenticated(INVALID_REFRESH, false)
       const expiresAt = expiryOf(found.session_created_at, now)
       await repos.sessions.touch(found.session_id, now, expiresAt)
-      return issuePair(repos, user, found.session_id, successorOf(refreshToken), now, expiresAt)
+      const amr = methodsOf(found.amr)
+      return issuePair(repos, user, found.session_id, successorOf(refreshToken), now, expiresAt, amr)
     })
   }
 
@@ -199,6 +218,6 @@ function usedTokenAnswer(
       sessionId: found.session_id,
       details: { ms_since_rotation: sinceRotationMs },
     })
-    return pairWith(user, found.session_id, successor)
+    return pairWith(user, found.session_id, successor, methodsOf(next.amr))
   }
 }

@@ -9,6 +9,7 @@ import { dateOf } from './clock.js'
 import type { Actor, RequestContext } from './context.js'
 import { notFound, unauthenticated } from './errors.js'
 import {
+  storedMethods,
   refreshRotation,
   tokenIssuing,
   type SessionTokensDependencies,
@@ -36,8 +37,11 @@ export interface OwnSession extends SessionRecord {
 }
 
 export interface SessionService {
-  /** A new session (a login) from the client of the request: its first access and refresh tokens. */
-  start(user: { id: number; role: Role }, client: ClientInfo): Promise<TokenPair>
+  /**
+   * A new session (a login) from the client of the request: its first access and refresh tokens.
+   * `amr` says how the login was authenticated (LOGIN_METHODS); its tokens and refreshes carry it.
+   */
+  start(user: { id: number; role: Role }, client: ClientInfo, amr: readonly string[]): Promise<TokenPair>
   /**
    * Rotates a refresh token: the presented one dies, a new pair is issued. A duplicate (the same
    * token again right after its rotation) gets the same new refresh token; a later reuse ends the
@@ -78,13 +82,16 @@ export function createSessionService(deps: SessionServiceDependencies): SessionS
   const refreshing = refreshRotation(deps, issuing, (...args) => service.endSessions(...args))
 
   const service: SessionService = {
-    async start(user, client) {
+    async start(user, client, amr) {
       const now = dateOf(deps.clock)
       const sessionId = randomUUID()
       const expiresAt = issuing.expiryOf(now, now)
       return transaction(async (repos) => {
-        await repos.sessions.insert(newSession(sessionId, user.id, client, now, expiresAt))
-        return issuing.issuePair(repos, user, sessionId, generateOpaqueToken(), now, expiresAt)
+        await repos.sessions.insert({
+          ...newSession(sessionId, user.id, client, now, expiresAt),
+          amr: storedMethods(amr),
+        })
+        return issuing.issuePair(repos, user, sessionId, generateOpaqueToken(), now, expiresAt, amr)
       })
     },
 

@@ -97,7 +97,7 @@ describeEachEngine(
 test('the token service: verification reads the clock it is given, for exp and for iat', async () => {
   const serviceClock = new TestClock(Date.UTC(2030, 0, 1))
   const tokens = await createTokenService(testConfig(), serviceClock)
-  const { token, claims } = await tokens.issueAccessToken({ id: 7, role: 'admin' }, 'session-1')
+  const { token, claims } = await tokens.issueAccessToken({ id: 7, role: 'admin' }, 'session-1', ['pwd'])
   assert.equal(claims.iat, serviceClock.seconds, 'issued at the clock time')
   assert.equal(claims.exp, serviceClock.seconds + LIFETIME_SECONDS)
   assert.deepEqual(await tokens.verifyAccessToken(token), claims)
@@ -124,7 +124,11 @@ test('the token service: verification reads the clock it is given, for exp and f
 test('the token service: every claim we issue must be there with its type, or the token is invalid', async () => {
   const serviceClock = new TestClock()
   const tokens = await createTokenService(testConfig(), serviceClock)
-  const { claims } = await tokens.issueAccessToken({ id: 7, role: 'user' }, 'session-1')
+  const { claims } = await tokens.issueAccessToken({ id: 7, role: 'user' }, 'session-1', [
+    'pwd',
+    'otp',
+    'mfa',
+  ])
   const issued = { ...claims, iss: 'fastauth-api', aud: 'fastauth-api' }
   assert.equal((await tokens.verifyAccessToken(await sign(issued))).sid, 'session-1', 'as issued, it passes')
   const broken: Record<string, JWTPayload> = {
@@ -138,6 +142,8 @@ test('the token service: every claim we issue must be there with its type, or th
     'iat a string': { ...issued, iat: String(claims.iat) as unknown as number },
     'no exp': { ...issued, exp: undefined },
     'role unknown': { ...issued, role: 'superadmin' },
+    'amr a string': { ...issued, amr: 'pwd' },
+    'amr with a number': { ...issued, amr: ['pwd', 1] },
     'a lifetime a second too long': { ...issued, exp: claims.exp + 1 },
     'issued in the future': { ...issued, iat: claims.iat + 3600, exp: claims.exp + 3600 },
   }
@@ -154,7 +160,11 @@ test('the token service: every claim we issue must be there with its type, or th
 test('the token service: a bad signature is invalid, an expired token says it expired', async () => {
   const serviceClock = new TestClock()
   const tokens = await createTokenService(testConfig(), serviceClock)
-  const { token, claims } = await tokens.issueAccessToken({ id: 7, role: 'user' }, 'session-1')
+  const { token, claims } = await tokens.issueAccessToken({ id: 7, role: 'user' }, 'session-1', [
+    'pwd',
+    'otp',
+    'mfa',
+  ])
   const forged = await new SignJWT({ ...claims })
     .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' })
     .sign(new TextEncoder().encode('another-secret-key-that-is-long-enough-0123'))

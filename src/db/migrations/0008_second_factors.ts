@@ -60,9 +60,18 @@ export async function up(db: Kysely<any>): Promise<void> {
     .execute()
   await db.schema.createIndex('mfa_tokens_user_id_idx').on('mfa_tokens').column('user_id').execute()
   await db.schema.createIndex('mfa_tokens_expires_at_idx').on('mfa_tokens').column('expires_at').execute()
+
+  // How the session's login was authenticated: RFC 8176 method names separated by spaces
+  // ("pwd", "pwd otp mfa"), kept for the access tokens of every refresh. Sessions from before
+  // second factors were password logins.
+  await db.schema
+    .alterTable('sessions')
+    .addColumn('amr', 'varchar(64)', (col) => col.notNull().defaultTo('pwd'))
+    .execute()
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
+  await db.schema.alterTable('sessions').dropColumn('amr').execute()
   await db.schema.dropTable('mfa_tokens').execute()
   await db.schema.dropTable('recovery_codes').execute()
   await db.schema.dropTable('totp_factors').execute()

@@ -31,6 +31,11 @@ declare module 'fastify' {
     ): (request: FastifyRequest, reply: FastifyReply) => Promise<void>
     /** The counters behind every limit (Redis with a per-instance fallback, or memory). */
     rateLimitCounters: CounterStore
+    /**
+     * The attempt limits themselves, for a rule that learns the account only from what it reads
+     * (services/attempts.ts `limitAttempt`): the same counters as limitAttempts.
+     */
+    attemptLimits: AttemptLimits
   }
 }
 
@@ -162,6 +167,7 @@ export default fp<{ config: Config }>(
     const refused = refusalReporter(app)
     if (limits.enabled) await limitEveryRequest(app, limits, counters, refused)
     const attempts = createAttemptLimits({ limits, counters, count: (event) => app.metrics.authEvent(event) })
+    app.decorate('attemptLimits', attempts)
     app.decorate('limitAttempts', attemptLimiter(attempts, refused))
   },
   { name: 'rate-limit', dependencies: ['redis', 'metrics'] },

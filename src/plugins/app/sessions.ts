@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.js'
 import { createLoginService, type LoginService } from '../../services/login.js'
+import { createMfaChallenges } from '../../services/mfa-challenges.js'
 import { createSessionService, type SessionService } from '../../services/sessions.js'
 
 declare module 'fastify' {
@@ -24,7 +25,11 @@ export default fp<{ config: Config }>(
       clock: app.clock,
     })
     app.decorate('sessions', sessions)
-    app.decorate('login', createLoginService({ config, repos: app.repos, sessions, audit: app.audit }))
+    const challenges = createMfaChallenges({ repos: app.repos, clock: app.clock })
+    app.decorate(
+      'login',
+      createLoginService({ config, repos: app.repos, sessions, audit: app.audit, challenges }),
+    )
   },
   { name: 'sessions', dependencies: ['db', 'auth', 'revocations', 'security-events'] },
 )

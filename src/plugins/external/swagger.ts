@@ -25,6 +25,10 @@ export default fp<{ config: Config }>(
         ...(config.publicUrlConfigured ? { servers: [{ url: config.publicUrl }] } : {}),
         tags: [
           { name: 'auth', description: 'Login and the current user' },
+          {
+            name: 'mfa',
+            description: 'Your second factors: TOTP and recovery codes (POST /login/mfa is under auth)',
+          },
           { name: 'users', description: 'Registration and user management' },
           { name: 'products', description: 'Products (every route needs an access token)' },
           { name: 'audit', description: 'The security audit trail (admins)' },

@@ -7,6 +7,7 @@ import type { Config } from '../../config.js'
 import { authenticated } from '../../http/authenticated.js'
 import { contextOf } from '../../http/context.js'
 import { LoginForm, RefreshRequest, TokenResponse } from '../../schemas/auth.js'
+import { LoginForbiddenProblem } from '../../schemas/mfa.js'
 import { problemResponses } from '../../schemas/problem.js'
 import { UserPublic } from '../../schemas/users.js'
 import type { TypedApp } from '../../http/typed-app.js'
@@ -45,10 +46,24 @@ function registerLogin(app: TypedApp) {
         description:
           'Form-encoded as OAuth2 clients send it (`username`, `password`, optional `grant_type=password`, `scope`, ' +
           '`client_id`, `client_secret`), or the same fields as JSON. `username` is the email or the user name, ' +
-          'case-insensitive. Starts a session: see /sessions.',
+          'case-insensitive. Starts a session: see /sessions. An account with a second factor gets no tokens ' +
+          'here but a 403 `mfa_required` with an `mfa_token`: finish at POST /login/mfa.',
         consumes: ['application/x-www-form-urlencoded', 'application/json'],
         body: LoginForm,
-        response: { 200: TokenResponse, ...problemResponses(401, 403, 415, 422) },
+        response: {
+          200: TokenResponse,
+          403: {
+            description:
+              'Either the email address is not verified yet, or the password is right and the account has a ' +
+              'second factor: then the body has `error: "mfa_required"`, an `mfa_token` (single-use, ' +
+              '`expires_in` seconds, only from this client) and the `factors` it accepts. A client that sees ' +
+              '`mfa_required` asks the user for a code of their authenticator app (or a recovery code) and sends ' +
+              '`{mfa_token, code}` or `{mfa_token, recovery_code}` to POST /login/mfa, which answers the tokens. ' +
+              'Without `error`, the 403 is final (verify the email first).',
+            content: { 'application/problem+json': { schema: LoginForbiddenProblem } },
+          },
+          ...problemResponses(401, 415, 422),
+        },
       },
     },
     async (request, reply) => {

@@ -44,6 +44,7 @@ describeEachEngine(
       const pair = await ctx.app.sessions.start(
         { id: account.id, role: 'user' },
         { ip: '192.0.2.9', userAgent: undefined },
+        ['pwd'],
       )
       const row = await ctx.app.repos.sessions.findById(sidOf(pair.access_token))
       assert.equal(row?.user_agent, null)

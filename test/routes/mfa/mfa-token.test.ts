@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { assertProblem, describeEachEngine } from '../../support/app.js'
+import { MINUTE, TestClock } from '../../support/clock.js'
+import {
+  challenge,
+  codeAt,
+  enrolTotp,
+  eventsOf,
+  mfaLogin,
+  STEP_MS,
+  stepOf,
+  userWithToken,
+} from './support.js'
+
+const clock = new TestClock()
+const INVALID = 'The mfa_token is invalid or expired: log in again with POST /login.'
+
+describeEachEngine(
+  'the mfa_token of a login that owes a second factor',
+  (ctx) => {
+    async function enrolled() {
+      clock.set(Date.now())
+      const user = await userWithToken(ctx.app)
+      const { secret, recoveryCodes } = await enrolTotp(ctx.app, user, clock)
+      clock.advance(3 * STEP_MS)
+      return { user, secret, recoveryCodes }
+    }
+
+    /** Refused as an unusable mfa_token, and the code it was sent with is still unused. */
+    async function assertRefusedToken(response: Awaited<ReturnType<typeof mfaLogin>>) {
+      const problem = assertProblem(response, 401)
+      assert.equal(problem.detail, INVALID)
+      assert.equal(response.headers['www-authenticate'], 'Bearer realm="api"')
+      assert.equal(response.json<Record<string, unknown>>().access_token, undefined)
+    }
+
+    const sessionCount = async (userId: number) => (await ctx.app.repos.sessions.activeIds(userId)).length
+
+    test('valid for 5 minutes: a millisecond before, it works; at 5 minutes, it is refused', async () => {
+      const { user, secret } = await enrolled()
+      const first = await challenge(ctx.app, user)
+      clock.advance(5 * MINUTE - 1)
+      const inTime = await mfaLogin(ctx.app, {
+        mfa_token: first.mfa_token,
+        code: codeAt(secret, stepOf(clock)),
+      })
+      assert.equal(inTime.statusCode, 200, inTime.body)
+      clock.advance(STEP_MS)
+      const second = await challenge(ctx.app, user)
+      clock.advance(5 * MINUTE)
+      const sessions = await sessionCount(user.id)
+      await assertRefusedToken(
+        await mfaLogin(ctx.app, { mfa_token: second.mfa_token, code: codeAt(secret, stepOf(clock)) }),
+      )
+      assert.equal(await sessionCount(user.id), sessions)
+      // The code was not spent by the refusal: a fresh login takes it.
+      const fresh = await challenge(ctx.app, user)
+      const late = await mfaLogin(ctx.app, {
+        mfa_token: fresh.mfa_token,
+        code: codeAt(secret, stepOf(clock)),
+      })
+      assert.equal(late.statusCode, 200, late.body)
+    })
+
+    test('single-use: the same mfa_token after a successful login is refused', async () => {
+      const { user, secret } = await enrolled()
+      const { mfa_token } = await challenge(ctx.app, user)
+      assert.equal(
+        (await mfaLogin(ctx.app, { mfa_token, code: codeAt(secret, stepOf(clock)) })).statusCode,
+        200,
+      )
+      clock.advance(STEP_MS)
+      await assertRefusedToken(await mfaLogin(ctx.app, { mfa_token, code: codeAt(secret, stepOf(clock)) }))
+    })
+
+    test('bound to its client: another User-Agent is refused, the token then still works for its own client', async () => {
+      const { user, secret } = await enrolled()
+      const { mfa_token } = await challenge(ctx.app, user, 'browser-A')
+      const code = codeAt(secret, stepOf(clock))
+      await assertRefusedToken(await mfaLogin(ctx.app, { mfa_token, code }, 'browser-B'))
+      const withoutAgent = await ctx.app.inject({
+        method: 'POST',
+        url: '/login/mfa',
+        payload: { mfa_token, code },
+      })
+      await assertRefusedToken(withoutAgent)
+      const own = await mfaLogin(ctx.app, { mfa_token, code }, 'browser-A')
+      assert.equal(own.statusCode, 200, own.body)
+      const refused = (await eventsOf(ctx.app, user.id)).filter((row) => row.event === 'mfa_token_refused')
+      assert.deepEqual(
+        refused.map((row) => JSON.parse(row.details!) as unknown),
+        [{ reason: 'binding' }, { reason: 'binding' }],
+      )
+    })
+
+    test('bound to the password: after a password change the token is refused', async () => {
+      const { user, secret } = await enrolled()
+      const { mfa_token } = await challenge(ctx.app, user)
+      const changed = await ctx.app.inject({
+        method: 'PUT',
+        url: '/users/me/password',
+        headers: user.headers,
+        payload: { current_password: user.password, new_password: `${user.password} changed` },
+      })
+      assert.equal(changed.statusCode, 204, changed.body)
+      await assertRefusedToken(await mfaLogin(ctx.app, { mfa_token, code: codeAt(secret, stepOf(clock)) }))
+    })
+
+    test('an unknown mfa_token is the same 401', async () => {
+      await enrolled()
+      await assertRefusedToken(await mfaLogin(ctx.app, { mfa_token: 'A'.repeat(43), code: '123456' }))
+    })
+
+    test('bad input is 422 naming the problem, and spends neither the token nor a code', async () => {
+      const { user, secret, recoveryCodes } = await enrolled()
+      const { mfa_token } = await challenge(ctx.app, user)
+      const code = codeAt(secret, stepOf(clock))
+      const bodies: unknown[] = [
+        {},
+        { mfa_token },
+        { code },
+        { mfa_token, code, recovery_code: recoveryCodes[0] },
+        { mfa_token, code, extra: true },
+        { mfa_token, code: '12345' },
+        { mfa_token, code: 123456 },
+        { mfa_token, recovery_code: 'short' },
+        { mfa_token: 'not a token', code },
+        { mfa_token: `${mfa_token}x`, code },
+      ]
+      for (const body of bodies) {
+        const response = await mfaLogin(ctx.app, body as Record<string, unknown>)
+        const problem = assertProblem(response, 422)
+        assert.ok((problem.errors ?? []).length > 0, JSON.stringify(body))
+      }
+      const tokens = await ctx.app.db
+        .selectFrom('mfa_tokens')
+        .select('used_at')
+        .where('user_id', '=', user.id)
+        .execute()
+      assert.deepEqual(tokens, [{ used_at: null }])
+      const ok = await mfaLogin(ctx.app, { mfa_token, code })
+      assert.equal(ok.statusCode, 200, ok.body)
+    })
+
+    test('a token sent as a form body (not JSON) is 415', async () => {
+      const response = await ctx.app.inject({
+        method: 'POST',
+        url: '/login/mfa',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: 'mfa_token=x&code=123456',
+      })
+      assertProblem(response, 415)
+    })
+  },
+  { build: { clock } },
+)
