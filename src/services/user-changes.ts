@@ -42,6 +42,7 @@ export async function updateUser(
   const { user, emailChanged } = await deps
     .transaction((repos) => applyChanges(deps, context, repos, id, changes))
     .catch((error: unknown) =>
+      // Stryker disable next-line ConditionalExpression: equivalent: a conflict not found on the name is reported as the email's.
       explainUserConflict(deps.repos, error, { email: email && normalizeEmail(email), name }, id),
     )
   if (emailChanged) deps.accountEmails.sendEmailVerification(user, context.log)

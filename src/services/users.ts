@@ -60,7 +60,7 @@ export function createUsersService(deps: AccountDependencies & { secretKey: stri
     async list({ limit, cursor, text, role, isActive }) {
       const filters = { text: text?.normalize('NFKC').toLowerCase(), role, isActive }
       const after = paging.start(cursor, filters, ({ id }) =>
-        typeof id === 'number' && Number.isSafeInteger(id) ? id : undefined,
+        Number.isSafeInteger(id) ? (id as number) : undefined,
       )
       const rows = await deps.repos.users.list({ afterId: after ?? 0, limit: limit + 1, filters })
       return paging.page(rows, limit, filters, (user) => ({ id: user.id }))

@@ -206,6 +206,21 @@ describeEachEngine('user answers and effects', (ctx) => {
     assert.equal((await currentUser(ctx.app, user.headers)).statusCode, 200)
   })
 
+  test('a change that names only some fields, each as it is, changes nothing either', async () => {
+    const user = await registerAndLogin(ctx.app)
+    const stored = await userRow(ctx.app, user.id)
+    for (const change of [
+      { name: user.name },
+      { email: user.email },
+      { role: 'user' },
+      { is_active: true },
+    ]) {
+      const response = await patchUser(ctx.app, user.id, change, admin.headers)
+      assert.equal(response.statusCode, 200, response.body)
+      assert.deepEqual(await userRow(ctx.app, user.id), stored, JSON.stringify(change))
+    }
+  })
+
   test('a rename ends no session and sends no link', async () => {
     const user = await registerAndLogin(ctx.app)
     const response = await patchUser(ctx.app, user.id, { name: uniqueUser().name }, user.headers)
