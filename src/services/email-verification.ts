@@ -22,6 +22,7 @@ export async function verifyEmail(
   await deps.transaction(async (repos) => {
     const now = dateOf(deps.clock)
     const holder = await repos.accountTokens.findUsable(tokenHash, 'email_verification', now)
+    // Stryker disable next-line ConditionalExpression: equivalent: the claim below refuses the same tokens with the same answer.
     if (!holder) throw invalidVerificationLink()
     if (!(await repos.accountTokens.consume(tokenHash, 'email_verification', now)))
       throw invalidVerificationLink()
