@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict'
 import { before, test } from 'node:test'
 import { DomainError } from '../../../src/services/errors.js'
+import { requestFingerprint } from '../../../src/services/idempotency.js'
 import { createKeysetPaging } from '../../../src/services/pagination.js'
 import {
   assertProblem,
@@ -22,8 +23,11 @@ import {
   getPage,
   getProduct,
   listProducts,
+  newKey,
   newProduct,
+  postWithKey,
   rowOf,
+  storedKey,
   write,
 } from './catalogue-support.js'
 import { MISSING_ID } from './support.js'
@@ -133,6 +137,18 @@ describeEachEngine('catalogue answers', (ctx) => {
       const problem = assertProblem(response, 422)
       assert.match(problem.detail, /^The cursor is not valid/, `${sort} ${JSON.stringify(position)}`)
     }
+  })
+
+  test('an Idempotency-Key is stored with the fingerprint of "POST /product/" and the fields, as keys stored before were', async () => {
+    // The operation's name is part of every stored fingerprint: renamed, no retry of a key stored
+    // before the change would match its first request any more.
+    const key = newKey()
+    const body = newProduct()
+    assert.equal((await postWithKey(ctx, owner, key, body)).statusCode, 201)
+    assert.equal(
+      (await storedKey(ctx, owner.id, key))?.request_hash,
+      requestFingerprint('POST /product/', body),
+    )
   })
 
   test('a creator whose account was deleted since the request was authenticated: 401, nothing created', async () => {
