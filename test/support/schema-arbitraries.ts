@@ -357,11 +357,14 @@ export function schemaArbitraries(document: object): SchemaArbitraries {
             return validNumber(schema, false)
           case 'string':
             return validString(schema)
-          case 'array':
+          case 'array': {
+            // At most 5 items, to keep values small, unless the schema asks for more (10 recovery codes).
+            const minLength = (schema.minItems as number | undefined) ?? 0
             return fc.array(valid((schema.items ?? true) as Schema), {
-              minLength: (schema.minItems as number | undefined) ?? 0,
-              maxLength: Math.min((schema.maxItems as number | undefined) ?? 5, 5),
+              minLength,
+              maxLength: Math.max(minLength, Math.min((schema.maxItems as number | undefined) ?? 5, 5)),
             })
+          }
           case 'object':
             return validObject(schema)
           default:
