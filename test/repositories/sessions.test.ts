@@ -28,6 +28,7 @@ async function newSession(
     expires_at: fields.expires ?? at(now, HOUR),
     user_agent: 'test agent',
     ip: '192.0.2.1',
+    amr: 'pwd otp mfa',
   })
   return id
 }
@@ -157,6 +158,7 @@ describeEachEngine('sessions repository', (ctx) => {
       session_created_at: created,
       session_expires_at: at(now, 3 * HOUR),
       revoked_at: null,
+      amr: 'pwd otp mfa',
     })
     assert.equal(await ctx.app.repos.sessions.findRefreshToken(hashOpaqueToken('another token')), undefined)
   })
