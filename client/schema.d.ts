@@ -253,7 +253,7 @@ export interface paths {
                *       "recovery_code"
                *     ]
                */
-              factors?: ('totp' | 'recovery_code')[]
+              factors?: ('totp' | 'passkey' | 'recovery_code')[]
               /**
                * @description seconds the mfa_token stays valid
                * @example 300
@@ -593,7 +593,7 @@ export interface paths {
     put?: never
     /**
      * Finish a login with a second factor
-     * @description After POST /login answered 403 `mfa_required`: the `mfa_token` of that answer with the current TOTP `code` of the authenticator app, or one `recovery_code`. Answers the token pair, as POST /login does. The mfa_token works once, for 5 minutes, from the client (User-Agent) that logged in, and only while the password is the one it was issued for. A wrong code is 401 and leaves the mfa_token usable; every try counts against the account’s attempt limit (429 past it). An mfa_token that cannot be used is 401: log in again.
+     * @description After POST /login answered 403 `mfa_required`: the `mfa_token` of that answer with the current TOTP `code` of the authenticator app, one `recovery_code`, or a `passkey` assertion (ask POST /login/mfa/passkey-options for its options first). Answers the token pair, as POST /login does. The mfa_token works once, for 5 minutes, from the client (User-Agent) that logged in, and only while the password is the one it was issued for. A wrong code is 401 and leaves the mfa_token usable; every try counts against the account’s attempt limit (429 past it). An mfa_token that cannot be used is 401: log in again.
      */
     post: {
       parameters: {
@@ -602,7 +602,7 @@ export interface paths {
         path?: never
         cookie?: never
       }
-      /** @description The mfa_token with either a TOTP `code` or a `recovery_code` (never both). */
+      /** @description The mfa_token with one of: a TOTP `code`, a `recovery_code`, or a `passkey` assertion (the answer of navigator.credentials.get() to the options of POST /login/mfa/passkey-options). */
       requestBody: {
         content: {
           'application/json':
@@ -623,6 +623,34 @@ export interface paths {
                  * @example 7kq2-m9xd-0hvw-c4tn
                  */
                 recovery_code: string
+              }
+            | {
+                /** @description the mfa_token of the 403 `mfa_required` answer of POST /login */
+                mfa_token: string
+                /** @description PublicKeyCredential.toJSON() of navigator.credentials.get() */
+                passkey: {
+                  /** @description the credential id */
+                  id: string
+                  /** @description the credential id again */
+                  rawId: string
+                  /** @enum {string} */
+                  type: 'public-key'
+                  response: {
+                    /** @description the client data the authenticator signed over */
+                    clientDataJSON: string
+                    /** @description the authenticator data: RP ID hash, flags, signature counter */
+                    authenticatorData: string
+                    /** @description the signature over the authenticator data and the client data */
+                    signature: string
+                    /** @description the account’s WebAuthn user id (a discoverable passkey sends it) */
+                    userHandle?: string
+                  }
+                  authenticatorAttachment?: 'platform' | 'cross-platform'
+                  /** @description the client extension outputs (e.g. credProps); kept as sent, not interpreted */
+                  clientExtensionResults: {
+                    [key: string]: unknown
+                  }
+                }
               }
         }
       }
@@ -713,6 +741,134 @@ export interface paths {
     patch?: never
     trace?: never
   }
+  '/login/mfa/passkey-options': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    get?: never
+    put?: never
+    /**
+     * Passkey options for the second step of a login
+     * @description With the `mfa_token` of a 403 `mfa_required` whose factors include `passkey`: options for navigator.credentials.get() listing the account’s passkeys, with a challenge valid for 5 minutes, once. Send the browser’s answer as `passkey` to POST /login/mfa. Spends nothing: the mfa_token stays usable. 409 when the account has no passkey.
+     */
+    post: {
+      parameters: {
+        query?: never
+        header?: never
+        path?: never
+        cookie?: never
+      }
+      requestBody: {
+        content: {
+          'application/json': {
+            /** @description the mfa_token of the 403 `mfa_required` answer of POST /login */
+            mfa_token: string
+          }
+        }
+      }
+      responses: {
+        /** @description PublicKeyCredentialRequestOptionsJSON */
+        200: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/json': {
+              /** @description single-use, valid for `timeout` milliseconds */
+              challenge: string
+              timeout?: number
+              rpId?: string
+              /** @description the account’s passkeys (a second factor); absent for a password-less login */
+              allowCredentials?: {
+                id: string
+                /** @enum {string} */
+                type: 'public-key'
+                transports?: string[]
+              }[]
+              userVerification?: string
+              hints?: string[]
+              extensions?: {
+                [key: string]: unknown
+              }
+            } & {
+              [key: string]: unknown
+            }
+          }
+        }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (401) */
+        401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (409) */
+        409: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (422) */
+        422: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
   '/mfa': {
     parameters: {
       query?: never
@@ -741,11 +897,18 @@ export interface paths {
           content: {
             'application/json': {
               /** @description what a login of this account will ask for */
-              factors: ('totp' | 'recovery_code')[]
+              factors: ('totp' | 'passkey' | 'recovery_code')[]
               /** @description pending: enrolment started, not confirmed yet */
               totp: 'none' | 'pending' | 'active'
+              /**
+               * @description how many passkeys the account has
+               * @example 1
+               */
+              passkeys: number
               /** @example 10 */
               recovery_codes_left: number
+              /** @description an admin without a second factor where REQUIRE_MFA_FOR_ADMINS is on: enrol one before anything else */
+              enrolment_required: boolean
             }
           }
         }
@@ -879,7 +1042,7 @@ export interface paths {
     }
     /**
      * Disable TOTP
-     * @description Needs the current password. Removes TOTP (active or pending) and the recovery codes: logins need the password alone again. 404 when there is no TOTP factor.
+     * @description Needs the current password, or a second factor proved in the last 5 minutes (POST /mfa/reauthenticate). Removes TOTP (active or pending); when it was the last factor, the recovery codes too, and logins need the password alone again. 404 when there is no TOTP factor; 409 when it is the last factor of an admin who must keep one (REQUIRE_MFA_FOR_ADMINS).
      */
     delete: {
       parameters: {
@@ -890,14 +1053,9 @@ export interface paths {
       }
       requestBody: {
         content: {
-          /**
-           * @example {
-           *       "password": "correct horse battery staple"
-           *     }
-           */
           'application/json': {
-            /** @description your current password: a change of second factors needs it, not only an access token */
-            password: string
+            /** @description your current password; it may be left out within 5 minutes of proving a second factor in this session (a login with one, or POST /mfa/reauthenticate) */
+            password?: string
           }
         }
       }
@@ -927,8 +1085,39 @@ export interface paths {
             'application/problem+json': components['schemas']['Problem']
           }
         }
+        /** @description Re-authentication needed (`error: "reauthentication_required"`): send `password`, or prove a second factor with POST /mfa/reauthenticate and repeat the request within 5 minutes. */
+        403: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': {
+              /** @example about:blank */
+              type: string
+              /** @example Forbidden */
+              title: string
+              /** @example 403 */
+              status: number
+              detail: string
+              /**
+               * @description send the current `password`, or re-authenticate with POST /mfa/reauthenticate first
+               * @enum {string}
+               */
+              error?: 'reauthentication_required'
+            }
+          }
+        }
         /** @description Problem details (404) */
         404: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (409) */
+        409: {
           headers: {
             [name: string]: unknown
           }
@@ -1110,7 +1299,7 @@ export interface paths {
     put?: never
     /**
      * New recovery codes
-     * @description Needs the current password. Answers 10 new codes, shown this once; every earlier code stops working. 409 when TOTP is not active.
+     * @description Needs the current password, or a second factor proved in the last 5 minutes (POST /mfa/reauthenticate). Answers 10 new codes, shown this once; every earlier code stops working. 409 when the account has no second factor (TOTP or a passkey).
      */
     post: {
       parameters: {
@@ -1121,14 +1310,9 @@ export interface paths {
       }
       requestBody: {
         content: {
-          /**
-           * @example {
-           *       "password": "correct horse battery staple"
-           *     }
-           */
           'application/json': {
-            /** @description your current password: a change of second factors needs it, not only an access token */
-            password: string
+            /** @description your current password; it may be left out within 5 minutes of proving a second factor in this session (a login with one, or POST /mfa/reauthenticate) */
+            password?: string
           }
         }
       }
@@ -1142,6 +1326,994 @@ export interface paths {
             'application/json': {
               /** @description shown this once: each works for one login; keep them somewhere safe */
               recovery_codes: string[]
+            }
+          }
+        }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (401) */
+        401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Re-authentication needed (`error: "reauthentication_required"`): send `password`, or prove a second factor with POST /mfa/reauthenticate and repeat the request within 5 minutes. */
+        403: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': {
+              /** @example about:blank */
+              type: string
+              /** @example Forbidden */
+              title: string
+              /** @example 403 */
+              status: number
+              detail: string
+              /**
+               * @description send the current `password`, or re-authenticate with POST /mfa/reauthenticate first
+               * @enum {string}
+               */
+              error?: 'reauthentication_required'
+            }
+          }
+        }
+        /** @description Problem details (409) */
+        409: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (422) */
+        422: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/mfa/reauthenticate': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    get?: never
+    put?: never
+    /**
+     * Re-authenticate with a second factor
+     * @description Proves a second factor in this session: for the next 5 minutes, the changes that need re-authentication (disabling TOTP, new recovery codes, removing the last passkey, changing the email) accept no password. A wrong factor is 422 and counts against the attempt limit (429).
+     */
+    post: {
+      parameters: {
+        query?: never
+        header?: never
+        path?: never
+        cookie?: never
+      }
+      /** @description One second factor: a TOTP `code`, a `recovery_code`, or a `passkey` assertion answering the options of POST /mfa/reauthenticate/passkey-options. */
+      requestBody: {
+        content: {
+          /**
+           * @example {
+           *       "code": "492039"
+           *     }
+           */
+          'application/json':
+            | {
+                /**
+                 * @description the 6 digits the authenticator app shows now (a space in the middle is allowed)
+                 * @example 492039
+                 */
+                code: string
+              }
+            | {
+                /**
+                 * @description one of the recovery codes, as shown (xxxx-xxxx-xxxx-xxxx); case, dashes and spaces do not matter
+                 * @example 7kq2-m9xd-0hvw-c4tn
+                 */
+                recovery_code: string
+              }
+            | {
+                /** @description PublicKeyCredential.toJSON() of navigator.credentials.get() */
+                passkey: {
+                  /** @description the credential id */
+                  id: string
+                  /** @description the credential id again */
+                  rawId: string
+                  /** @enum {string} */
+                  type: 'public-key'
+                  response: {
+                    /** @description the client data the authenticator signed over */
+                    clientDataJSON: string
+                    /** @description the authenticator data: RP ID hash, flags, signature counter */
+                    authenticatorData: string
+                    /** @description the signature over the authenticator data and the client data */
+                    signature: string
+                    /** @description the account’s WebAuthn user id (a discoverable passkey sends it) */
+                    userHandle?: string
+                  }
+                  authenticatorAttachment?: 'platform' | 'cross-platform'
+                  /** @description the client extension outputs (e.g. credProps); kept as sent, not interpreted */
+                  clientExtensionResults: {
+                    [key: string]: unknown
+                  }
+                }
+              }
+        }
+      }
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/json': {
+              /**
+               * @description seconds during which sensitive changes of this session need no password
+               * @example 300
+               */
+              expires_in: number
+            }
+          }
+        }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (401) */
+        401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (422) */
+        422: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/mfa/reauthenticate/passkey-options': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    get?: never
+    put?: never
+    /**
+     * Passkey options to re-authenticate
+     * @description Options for navigator.credentials.get() listing your passkeys; send the answer as `passkey` to POST /mfa/reauthenticate. 409 when you have no passkey.
+     */
+    post: {
+      parameters: {
+        query?: never
+        header?: never
+        path?: never
+        cookie?: never
+      }
+      requestBody?: never
+      responses: {
+        /** @description PublicKeyCredentialRequestOptionsJSON */
+        200: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/json': {
+              /** @description single-use, valid for `timeout` milliseconds */
+              challenge: string
+              timeout?: number
+              rpId?: string
+              /** @description the account’s passkeys (a second factor); absent for a password-less login */
+              allowCredentials?: {
+                id: string
+                /** @enum {string} */
+                type: 'public-key'
+                transports?: string[]
+              }[]
+              userVerification?: string
+              hints?: string[]
+              extensions?: {
+                [key: string]: unknown
+              }
+            } & {
+              [key: string]: unknown
+            }
+          }
+        }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (401) */
+        401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (409) */
+        409: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/users/{id}/mfa': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    get?: never
+    put?: never
+    post?: never
+    /**
+     * Reset a user’s second factors (admin)
+     * @description For a user who lost their authenticator and recovery codes: removes their TOTP, passkeys and recovery codes, ends all their sessions and emails them. They log in with the password alone again and enrol anew. Recorded in the audit trail. 404 for an unknown user; 409 for your own account.
+     */
+    delete: {
+      parameters: {
+        query?: never
+        header?: never
+        path: {
+          /** @example 1 */
+          id: number
+        }
+        cookie?: never
+      }
+      requestBody?: never
+      responses: {
+        /** @description Reset */
+        204: {
+          headers: {
+            [name: string]: unknown
+          }
+          content?: never
+        }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (401) */
+        401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (403) */
+        403: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (404) */
+        404: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (409) */
+        409: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (422) */
+        422: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/login/passkey/options': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    get?: never
+    put?: never
+    /**
+     * Start a password-less login with a passkey
+     * @description Options for navigator.credentials.get() with no account named: the browser offers the passkeys it holds for this site, and the authenticator verifies its user (PIN or biometric). The challenge is valid for 5 minutes, once. Send the answer to POST /login/passkey.
+     */
+    post: {
+      parameters: {
+        query?: never
+        header?: never
+        path?: never
+        cookie?: never
+      }
+      requestBody?: never
+      responses: {
+        /** @description PublicKeyCredentialRequestOptionsJSON */
+        200: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/json': {
+              /** @description single-use, valid for `timeout` milliseconds */
+              challenge: string
+              timeout?: number
+              rpId?: string
+              /** @description the account’s passkeys (a second factor); absent for a password-less login */
+              allowCredentials?: {
+                id: string
+                /** @enum {string} */
+                type: 'public-key'
+                transports?: string[]
+              }[]
+              userVerification?: string
+              hints?: string[]
+              extensions?: {
+                [key: string]: unknown
+              }
+            } & {
+              [key: string]: unknown
+            }
+          }
+        }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/login/passkey': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    get?: never
+    put?: never
+    /**
+     * Log in with a passkey
+     * @description The answer of navigator.credentials.get() to the options of POST /login/passkey/options, as `response`. Answers the token pair, as POST /login does; the session’s `amr` is ["hwk", "user", "mfa"] (a passkey with user verification is two factors, so no second factor is asked). 401 for an answer that is not accepted (unknown passkey, challenge unknown, used or expired, wrong origin, no user verification, a signature counter that went back); tries count against the attempt limit (429).
+     */
+    post: {
+      parameters: {
+        query?: never
+        header?: never
+        path?: never
+        cookie?: never
+      }
+      requestBody: {
+        content: {
+          'application/json': {
+            /** @description PublicKeyCredential.toJSON() of navigator.credentials.get() */
+            response: {
+              /** @description the credential id */
+              id: string
+              /** @description the credential id again */
+              rawId: string
+              /** @enum {string} */
+              type: 'public-key'
+              response: {
+                /** @description the client data the authenticator signed over */
+                clientDataJSON: string
+                /** @description the authenticator data: RP ID hash, flags, signature counter */
+                authenticatorData: string
+                /** @description the signature over the authenticator data and the client data */
+                signature: string
+                /** @description the account’s WebAuthn user id (a discoverable passkey sends it) */
+                userHandle?: string
+              }
+              authenticatorAttachment?: 'platform' | 'cross-platform'
+              /** @description the client extension outputs (e.g. credProps); kept as sent, not interpreted */
+              clientExtensionResults: {
+                [key: string]: unknown
+              }
+            }
+          }
+        }
+      }
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/json': {
+              /** @example eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ… */
+              access_token: string
+              /** @enum {string} */
+              token_type: 'bearer'
+              /**
+               * @description Seconds until the access token expires.
+               * @example 900
+               */
+              expires_in: number
+              /**
+               * @description Opaque; exchange it at POST /token/refresh for a new pair. Each is usable once.
+               * @example Jx0s1Qm4oJ2cY8bKqW3nE5rT7uV9yZ1aB3dF5hJ7kL9
+               */
+              refresh_token: string
+            }
+          }
+        }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (401) */
+        401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (403) */
+        403: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (422) */
+        422: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/passkeys/registration-options': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    get?: never
+    put?: never
+    /**
+     * Start registering a passkey
+     * @description Options for navigator.credentials.create(): a discoverable credential with user verification, for this account, excluding the passkeys it has. The challenge is valid for 5 minutes, once. Send the answer to POST /passkeys.
+     */
+    post: {
+      parameters: {
+        query?: never
+        header?: never
+        path?: never
+        cookie?: never
+      }
+      requestBody?: never
+      responses: {
+        /** @description PublicKeyCredentialCreationOptionsJSON */
+        200: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/json': {
+              rp: {
+                id?: string
+                name: string
+              }
+              user: {
+                id: string
+                name: string
+                displayName: string
+              }
+              /** @description single-use, valid for `timeout` milliseconds */
+              challenge: string
+              pubKeyCredParams: {
+                alg: number
+                /** @enum {string} */
+                type: 'public-key'
+              }[]
+              timeout?: number
+              excludeCredentials?: {
+                id: string
+                /** @enum {string} */
+                type: 'public-key'
+                transports?: string[]
+              }[]
+              authenticatorSelection?: {
+                authenticatorAttachment?: 'platform' | 'cross-platform'
+                residentKey?: string
+                requireResidentKey?: boolean
+                userVerification?: string
+              } & {
+                [key: string]: unknown
+              }
+              hints?: string[]
+              attestation?: string
+              extensions?: {
+                [key: string]: unknown
+              }
+            } & {
+              [key: string]: unknown
+            }
+          }
+        }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (401) */
+        401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/passkeys': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    /**
+     * Your passkeys
+     * @description Oldest first; never a key or a credential id.
+     */
+    get: {
+      parameters: {
+        query?: never
+        header?: never
+        path?: never
+        cookie?: never
+      }
+      requestBody?: never
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/json': {
+              items: {
+                /** @example 3 */
+                id: number
+                /**
+                 * @description a name for the owner to tell their passkeys apart
+                 * @example iPhone
+                 */
+                name: string
+                /**
+                 * Format: date-time
+                 * @example 2026-01-31T12:00:00.000Z
+                 */
+                created_at: string
+                last_used_at: string | null
+                /** @description multiDevice: a synced passkey (a password manager, iCloud Keychain…); singleDevice: one key */
+                device_type: 'singleDevice' | 'multiDevice'
+                /** @description the passkey is backed up (synced) now */
+                backed_up: boolean
+              }[]
+            }
+          }
+        }
+        /** @description Problem details (401) */
+        401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    put?: never
+    /**
+     * Register a passkey
+     * @description The answer of navigator.credentials.create() to the options of POST /passkeys/registration-options, as `response`, with an optional `name`. The attestation is verified (challenge, origin, RP ID, user verification). The passkey then logs in alone (POST /login/passkey) and is a second factor of password logins. When it is the account’s first second factor, the answer carries 10 recovery codes, shown this once. 422 for an answer that is not accepted; 409 for a passkey already registered.
+     */
+    post: {
+      parameters: {
+        query?: never
+        header?: never
+        path?: never
+        cookie?: never
+      }
+      requestBody: {
+        content: {
+          'application/json': {
+            /** @description PublicKeyCredential.toJSON() of navigator.credentials.create() */
+            response: {
+              /** @description the credential id */
+              id: string
+              /** @description the credential id again */
+              rawId: string
+              /** @enum {string} */
+              type: 'public-key'
+              response: {
+                /** @description the client data the authenticator signed over */
+                clientDataJSON: string
+                /** @description the attestation: authenticator data and the new public key */
+                attestationObject: string
+                /** @description the authenticator data alone */
+                authenticatorData?: string
+                transports?: string[]
+                publicKeyAlgorithm?: number
+                /** @description the public key as SubjectPublicKeyInfo */
+                publicKey?: string
+              }
+              authenticatorAttachment?: 'platform' | 'cross-platform'
+              /** @description the client extension outputs (e.g. credProps); kept as sent, not interpreted */
+              clientExtensionResults: {
+                [key: string]: unknown
+              }
+            }
+            /**
+             * @description a name for the owner to tell their passkeys apart
+             * @example iPhone
+             */
+            name?: string
+          }
+        }
+      }
+      responses: {
+        /** @description Default Response */
+        201: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/json': {
+              passkey: {
+                /** @example 3 */
+                id: number
+                /**
+                 * @description a name for the owner to tell their passkeys apart
+                 * @example iPhone
+                 */
+                name: string
+                /**
+                 * Format: date-time
+                 * @example 2026-01-31T12:00:00.000Z
+                 */
+                created_at: string
+                last_used_at: string | null
+                /** @description multiDevice: a synced passkey (a password manager, iCloud Keychain…); singleDevice: one key */
+                device_type: 'singleDevice' | 'multiDevice'
+                /** @description the passkey is backed up (synced) now */
+                backed_up: boolean
+              }
+              /** @description only when this passkey is the account’s first second factor: shown this once; each works for one login */
+              recovery_codes?: string[]
             }
           }
         }
@@ -1214,6 +2386,259 @@ export interface paths {
     options?: never
     head?: never
     patch?: never
+    trace?: never
+  }
+  '/passkeys/{id}': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    get?: never
+    put?: never
+    post?: never
+    /**
+     * Remove a passkey
+     * @description Removing your last passkey needs the current `password`, or a second factor proved in the last 5 minutes (POST /mfa/reauthenticate); when it was your last second factor, the recovery codes go too. 404 for a passkey that is not yours; 409 when it is the last factor of an admin who must keep one (REQUIRE_MFA_FOR_ADMINS).
+     */
+    delete: {
+      parameters: {
+        query?: never
+        header?: never
+        path: {
+          id: number
+        }
+        cookie?: never
+      }
+      requestBody: {
+        content: {
+          'application/json': {
+            /** @description your current password; it may be left out within 5 minutes of proving a second factor in this session (a login with one, or POST /mfa/reauthenticate) */
+            password?: string
+          }
+        }
+      }
+      responses: {
+        /** @description Removed */
+        204: {
+          headers: {
+            [name: string]: unknown
+          }
+          content?: never
+        }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (401) */
+        401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Re-authentication needed (`error: "reauthentication_required"`): send `password`, or prove a second factor with POST /mfa/reauthenticate and repeat the request within 5 minutes. */
+        403: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': {
+              /** @example about:blank */
+              type: string
+              /** @example Forbidden */
+              title: string
+              /** @example 403 */
+              status: number
+              detail: string
+              /**
+               * @description send the current `password`, or re-authenticate with POST /mfa/reauthenticate first
+               * @enum {string}
+               */
+              error?: 'reauthentication_required'
+            }
+          }
+        }
+        /** @description Problem details (404) */
+        404: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (409) */
+        409: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (422) */
+        422: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    options?: never
+    head?: never
+    /** Rename a passkey */
+    patch: {
+      parameters: {
+        query?: never
+        header?: never
+        path: {
+          id: number
+        }
+        cookie?: never
+      }
+      requestBody: {
+        content: {
+          'application/json': {
+            /**
+             * @description a name for the owner to tell their passkeys apart
+             * @example iPhone
+             */
+            name: string
+          }
+        }
+      }
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/json': {
+              /** @example 3 */
+              id: number
+              /**
+               * @description a name for the owner to tell their passkeys apart
+               * @example iPhone
+               */
+              name: string
+              /**
+               * Format: date-time
+               * @example 2026-01-31T12:00:00.000Z
+               */
+              created_at: string
+              last_used_at: string | null
+              /** @description multiDevice: a synced passkey (a password manager, iCloud Keychain…); singleDevice: one key */
+              device_type: 'singleDevice' | 'multiDevice'
+              /** @description the passkey is backed up (synced) now */
+              backed_up: boolean
+            }
+          }
+        }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (401) */
+        401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (404) */
+        404: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (422) */
+        422: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
     trace?: never
   }
   '/sessions': {
@@ -2635,6 +4060,14 @@ export interface paths {
             | 'mfa_totp_disabled'
             | 'mfa_recovery_codes_regenerated'
             | 'mfa_reauthentication_failed'
+            | 'mfa_reauthenticated'
+            | 'passkey_registered'
+            | 'passkey_registration_failed'
+            | 'passkey_renamed'
+            | 'passkey_removed'
+            | 'passkey_login_succeeded'
+            | 'passkey_login_failed'
+            | 'mfa_factors_reset'
           /** @description success: the action happened; failure: the attempt was refused (bad credentials, wrong password); blocked: a protection stopped it (rate limit, lockout, refresh token reuse). */
           outcome?: 'success' | 'failure' | 'blocked'
           /**
@@ -3583,6 +5016,11 @@ export interface components {
         /** @example must match format "email" */
         message: string
       }[]
+      /**
+       * @description A reason a client can act on, where there is one: `mfa_required`, `reauthentication_required`, `mfa_enrolment_required`.
+       * @example reauthentication_required
+       */
+      error?: string
     }
   }
   responses: never

@@ -34,6 +34,7 @@ import docsRoutes from './routes/docs/index.js'
 import healthRoutes from './routes/health/index.js'
 import mfaRoutes from './routes/mfa/index.js'
 import metricsRoutes from './routes/metrics/index.js'
+import passkeyRoutes from './routes/passkeys/index.js'
 import productsRoutes from './routes/products/index.js'
 import sessionsRoutes from './routes/sessions/index.js'
 import usersRoutes from './routes/users/index.js'
@@ -108,8 +109,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(revocationsPlugin, { config })
   await app.register(authPlugin, { config })
   await app.register(sessionsPlugin, { config })
-  await app.register(secondFactorsPlugin, { config })
   await app.register(mailerPlugin, { config })
+  await app.register(secondFactorsPlugin, { config })
   await app.register(accountsPlugin, { config })
   await app.register(firstAdminPlugin, { config })
   await app.register(productsPlugin, { config })
@@ -119,6 +120,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(docsRoutes, { config })
   await app.register(authRoutes, { config })
   await app.register(mfaRoutes, { config })
+  await app.register(passkeyRoutes, { config })
   await app.register(authenticated(sessionsRoutes))
   await app.register(changePasswordRoutes, { config })
   await app.register(recoveryRoutes, { config })

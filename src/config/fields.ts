@@ -67,6 +67,12 @@ export interface Config {
   firstAdminName: string
   logLevel: LogLevel
   requireEmailVerification: boolean
+  /** Admins without a second factor may only enrol one. */
+  requireMfaForAdmins: boolean
+  /** The WebAuthn relying party ID: the domain passkeys are registered for. */
+  webauthnRpId: string
+  /** The origins whose WebAuthn answers are accepted. */
+  webauthnOrigins: string[]
   rateLimit: {
     enabled: boolean
     /** Requests per client IP per window, on every route. */

@@ -46,6 +46,8 @@ export interface SessionsTable {
   revoked_reason: string | null
   /** How the login was authenticated: RFC 8176 method names separated by spaces ("pwd otp mfa"). */
   amr: ColumnType<string, string | undefined, string>
+  /** When the user last proved a second factor in this session (its login, or a re-authentication). */
+  factor_verified_at: ColumnType<Date | null, Date | null | undefined, Date | null>
 }
 
 export interface RefreshTokensTable {
@@ -139,6 +141,43 @@ export interface MfaTokensTable {
   used_at: ColumnType<Date | null, Date | null | undefined, Date | null>
 }
 
+/** A passkey (WebAuthn credential) of a user. */
+export interface PasskeysTable {
+  id: Generated<number>
+  user_id: number
+  /** SHA-256 of credential_id (hex): the unique key a login finds the credential by. */
+  credential_hash: string
+  /** The authenticator's credential id, base64url. */
+  credential_id: string
+  /** The account's opaque WebAuthn user id (base64url), the same for each of its passkeys. */
+  user_handle: string
+  /** The COSE public key, base64url. */
+  public_key: string
+  sign_count: number
+  /** Comma-separated transports the browser reported (may be empty). */
+  transports: string
+  name: string
+  device_type: 'singleDevice' | 'multiDevice'
+  backed_up: boolean
+  aaguid: string
+  created_at: Timestamp
+  last_used_at: ColumnType<Date | null, Date | null | undefined, Date | null>
+}
+
+export type WebAuthnChallengePurpose = 'registration' | 'passkey_login' | 'second_factor'
+
+/** A WebAuthn challenge the server issued, stored only as a hash; spent by deleting it. */
+export interface WebAuthnChallengesTable {
+  challenge_hash: string
+  purpose: WebAuthnChallengePurpose
+  /** The account it was issued for; null for a password-less login's (no account known yet). */
+  user_id: number | null
+  /** A registration's: the WebAuthn user id its options carried. */
+  user_handle: string | null
+  created_at: Timestamp
+  expires_at: Timestamp
+}
+
 export interface Database {
   users: UsersTable
   products: ProductsTable
@@ -151,6 +190,8 @@ export interface Database {
   totp_factors: TotpFactorsTable
   recovery_codes: RecoveryCodesTable
   mfa_tokens: MfaTokensTable
+  passkeys: PasskeysTable
+  webauthn_challenges: WebAuthnChallengesTable
 }
 
 export type UserRow = Selectable<UsersTable>
@@ -167,3 +208,5 @@ export type NewAuditEventRow = Insertable<AuditEventsTable>
 export type TotpFactorRow = Selectable<TotpFactorsTable>
 export type MfaTokenRow = Selectable<MfaTokensTable>
 export type NewMfaTokenRow = Insertable<MfaTokensTable>
+export type PasskeyRow = Selectable<PasskeysTable>
+export type NewPasskeyRow = Insertable<PasskeysTable>

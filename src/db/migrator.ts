@@ -7,6 +7,7 @@ import * as m0005 from './migrations/0005_audit_events.js'
 import * as m0006 from './migrations/0006_readiness_probe.js'
 import * as m0007 from './migrations/0007_sessions_revoked_at.js'
 import * as m0008 from './migrations/0008_second_factors.js'
+import * as m0009 from './migrations/0009_passkeys.js'
 
 /** Every migration, in order. Explicit, so a build never depends on reading a folder at run time. */
 const migrations: Record<string, Migration> = {
@@ -18,6 +19,7 @@ const migrations: Record<string, Migration> = {
   '0006_readiness_probe': m0006,
   '0007_sessions_revoked_at': m0007,
   '0008_second_factors': m0008,
+  '0009_passkeys': m0009,
 }
 
 /** The names of every migration, in the order they apply. */

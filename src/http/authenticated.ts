@@ -3,6 +3,19 @@ import type { RouteOptions } from 'fastify'
 import { problemResponses } from '../schemas/problem.js'
 import { bearerSecurity } from './openapi.js'
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * Open to an admin who has no second factor yet where REQUIRE_MFA_FOR_ADMINS is on: what
+     * enrolling one takes (services/enrolment-policy.ts). Every other authenticated route is not.
+     */
+    beforeMfaEnrolment?: boolean
+  }
+}
+
+/** The route options of a route an admin without a second factor may use (to enrol one). */
+export const beforeMfaEnrolment = { config: { beforeMfaEnrolment: true } } as const
+
 /**
  * The one way a route needs an access token: it is registered inside `authenticated(…)`, an
  * encapsulated group whose onRequest hook authenticates every request (401 problem+json with

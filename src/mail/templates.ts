@@ -61,3 +61,73 @@ export function emailVerificationEmail(link: string, validHours: number): MailCo
     html: html(before, link, 'Verify my email address', after),
   }
 }
+
+/** A change to how an account signs in, told to its owner (who may not have made it). */
+export type SecurityNotice =
+  | { kind: 'totp_enabled' }
+  | { kind: 'totp_disabled' }
+  | { kind: 'passkey_added'; name: string }
+  | { kind: 'passkey_removed'; name: string }
+  | { kind: 'recovery_codes_regenerated' }
+  | { kind: 'recovery_code_used'; codesLeft: number }
+  | { kind: 'second_factor_failed' }
+  | { kind: 'factors_reset' }
+
+function noticeText(notice: SecurityNotice): { subject: string; what: string } {
+  switch (notice.kind) {
+    case 'totp_enabled':
+      return {
+        subject: 'Authenticator app added',
+        what: 'An authenticator app (TOTP) now protects your account.',
+      }
+    case 'totp_disabled':
+      return {
+        subject: 'Authenticator app removed',
+        what: 'The authenticator app (TOTP) was removed from your account.',
+      }
+    case 'passkey_added':
+      return { subject: 'Passkey added', what: `A passkey ("${notice.name}") was added to your account.` }
+    case 'passkey_removed':
+      return {
+        subject: 'Passkey removed',
+        what: `The passkey "${notice.name}" was removed from your account.`,
+      }
+    case 'recovery_codes_regenerated':
+      return {
+        subject: 'New recovery codes',
+        what: 'New recovery codes were made for your account; the earlier ones no longer work.',
+      }
+    case 'recovery_code_used':
+      return {
+        subject: 'A recovery code was used',
+        what: `A recovery code was used to sign in to your account or confirm a change; ${notice.codesLeft} unused codes are left.`,
+      }
+    case 'second_factor_failed':
+      return {
+        subject: 'A sign-in was stopped at the second step',
+        what:
+          'Someone gave your password correctly, then a wrong second-factor code. If it was not you, your ' +
+          'password is known to someone else: change it now.',
+      }
+    case 'factors_reset':
+      return {
+        subject: 'Your second factors were reset',
+        what:
+          'An administrator removed the second factors (authenticator app, passkeys, recovery codes) of your ' +
+          'account and signed it out everywhere. You can sign in with your password and add them again.',
+      }
+  }
+}
+
+export function securityNoticeEmail(notice: SecurityNotice, accountPage: string): MailContent {
+  const { subject, what } = noticeText(notice)
+  const before = ['Hello,', what, 'To see the sign-in methods and sessions of your account, open:']
+  const after = [
+    'If this was you, there is nothing to do. If it was not, change your password and review your account now.',
+  ]
+  return {
+    subject,
+    text: [...before, accountPage, ...after].join('\n\n') + '\n',
+    html: html(before, accountPage, 'Review your account', after),
+  }
+}

@@ -5,12 +5,17 @@ import { createAccountTokensRepository, type AccountTokensRepository } from './a
 import { createAuditEventsRepository, type AuditEventsRepository } from './audit-events.js'
 import { createIdempotencyKeysRepository, type IdempotencyKeysRepository } from './idempotency-keys.js'
 import { createMfaTokensRepository, type MfaTokensRepository } from './mfa-tokens.js'
+import { createPasskeysRepository, type PasskeysRepository } from './passkeys.js'
 import { createProductsRepository, type ProductsRepository } from './products.js'
 import { createReadinessProbeRepository, type ReadinessProbeRepository } from './readiness-probe.js'
 import { createRecoveryCodesRepository, type RecoveryCodesRepository } from './recovery-codes.js'
 import { createSessionsRepository, type SessionsRepository } from './sessions.js'
 import { createTotpFactorsRepository, type TotpFactorsRepository } from './totp-factors.js'
 import { createUsersRepository, type UsersRepository } from './users.js'
+import {
+  createWebAuthnChallengesRepository,
+  type WebAuthnChallengesRepository,
+} from './webauthn-challenges.js'
 
 /** Every repository, bound to one connection or to one transaction. */
 export interface Repositories {
@@ -24,6 +29,8 @@ export interface Repositories {
   totpFactors: TotpFactorsRepository
   recoveryCodes: RecoveryCodesRepository
   mfaTokens: MfaTokensRepository
+  passkeys: PasskeysRepository
+  webauthnChallenges: WebAuthnChallengesRepository
   /**
    * Runs `effect` once the surrounding transaction has committed, and not at all if it rolls
    * back; outside a transaction, at once. For effects beyond the database (the shared revocation
@@ -49,7 +56,9 @@ export function createRepositories(
     readinessProbe: createReadinessProbeRepository(db),
     totpFactors: createTotpFactorsRepository(db, engine),
     recoveryCodes: createRecoveryCodesRepository(db, engine),
-    mfaTokens: createMfaTokensRepository(db),
+    mfaTokens: createMfaTokensRepository(db, engine),
+    passkeys: createPasskeysRepository(db, engine),
+    webauthnChallenges: createWebAuthnChallengesRepository(db),
   }
 }
 

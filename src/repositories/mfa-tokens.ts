@@ -1,5 +1,7 @@
 import type { Kysely } from 'kysely'
 import type { Database, MfaTokenRow, NewMfaTokenRow } from '../db/database.js'
+import type { Engine } from '../db/target.js'
+import { lockUserRow } from './user-lock.js'
 
 const MFA_TOKEN_COLUMNS = ['user_id', 'client_hash', 'credential_stamp', 'created_at', 'expires_at'] as const
 
@@ -13,7 +15,7 @@ export type MfaTokenRecord = Pick<MfaTokenRow, (typeof MFA_TOKEN_COLUMNS)[number
  * The tokens that carry a login from its password to its second factor, stored only as hashes.
  * A token is usable while unused and `now < expires_at`: it is expired at `expires_at` itself.
  */
-export function createMfaTokensRepository(db: Kysely<Database>) {
+export function createMfaTokensRepository(db: Kysely<Database>, engine: Engine) {
   return {
     async insert(token: NewMfaTokenRow): Promise<void> {
       await db.insertInto('mfa_tokens').values(token).execute()
@@ -34,19 +36,22 @@ export function createMfaTokensRepository(db: Kysely<Database>) {
     },
 
     /**
-     * Spends the token, if it is still usable, and answers what it says; undefined when it is
-     * unknown, used or expired. The conditional UPDATE decides, so of two concurrent consumers
-     * exactly one gets the token (the other's UPDATE waits for the winner's row lock, then finds
-     * it used); only the winner then reads the row back by its key. That read happens in the
-     * caller's transaction, where nothing can remove the row in between; outside one, a
-     * concurrent deletion of the token can leave even the winner with undefined, never two
-     * callers with the token.
+     * Spends the user's token, if it is still usable, and answers what it says; undefined when it
+     * is unknown, another user's, used or expired. It first locks the user's row (./user-lock.ts),
+     * as every change of the user's second factors does: called in the transaction that then
+     * spends the factor, a login and a factor change of one user run one after the other, and
+     * take their locks in the same order. The conditional UPDATE decides, so of two concurrent
+     * consumers exactly one gets the token (the other's UPDATE waits for the winner's row lock,
+     * then finds it used); only the winner then reads the row back by its key. When the winner's
+     * transaction rolls back (its factor was wrong), the token is unused again for the other.
      */
-    async consume(tokenHash: string, now: Date): Promise<MfaTokenRecord | undefined> {
+    async consume(tokenHash: string, userId: number, now: Date): Promise<MfaTokenRecord | undefined> {
+      await lockUserRow(db, engine, userId)
       const claimed = await db
         .updateTable('mfa_tokens')
         .set({ used_at: now })
         .where('token_hash', '=', tokenHash)
+        .where('user_id', '=', userId)
         .where('used_at', 'is', null)
         .where('expires_at', '>', now)
         .executeTakeFirst()

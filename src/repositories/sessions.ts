@@ -81,6 +81,33 @@ function sessionChanges(db: Kysely<Database>) {
       await db.insertInto('sessions').values(session).execute()
     },
 
+    /**
+     * When the session's user last proved a second factor in it: null when never (a password
+     * login), undefined when the session is unknown, ended or not the user's.
+     */
+    async factorVerifiedAt(id: string, userId: number): Promise<Date | null | undefined> {
+      const row = await db
+        .selectFrom('sessions')
+        .select('factor_verified_at')
+        .where('id', '=', id)
+        .where('user_id', '=', userId)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst()
+      return row?.factor_verified_at
+    },
+
+    /** Records a second factor proved in the user's session now: false when it has ended. */
+    async markFactorVerified(id: string, userId: number, now: Date): Promise<boolean> {
+      const result = await db
+        .updateTable('sessions')
+        .set({ factor_verified_at: now })
+        .where('id', '=', id)
+        .where('user_id', '=', userId)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst()
+      return Number(result.numUpdatedRows) === 1
+    },
+
     async touch(id: string, now: Date, expiresAt: Date): Promise<void> {
       await db
         .updateTable('sessions')

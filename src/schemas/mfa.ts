@@ -1,8 +1,13 @@
 import { Type, type Static } from 'typebox'
 import { OPAQUE_TOKEN_PATTERN } from '../auth/opaque-tokens.js'
+import { AuthenticationResponse } from './passkeys.js'
 import { ValidationIssue } from './problem.js'
 
-const SecondFactorName = Type.Union([Type.Literal('totp'), Type.Literal('recovery_code')])
+const SecondFactorName = Type.Union([
+  Type.Literal('totp'),
+  Type.Literal('passkey'),
+  Type.Literal('recovery_code'),
+])
 
 export const TotpCode = Type.String({
   pattern: '^[0-9]{3} ?[0-9]{3}$',
@@ -28,9 +33,12 @@ export const MfaLoginRequest = Type.Union(
   [
     Type.Object({ mfa_token: MfaToken, code: TotpCode }, { additionalProperties: false }),
     Type.Object({ mfa_token: MfaToken, recovery_code: RecoveryCode }, { additionalProperties: false }),
+    Type.Object({ mfa_token: MfaToken, passkey: AuthenticationResponse }, { additionalProperties: false }),
   ],
   {
-    description: 'The mfa_token with either a TOTP `code` or a `recovery_code` (never both).',
+    description:
+      'The mfa_token with one of: a TOTP `code`, a `recovery_code`, or a `passkey` assertion (the answer of ' +
+      'navigator.credentials.get() to the options of POST /login/mfa/passkey-options).',
     examples: [
       { mfa_token: 'Jx0s1Qm4oJ2cY8bKqW3nE5rT7uV9yZ1aB3dF5hJ7kL9', code: '492039' },
       { mfa_token: 'Jx0s1Qm4oJ2cY8bKqW3nE5rT7uV9yZ1aB3dF5hJ7kL9', recovery_code: '7kq2-m9xd-0hvw-c4tn' },
@@ -38,6 +46,8 @@ export const MfaLoginRequest = Type.Union(
   },
 )
 export type MfaLoginRequest = Static<typeof MfaLoginRequest>
+
+export const MfaTokenRequest = Type.Object({ mfa_token: MfaToken }, { additionalProperties: false })
 
 /**
  * POST /login's 403: a problem+json body, with the members a client needs to go on when the
@@ -108,14 +118,68 @@ export const RecoveryCodes = Type.Object(
 
 export const Reauthentication = Type.Object(
   {
-    password: Type.String({
-      minLength: 1,
-      maxLength: 1024,
-      description: 'your current password: a change of second factors needs it, not only an access token',
+    password: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 1024,
+        description:
+          'your current password; it may be left out within 5 minutes of proving a second factor in this session ' +
+          '(a login with one, or POST /mfa/reauthenticate)',
+      }),
+    ),
+  },
+  { additionalProperties: false, examples: [{ password: 'correct horse battery staple' }, {}] },
+)
+
+export const ReauthenticationRequest = Type.Union(
+  [
+    Type.Object({ code: TotpCode }, { additionalProperties: false }),
+    Type.Object({ recovery_code: RecoveryCode }, { additionalProperties: false }),
+    Type.Object({ passkey: AuthenticationResponse }, { additionalProperties: false }),
+  ],
+  {
+    description:
+      'One second factor: a TOTP `code`, a `recovery_code`, or a `passkey` assertion answering the options of ' +
+      'POST /mfa/reauthenticate/passkey-options.',
+    examples: [{ code: '492039' }],
+  },
+)
+
+export const Reauthenticated = Type.Object(
+  {
+    expires_in: Type.Integer({
+      description: 'seconds during which sensitive changes of this session need no password',
+      examples: [300],
     }),
   },
-  { additionalProperties: false, examples: [{ password: 'correct horse battery staple' }] },
+  { additionalProperties: false },
 )
+
+/** The 403 of a sensitive change asked without the password nor a recent second factor. */
+export const ReauthenticationRequiredProblem = Type.Object(
+  {
+    type: Type.String({ examples: ['about:blank'] }),
+    title: Type.String({ examples: ['Forbidden'] }),
+    status: Type.Integer({ examples: [403] }),
+    detail: Type.String(),
+    error: Type.Optional(
+      Type.Literal('reauthentication_required', {
+        description: 'send the current `password`, or re-authenticate with POST /mfa/reauthenticate first',
+      }),
+    ),
+  },
+  { description: 'application/problem+json (RFC 9457); `error` says what to do.' },
+)
+
+/** The response entry of a change that may need re-authentication. */
+export const reauthenticationResponse = {
+  403: {
+    description:
+      'Re-authentication needed (`error: "reauthentication_required"`): send `password`, or prove a second factor ' +
+      'with POST /mfa/reauthenticate and repeat the request within 5 minutes.',
+    content: { 'application/problem+json': { schema: ReauthenticationRequiredProblem } },
+  },
+}
 
 export const SecondFactorStatus = Type.Object(
   {
@@ -123,7 +187,12 @@ export const SecondFactorStatus = Type.Object(
     totp: Type.Union([Type.Literal('none'), Type.Literal('pending'), Type.Literal('active')], {
       description: 'pending: enrolment started, not confirmed yet',
     }),
+    passkeys: Type.Integer({ minimum: 0, description: 'how many passkeys the account has', examples: [1] }),
     recovery_codes_left: Type.Integer({ minimum: 0, examples: [10] }),
+    enrolment_required: Type.Boolean({
+      description:
+        'an admin without a second factor where REQUIRE_MFA_FOR_ADMINS is on: enrol one before anything else',
+    }),
   },
   { additionalProperties: false },
 )

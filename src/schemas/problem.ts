@@ -21,6 +21,14 @@ export const Problem = Type.Object(
     detail: Type.String({ examples: ['The request is not valid: see errors.'] }),
     instance: Type.Optional(Type.String()),
     errors: Type.Optional(Type.Array(ValidationIssue)),
+    error: Type.Optional(
+      Type.String({
+        description:
+          'A reason a client can act on, where there is one: `mfa_required`, `reauthentication_required`, ' +
+          '`mfa_enrolment_required`.',
+        examples: ['reauthentication_required'],
+      }),
+    ),
   },
   { $id: 'Problem', description: 'An error, as application/problem+json (RFC 9457).' },
 )

@@ -3,7 +3,12 @@ import { normalizeEmail } from '../auth/identifiers.js'
 import { generateOpaqueToken, hashOpaqueToken } from '../auth/opaque-tokens.js'
 import type { AccountTokenPurpose } from '../db/database.js'
 import type { Mailer } from '../mail/mailer.js'
-import { emailVerificationEmail, passwordResetEmail } from '../mail/templates.js'
+import {
+  emailVerificationEmail,
+  passwordResetEmail,
+  securityNoticeEmail,
+  type SecurityNotice,
+} from '../mail/templates.js'
 import type { Repositories } from '../repositories/index.js'
 import { createBackgroundWork } from './background-work.js'
 import { dateOf, systemClock, type Clock } from './clock.js'
@@ -21,6 +26,11 @@ export interface AccountEmails {
   sendPasswordReset(email: string, log: ServiceLogger, onQueued?: (userId: number) => Promise<void>): void
   /** Mails a link that verifies the user's current email; in the background, never throws. */
   sendEmailVerification(user: { id: number; email: string }, log: ServiceLogger): void
+  /**
+   * Tells the user of a change to how their account signs in (a factor added or removed, a
+   * recovery code used…): they may not be the one who made it. Queued, never throws.
+   */
+  sendSecurityNotice(userId: number, notice: SecurityNotice, log: ServiceLogger): void
   /** Resolves true once no such work is under way, or false when `timeoutMs` passes first. */
   whenIdle(timeoutMs: number): Promise<boolean>
 }
@@ -28,8 +38,11 @@ export interface AccountEmails {
 export interface AccountEmailsOptions {
   repos: Repositories
   mailer: Mailer
-  /** Link templates with a `{token}` placeholder (PASSWORD_RESET_URL, EMAIL_VERIFICATION_URL). */
-  links: { passwordReset: string; emailVerification: string }
+  /**
+   * Link templates with a `{token}` placeholder (PASSWORD_RESET_URL, EMAIL_VERIFICATION_URL), and
+   * the page where users review their account's sign-in methods.
+   */
+  links: { passwordReset: string; emailVerification: string; account: string }
   clock?: Clock
 }
 
@@ -126,6 +139,14 @@ export function createAccountEmails({
       background.start(log, 'an email verification email could not be prepared', () =>
         mailEmailVerification(user, log),
       )
+    },
+    sendSecurityNotice(userId, notice, log) {
+      background.start(log, 'a security notice email could not be prepared', async () => {
+        const user = await repos.users.findById(userId)
+        if (!user) return
+        mailer.send({ to: user.email, ...securityNoticeEmail(notice, links.account) })
+        log.info({ event: 'security_notice_queued', userId, notice: notice.kind }, 'security notice queued')
+      })
     },
     whenIdle: (timeoutMs) => background.whenIdle(timeoutMs),
   }

@@ -18,6 +18,8 @@ export type AttemptKind =
   | 'second_factor'
   /** The password given again to change second factors; counted per user id. */
   | 'reauthenticate'
+  /** A password-less login with a passkey: counted per client IP, and per account once known. */
+  | 'passkey_login'
 
 /** What counting one attempt says, by the tighter of the limits that apply to it. */
 export interface AttemptVerdict {
@@ -115,7 +117,8 @@ export async function limitAttempt(
   attempts: AttemptLimits,
   context: Pick<RequestContext, 'ip' | 'log'>,
   kind: AttemptKind,
-  account: number,
+  /** Undefined while no account is known: the client's address alone is counted. */
+  account: number | undefined,
 ): Promise<void> {
   const verdict = await attempts.count(context, kind, account)
   if (verdict?.refused)

@@ -37,6 +37,14 @@ export const AUTH_EVENTS = [
   'mfa_totp_disabled',
   'mfa_recovery_codes_regenerated',
   'mfa_reauthentication_failed',
+  'mfa_reauthenticated',
+  'passkey_registered',
+  'passkey_registration_failed',
+  'passkey_renamed',
+  'passkey_removed',
+  'passkey_login_succeeded',
+  'passkey_login_failed',
+  'mfa_factors_reset',
 ] as const
 export type AuthEvent = (typeof AUTH_EVENTS)[number]
 

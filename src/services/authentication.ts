@@ -50,7 +50,7 @@ export function createAuthenticationService(deps: AuthenticationDependencies): A
       const session = await knownSessions.check(claims.sid, claims.user_id)
       if (session === 'revoked') throw unauthenticated(SESSION_ENDED, true)
       if (session === 'unknown') throw unauthenticated(new TokenError('invalid').message, true)
-      return { id: claims.user_id, role: claims.role, sessionId: claims.sid }
+      return { id: claims.user_id, role: claims.role, sessionId: claims.sid, amr: claims.amr }
     },
 
     async currentUser(actor) {

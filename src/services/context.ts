@@ -5,6 +5,8 @@ export interface Actor {
   id: number
   role: Role
   sessionId: string
+  /** How the session's login was authenticated (the token's `amr`); absent where no token says. */
+  amr?: readonly string[]
 }
 
 /** The few logger methods the rules use (pino's, without its types). */

@@ -3,9 +3,9 @@ import { generateOpaqueToken, hashOpaqueToken } from '../auth/opaque-tokens.js'
 import type { Repositories } from '../repositories/index.js'
 import { dateOf, type Clock } from './clock.js'
 import type { RequestContext } from './context.js'
+import { activeFactorsOf, type SecondFactor } from './factor-rules.js'
 
-/** The second factors a login can continue with at POST /login/mfa. */
-export type SecondFactor = 'totp' | 'recovery_code'
+export type { SecondFactor } from './factor-rules.js'
 
 /** How long a login that got past its password may take to give its second factor. */
 export const MFA_TOKEN_LIFETIME_SECONDS = 5 * 60
@@ -37,7 +37,7 @@ export const clientBindingOf = (userAgent: string | undefined) => sha256(`user-a
 export const credentialStampOf = (passwordHash: string) => sha256(`password-hash\n${passwordHash}`)
 
 export interface MfaChallenges {
-  /** The active second factors of a user: none, or TOTP (with recovery codes while some are unused). */
+  /** The active second factors of a user (factor-rules.ts activeFactorsOf). */
   factorsOf(userId: number): Promise<SecondFactor[]>
   /** A new mfa_token for a login of `userId` whose password (`passwordHash`) was just verified. */
   issue(
@@ -51,11 +51,7 @@ export interface MfaChallenges {
 export function createMfaChallenges(deps: { repos: Repositories; clock: Clock }): MfaChallenges {
   const { repos, clock } = deps
   return {
-    async factorsOf(userId) {
-      const totp = await repos.totpFactors.find(userId)
-      if (!totp?.confirmed_at) return []
-      return (await repos.recoveryCodes.countUnused(userId)) > 0 ? ['totp', 'recovery_code'] : ['totp']
-    },
+    factorsOf: (userId) => activeFactorsOf(repos, userId),
 
     async issue(userId, passwordHash, client, factors) {
       const now = dateOf(clock)

@@ -1,31 +1,27 @@
 import type { DataEncryption } from '../auth/data-encryption.js'
 import { hashOpaqueToken } from '../auth/opaque-tokens.js'
-import { hashRecoveryCode, normalizeRecoveryCode } from '../auth/recovery-codes.js'
-import { verifyTotpCode } from '../auth/totp.js'
+import type { PublicKeyCredentialRequestOptionsJSON } from '../auth/webauthn.js'
+import type { Config } from '../config.js'
+import type { AccountEmails } from './account-emails.js'
 import type { Repositories } from '../repositories/index.js'
 import type { MfaTokenRecord } from '../repositories/mfa-tokens.js'
 import { limitAttempt, type AttemptLimits } from './attempts.js'
 import type { AuditService } from './audit.js'
 import { dateOf, type Clock } from './clock.js'
 import type { RequestContext } from './context.js'
-import { unauthenticated } from './errors.js'
+import { conflict, unauthenticated } from './errors.js'
+import { factorOf, prepareProof, spendProof, type SecondFactorProof } from './factor-proofs.js'
 import { clientBindingOf, credentialStampOf } from './mfa-challenges.js'
-import { LOGIN_METHODS } from './session-tokens.js'
 import type { SessionService, TokenPair } from './sessions.js'
+import { issueChallenge, requestOptions } from './webauthn-ceremonies.js'
 
-/** The second factor that finishes a login: a TOTP code, or one of the recovery codes. */
-export type SecondFactorProof = { code: string } | { recoveryCode: string }
+export type { SecondFactorProof } from './factor-proofs.js'
 
 /**
  * One answer for every mfa_token that cannot finish a login: unknown, used, expired, issued to
  * another client or before a password change. Telling them apart would tell a thief which.
  */
 const INVALID_MFA_TOKEN = 'The mfa_token is invalid or expired: log in again with POST /login.'
-const WRONG_CODE =
-  'The code is not right, or was already used; the mfa_token still works: try again with a new code.'
-
-/** The context every TOTP secret is encrypted with: a secret copied to another user's row does not decrypt. */
-export const totpSecretContext = (userId: number) => `totp:user:${userId}`
 
 export interface MfaLoginService {
   /**
@@ -34,26 +30,26 @@ export interface MfaLoginService {
    * a failed attempt on the account.
    */
   complete(context: RequestContext, mfaToken: string, proof: SecondFactorProof): Promise<TokenPair>
+  /** Options for navigator.credentials.get() listing the account's passkeys, for the same mfa_token. */
+  passkeyOptions(context: RequestContext, mfaToken: string): Promise<PublicKeyCredentialRequestOptionsJSON>
 }
 
 export interface MfaLoginDependencies {
+  config: Pick<Config, 'webauthnRpId' | 'webauthnOrigins'>
   repos: Repositories
+  transaction<T>(work: (repos: Repositories) => Promise<T>): Promise<T>
   sessions: Pick<SessionService, 'start'>
   attempts: AttemptLimits
   encryption: DataEncryption
   audit: AuditService
   clock: Clock
+  notices: Pick<AccountEmails, 'sendSecurityNotice'>
 }
 
 /** The token's record if it may finish a login from this client with the current password. */
-async function usableToken(
-  deps: MfaLoginDependencies,
-  context: RequestContext,
-  tokenHash: string,
-  now: Date,
-) {
+async function usableToken(deps: MfaLoginDependencies, context: RequestContext, tokenHash: string) {
   const { repos, audit } = deps
-  const found = await repos.mfaTokens.findUsable(tokenHash, now)
+  const found = await repos.mfaTokens.findUsable(tokenHash, dateOf(deps.clock))
   const passwordHash = found && (await repos.users.findPasswordHash(found.user_id))
   const bound =
     found !== undefined &&
@@ -72,37 +68,45 @@ async function usableToken(
   throw unauthenticated(INVALID_MFA_TOKEN, false)
 }
 
-/** Checks and spends the second factor: the login methods it proves, or undefined when it is wrong. */
-async function spendFactor(deps: MfaLoginDependencies, userId: number, proof: SecondFactorProof, now: Date) {
-  const { repos } = deps
-  if ('code' in proof) {
-    const factor = await repos.totpFactors.find(userId)
-    if (!factor?.confirmed_at) return undefined
-    const secret = deps.encryption.decrypt(factor.secret_encrypted, totpSecretContext(userId))
-    const step = verifyTotpCode(secret, proof.code, now)
-    // The step is recorded by one conditional UPDATE: a code, or an older one, never works twice.
-    if (step === null || !(await repos.totpFactors.acceptStep(userId, step))) return undefined
-    return LOGIN_METHODS.totp
-  }
-  const code = normalizeRecoveryCode(proof.recoveryCode)
-  if (code === null || !(await repos.recoveryCodes.consume(userId, hashRecoveryCode(code), now)))
-    return undefined
-  return LOGIN_METHODS.recoveryCode
-}
-
 async function startSession(
   deps: MfaLoginDependencies,
-  context: RequestContext,
   token: MfaTokenRecord,
+  context: RequestContext,
   amr: readonly string[],
 ) {
-  const { repos } = deps
-  const user = await repos.users.findById(token.user_id)
+  const user = await deps.repos.users.findById(token.user_id)
   if (!user || !user.is_active) throw unauthenticated(INVALID_MFA_TOKEN, false)
-  // Its own short transaction, after the factor's and the token's single statements: the
-  // session's insert takes a lock on the user's row (its foreign key) that a factor change
-  // holding that row would wait on (src/repositories/user-lock.ts).
+  // Its own short transaction, after the one that spent the token and the factor: the session's
+  // insert takes a lock on the user's row (its foreign key), which that one held.
   return deps.sessions.start(user, context, amr)
+}
+
+/** Thrown inside the transaction to roll the token's use back when the factor is wrong. */
+class FactorRefused extends Error {
+  constructor(readonly detail: string) {
+    super(detail)
+  }
+}
+
+/**
+ * Spends the token, then the factor, in one transaction: the token first, so that of two requests
+ * with one token only one ever checks (and spends) a factor; a wrong factor rolls the token's use
+ * back, so it stays usable for the next try. Undefined when the token was spent meanwhile.
+ */
+async function spendTokenAndFactor(
+  deps: MfaLoginDependencies,
+  tokenHash: string,
+  userId: number,
+  proof: SecondFactorProof,
+) {
+  const prepared = await prepareProof(deps, userId, proof)
+  return deps.transaction(async (txRepos) => {
+    const spent = await txRepos.mfaTokens.consume(tokenHash, userId, dateOf(deps.clock))
+    if (!spent) return undefined
+    const outcome = await spendProof(deps, txRepos, userId, prepared)
+    if (!outcome.ok) throw new FactorRefused(outcome.detail)
+    return { token: spent, amr: outcome.amr }
+  })
 }
 
 export function createMfaLoginService(deps: MfaLoginDependencies): MfaLoginService {
@@ -111,22 +115,24 @@ export function createMfaLoginService(deps: MfaLoginDependencies): MfaLoginServi
   return {
     async complete(context, mfaToken, proof) {
       const tokenHash = hashOpaqueToken(mfaToken)
-      const token = await usableToken(deps, context, tokenHash, dateOf(deps.clock))
-      const userId = token.user_id
+      const { user_id: userId } = await usableToken(deps, context, tokenHash)
       await limitAttempt(deps.attempts, context, 'second_factor', userId)
-      const amr = await spendFactor(deps, userId, proof, dateOf(deps.clock))
-      const factor = 'code' in proof ? 'totp' : 'recovery_code'
-      if (!amr) {
+      const factor = factorOf(proof)
+      let spent: Awaited<ReturnType<typeof spendTokenAndFactor>>
+      try {
+        spent = await spendTokenAndFactor(deps, tokenHash, userId, proof)
+      } catch (error) {
+        if (!(error instanceof FactorRefused)) throw error
         await audit.record(context, {
           event: 'mfa_code_failed',
           outcome: 'failure',
           userId,
           details: { factor },
         })
-        throw unauthenticated(WRONG_CODE, false)
+        // Whoever this is knows the password: the owner should hear of it.
+        deps.notices.sendSecurityNotice(userId, { kind: 'second_factor_failed' }, context.log)
+        throw unauthenticated(`${error.detail} The mfa_token still works: try again.`, false)
       }
-      // Of two requests with one token, only one spends it (a conditional UPDATE).
-      const spent = await repos.mfaTokens.consume(tokenHash, dateOf(deps.clock))
       if (!spent) throw unauthenticated(INVALID_MFA_TOKEN, false)
       if (factor === 'recovery_code') {
         const left = await repos.recoveryCodes.countUnused(userId)
@@ -136,8 +142,9 @@ export function createMfaLoginService(deps: MfaLoginDependencies): MfaLoginServi
           userId,
           details: { codes_left: left },
         })
+        deps.notices.sendSecurityNotice(userId, { kind: 'recovery_code_used', codesLeft: left }, context.log)
       }
-      const pair = await startSession(deps, context, spent, amr)
+      const pair = await startSession(deps, spent.token, context, spent.amr)
       await audit.record(context, {
         event: 'mfa_login_succeeded',
         outcome: 'success',
@@ -145,6 +152,13 @@ export function createMfaLoginService(deps: MfaLoginDependencies): MfaLoginServi
         details: { factor },
       })
       return pair
+    },
+
+    async passkeyOptions(context, mfaToken) {
+      const { user_id: userId } = await usableToken(deps, context, hashOpaqueToken(mfaToken))
+      const passkeys = await repos.passkeys.listForUser(userId)
+      if (passkeys.length === 0) throw conflict('This account has no passkey: finish the login with a code.')
+      return requestOptions(deps.config, passkeys, await issueChallenge(deps, 'second_factor', userId))
     },
   }
 }

@@ -1,17 +1,18 @@
 import type { DataEncryption } from '../auth/data-encryption.js'
-import { verifyPassword } from '../auth/passwords.js'
 import { otpauthQrCodeSvg } from '../auth/qr-code.js'
-import { generateRecoveryCodes, hashRecoveryCode } from '../auth/recovery-codes.js'
 import { generateTotpSecret, totpUri, verifyTotpCode } from '../auth/totp.js'
 import type { Config } from '../config.js'
+import type { AccountEmails } from './account-emails.js'
 import type { Repositories } from '../repositories/index.js'
 import { limitAttempt, type AttemptLimits } from './attempts.js'
 import type { AuditService } from './audit.js'
 import { dateOf, type Clock } from './clock.js'
 import { actorOf, type RequestContext } from './context.js'
 import { accountGone, conflict, invalidInput, notFound } from './errors.js'
-import { createMfaChallenges, type SecondFactor } from './mfa-challenges.js'
-import { totpSecretContext } from './mfa-login.js'
+import { totpSecretContext } from './factor-proofs.js'
+import { activeFactorsOf, replaceRecoveryCodes, type FactorRules, type SecondFactor } from './factor-rules.js'
+import type { Reauthentication } from './reauthentication.js'
+import type { SessionService } from './sessions.js'
 
 /** The start of a TOTP enrolment: the only answer that ever shows the secret. */
 export interface TotpEnrolment {
@@ -24,7 +25,10 @@ export interface TotpEnrolment {
 export interface SecondFactorStatus {
   factors: SecondFactor[]
   totp: 'none' | 'pending' | 'active'
+  passkeys: number
   recovery_codes_left: number
+  /** An admin without a factor, with REQUIRE_MFA_FOR_ADMINS: nothing but enrolment is allowed. */
+  enrolment_required: boolean
 }
 
 export interface SecondFactorService {
@@ -33,10 +37,16 @@ export interface SecondFactorService {
   startTotpEnrolment(context: RequestContext): Promise<TotpEnrolment>
   /** Activates the pending enrolment with a current code: the new recovery codes, shown once. */
   confirmTotp(context: RequestContext, code: string): Promise<string[]>
-  /** A new set of recovery codes, given the current password; the old set stops working. */
-  regenerateRecoveryCodes(context: RequestContext, password: string): Promise<string[]>
-  /** Removes TOTP (pending or active) and the recovery codes, given the current password. */
-  disableTotp(context: RequestContext, password: string): Promise<void>
+  /** A new set of recovery codes, after re-authentication; the old set stops working. */
+  regenerateRecoveryCodes(context: RequestContext, password: string | undefined): Promise<string[]>
+  /** Removes TOTP (pending or active), after re-authentication; with it the last factor's recovery codes. */
+  disableTotp(context: RequestContext, password: string | undefined): Promise<void>
+  /**
+   * An admin's reset of another account's second factors (TOTP, passkeys, recovery codes, logins
+   * waiting for a factor): the account's sessions end and its owner is told. Not found when there
+   * is no such user; a conflict for the admin's own account (they remove their own factors).
+   */
+  resetFactors(context: RequestContext, userId: number): Promise<void>
 }
 
 export interface SecondFactorDependencies {
@@ -47,6 +57,10 @@ export interface SecondFactorDependencies {
   encryption: DataEncryption
   audit: AuditService
   clock: Clock
+  reauthentication: Reauthentication
+  factors: FactorRules
+  notices: Pick<AccountEmails, 'sendSecurityNotice'>
+  sessions: Pick<SessionService, 'endAllSessionsOf'>
 }
 
 /**
@@ -58,27 +72,6 @@ export function totpIssuerOf(config: SecondFactorDependencies['config']): string
 }
 
 const TOTP_ACTIVE = 'TOTP is already active on this account: disable it first (DELETE /mfa/totp).'
-
-/** Recent proof that the caller is the account's owner, not just a holder of its access token. */
-async function reauthenticate(deps: SecondFactorDependencies, context: RequestContext, password: string) {
-  const { repos, audit } = deps
-  const { id } = actorOf(context)
-  await limitAttempt(deps.attempts, context, 'reauthenticate', id)
-  const storedHash = await repos.users.findPasswordHash(id)
-  if (storedHash === undefined) throw accountGone()
-  if (await verifyPassword(storedHash, password)) return
-  await audit.record(context, { event: 'mfa_reauthentication_failed', outcome: 'failure', userId: id })
-  throw invalidInput('The password is not right.', [
-    { in: 'body', field: 'password', message: 'is not your current password' },
-  ])
-}
-
-/** A new set of codes, stored as hashes in the caller's transaction (which has locked the user). */
-async function replaceCodes(deps: SecondFactorDependencies, txRepos: Repositories, userId: number) {
-  const codes = generateRecoveryCodes()
-  await txRepos.recoveryCodes.replaceAll(userId, codes.map(hashRecoveryCode), dateOf(deps.clock))
-  return codes
-}
 
 /** confirmTotp: a current code of the pending enrolment activates it, with a new set of recovery codes. */
 async function confirmTotp(deps: SecondFactorDependencies, context: RequestContext, code: string) {
@@ -105,26 +98,29 @@ async function confirmTotp(deps: SecondFactorDependencies, context: RequestConte
     // Only the secret the code was checked against: an enrolment restarted meanwhile stays pending.
     if (!(await txRepos.totpFactors.confirm(id, factor.secret_encrypted, step, dateOf(deps.clock))))
       return undefined
-    const codes = await replaceCodes(deps, txRepos, id)
+    const codes = await replaceRecoveryCodes(deps, txRepos, id)
     await audit.record(context, { event: 'mfa_totp_enabled', outcome: 'success', userId: id }, txRepos)
     return codes
   })
   if (!codes) throw conflict('The enrolment changed meanwhile: scan the new code and confirm again.')
+  deps.notices.sendSecurityNotice(id, { kind: 'totp_enabled' }, context.log)
   return codes
 }
 
 /** Reading the caller's factors and starting an enrolment. */
 function enrolment(deps: SecondFactorDependencies) {
   const { repos, audit, encryption } = deps
-  const challenges = createMfaChallenges(deps)
   return {
     async status(context) {
-      const { id } = actorOf(context)
+      const { id, role } = actorOf(context)
       const totp = await repos.totpFactors.find(id)
+      const factors = await activeFactorsOf(repos, id)
       return {
-        factors: await challenges.factorsOf(id),
+        factors,
         totp: !totp ? 'none' : totp.confirmed_at ? 'active' : 'pending',
+        passkeys: await repos.passkeys.countForUser(id),
         recovery_codes_left: await repos.recoveryCodes.countUnused(id),
+        enrolment_required: factors.length === 0 && deps.factors.mustHaveFactor({ role }),
       }
     },
 
@@ -146,36 +142,44 @@ function enrolment(deps: SecondFactorDependencies) {
   } satisfies Partial<SecondFactorService>
 }
 
-/** Changes that need the password again: new recovery codes, TOTP removed. */
+/** Changes that need recent re-authentication: new recovery codes, TOTP removed. */
 function reauthenticatedChanges(deps: SecondFactorDependencies) {
   const { repos, audit } = deps
+  const noFactor = () =>
+    conflict('Recovery codes stand in for a second factor, and this account has none (TOTP or a passkey).')
+  const hasFactor = async (anyRepos: Repositories, id: number) =>
+    (await activeFactorsOf(anyRepos, id)).some((factor) => factor !== 'recovery_code')
   return {
     async regenerateRecoveryCodes(context, password) {
       const { id } = actorOf(context)
-      const noFactor = () => conflict('Recovery codes come with TOTP, which is not active on this account.')
-      if (!(await repos.totpFactors.find(id))?.confirmed_at) throw noFactor()
-      await reauthenticate(deps, context, password)
-      return deps.transaction(async (txRepos) => {
-        const codes = await replaceCodes(deps, txRepos, id)
-        // Read once replaceAll has locked the user: TOTP disabled meanwhile rolls the new set back.
-        if (!(await txRepos.totpFactors.find(id))?.confirmed_at) throw noFactor()
+      if (!(await hasFactor(repos, id))) throw noFactor()
+      await deps.reauthentication.require(context, password)
+      const codes = await deps.transaction(async (txRepos) => {
+        const codes = await replaceRecoveryCodes(deps, txRepos, id)
+        // Read once replaceAll has locked the user: a factor removed meanwhile rolls the new set back.
+        if (!(await hasFactor(txRepos, id))) throw noFactor()
         const event = { event: 'mfa_recovery_codes_regenerated', outcome: 'success', userId: id } as const
         await audit.record(context, event, txRepos)
         return codes
       })
+      deps.notices.sendSecurityNotice(id, { kind: 'recovery_codes_regenerated' }, context.log)
+      return codes
     },
 
     async disableTotp(context, password) {
       const { id } = actorOf(context)
       const none = () => notFound('There is no TOTP factor on this account.')
       if (!(await repos.totpFactors.find(id))) throw none()
-      await reauthenticate(deps, context, password)
+      await deps.reauthentication.require(context, password)
       const removed = await deps.transaction(async (txRepos) => {
+        const codesBefore = await txRepos.recoveryCodes.countUnused(id)
         if (!(await txRepos.totpFactors.delete(id))) return false
-        const codes = await txRepos.recoveryCodes.deleteAll(id)
-        // Logins waiting for a second factor would have nothing left to finish with.
-        await txRepos.mfaTokens.deleteForUser(id)
-        const details = { recovery_codes_removed: codes }
+        // Read after the delete has locked the user: what is left decides, whatever ran meanwhile.
+        const left = await deps.factors.afterRemoval(txRepos, id)
+        const details = {
+          recovery_codes_removed: left.length === 0 ? codesBefore : 0,
+          factors_left: left.length,
+        }
         await audit.record(
           context,
           { event: 'mfa_totp_disabled', outcome: 'success', userId: id, details },
@@ -184,14 +188,43 @@ function reauthenticatedChanges(deps: SecondFactorDependencies) {
         return true
       })
       if (!removed) throw none()
+      deps.notices.sendSecurityNotice(id, { kind: 'totp_disabled' }, context.log)
     },
   } satisfies Partial<SecondFactorService>
+}
+
+/** resetFactors: everything the account could prove a second factor with goes, and its sessions. */
+async function resetFactors(deps: SecondFactorDependencies, context: RequestContext, userId: number) {
+  const admin = actorOf(context)
+  if (admin.id === userId)
+    throw conflict(
+      'An admin resets the second factors of other accounts: remove your own with DELETE /mfa/totp or /passkeys/{id}.',
+    )
+  const removed = await deps.transaction(async (txRepos) => {
+    const user = await txRepos.users.findById(userId)
+    if (!user) return undefined
+    const totp = await txRepos.totpFactors.delete(userId)
+    const passkeys = await txRepos.passkeys.deleteAll(userId)
+    const codes = await txRepos.recoveryCodes.deleteAll(userId)
+    await txRepos.mfaTokens.deleteForUser(userId)
+    await deps.sessions.endAllSessionsOf(txRepos, userId, 'mfa_reset')
+    const details = { totp, passkeys, recovery_codes: codes }
+    await deps.audit.record(
+      context,
+      { event: 'mfa_factors_reset', outcome: 'success', userId, details },
+      txRepos,
+    )
+    return details
+  })
+  if (!removed) throw notFound('There is no user with this id.')
+  deps.notices.sendSecurityNotice(userId, { kind: 'factors_reset' }, context.log)
 }
 
 export function createSecondFactorService(deps: SecondFactorDependencies): SecondFactorService {
   return {
     ...enrolment(deps),
     ...reauthenticatedChanges(deps),
+    resetFactors: (context, userId) => resetFactors(deps, context, userId),
     confirmTotp: (context, code) => confirmTotp(deps, context, code),
   }
 }

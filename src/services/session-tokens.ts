@@ -45,6 +45,13 @@ export const LOGIN_METHODS = {
   totp: ['pwd', 'otp', 'mfa'],
   /** Password and a recovery code: RFC 8176 has no name for one; "mfa" says two factors were used. */
   recoveryCode: ['pwd', 'mfa'],
+  /** Password and a passkey: "hwk", proof of possession of a (hardware- or platform-held) key. */
+  passkey: ['pwd', 'hwk', 'mfa'],
+  /**
+   * A passkey alone, with user verification (a PIN or biometric on the authenticator): the key
+   * ("hwk") and the user's verification ("user") are two factors, hence "mfa".
+   */
+  passkeyOnly: ['hwk', 'user', 'mfa'],
 } as const satisfies Record<string, readonly string[]>
 
 /** The methods as the sessions.amr column stores them, and back. */

@@ -27,6 +27,8 @@ export type RevocationReason =
   | 'user_deactivated'
   | 'user_deleted'
   | 'role_changed'
+  /** An admin removed the user's second factors. */
+  | 'mfa_reset'
 
 /** Where a session was started from (a RequestContext is one). */
 export type ClientInfo = Pick<RequestContext, 'ip' | 'userAgent'>
@@ -90,6 +92,8 @@ export function createSessionService(deps: SessionServiceDependencies): SessionS
         await repos.sessions.insert({
           ...newSession(sessionId, user.id, client, now, expiresAt),
           amr: storedMethods(amr),
+          // A login that asked for a second factor proved one now (services/reauthentication.ts).
+          factor_verified_at: amr.includes('mfa') ? now : null,
         })
         return issuing.issuePair(repos, user, sessionId, generateOpaqueToken(), now, expiresAt, amr)
       })

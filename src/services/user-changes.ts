@@ -11,6 +11,7 @@ import type { AuditService } from './audit.js'
 import { actorOf, type Actor, type RequestContext } from './context.js'
 import { conflict, forbidden, invalidInput, notFound } from './errors.js'
 import { canManageUser } from './policies.js'
+import { isRecentFactor } from './reauthentication.js'
 
 /** What a caller asks to change of a user (PATCH /users/{id}). */
 export interface UserChanges {
@@ -36,7 +37,7 @@ export async function updateUser(
   const actor = actorOf(context)
   assertMayChange(actor, id, changes)
   if (changes.name !== undefined) assertNamePolicy(changes.name)
-  await confirmEmailChange(deps.repos, actor, id, changes)
+  await confirmEmailChange(deps, actor, id, changes)
   const { email, name } = changes
   // A unique violation aborts the transaction (on PostgreSQL), so it is explained after it.
   const { user, emailChanged } = await deps
@@ -57,17 +58,23 @@ function assertMayChange(actor: Actor, id: number, changes: UserChanges) {
 
 /**
  * A stolen access token alone must not be enough to move the account to another address (and
- * then reset its password from there): a non-admin proves the password first.
+ * then reset its password from there): a non-admin proves the password first, or has proved a
+ * second factor in this session within the last minutes (services/reauthentication.ts).
  */
-async function confirmEmailChange(repos: Repositories, actor: Actor, id: number, changes: UserChanges) {
+async function confirmEmailChange(deps: AccountDependencies, actor: Actor, id: number, changes: UserChanges) {
+  const { repos } = deps
   if (changes.email === undefined || actor.role === 'admin') return
   const current = await repos.users.findById(id)
   if (!current || normalizeEmail(changes.email) === current.email) return
   const storedHash = await repos.users.findPasswordHash(id)
-  if (changes.currentPassword === undefined)
-    throw invalidInput('Changing your email needs your current password.', [
-      { in: 'body', field: 'current_password', message: 'is required to change the email' },
-    ])
+  if (changes.currentPassword === undefined) {
+    const verifiedAt = await repos.sessions.factorVerifiedAt(actor.sessionId, actor.id)
+    if (isRecentFactor(verifiedAt, dateOf(deps.clock))) return
+    throw invalidInput(
+      'Changing your email needs your current password (or a second factor proved in the last 5 minutes).',
+      [{ in: 'body', field: 'current_password', message: 'is required to change the email' }],
+    )
+  }
   if (!storedHash || !(await verifyPassword(storedHash, changes.currentPassword)))
     throw invalidInput('The current password is not right.', [
       { in: 'body', field: 'current_password', message: 'is not your current password' },

@@ -49,7 +49,7 @@ describeEachEngine('mfa tokens repository', (ctx) => {
     assert.equal(await tokens().findUsable(hash, at(10)), undefined, 'at its expiry')
     assert.equal(await tokens().findUsable(hashOpaqueToken('unknown'), at(0)), undefined)
     assert.equal(await usedAt(hash), null, 'still unused')
-    assert.ok(await tokens().consume(hash, at(0)))
+    assert.ok(await tokens().consume(hash, user, at(0)))
     assert.equal(await tokens().findUsable(hash, at(0)), undefined, 'once used')
   })
 
@@ -57,20 +57,43 @@ describeEachEngine('mfa tokens repository', (ctx) => {
     const user = await newUser()
     const earlier = await newToken(user, at(100)) // another token of the user, stored first
     const { hash, record } = await newToken(user, at(10))
-    assert.deepEqual(await tokens().consume(hash, at(2)), record)
+    assert.deepEqual(await tokens().consume(hash, user, at(2)), record)
     assert.equal((await usedAt(hash))?.getTime(), at(2).getTime())
-    assert.equal(await tokens().consume(hash, at(3)), undefined, 'twice')
+    assert.equal(await tokens().consume(hash, user, at(3)), undefined, 'twice')
     assert.equal((await usedAt(hash))?.getTime(), at(2).getTime(), 'the first use stays')
     assert.equal(await usedAt(earlier.hash), null, 'only that token')
-    assert.equal(await tokens().consume(hashOpaqueToken('unknown'), at(0)), undefined)
+    assert.equal(await tokens().consume(hashOpaqueToken('unknown'), user, at(0)), undefined)
+  })
+
+  test('consume: another user’s token is not spent by naming it', async () => {
+    const [user, other] = [await newUser(), await newUser()]
+    const { hash, record } = await newToken(user, at(10))
+    assert.equal(await tokens().consume(hash, other, at(1)), undefined)
+    assert.equal(await usedAt(hash), null)
+    assert.deepEqual(await tokens().consume(hash, user, at(1)), record)
+  })
+
+  test('consume: a consumer whose transaction rolls back leaves the token usable', async () => {
+    const user = await newUser()
+    const { hash, record } = await newToken(user, at(10))
+    const wrongFactor = new Error('wrong factor')
+    await assert.rejects(
+      ctx.app.transaction(async (repos) => {
+        assert.deepEqual(await repos.mfaTokens.consume(hash, user, at(1)), record)
+        throw wrongFactor
+      }),
+      wrongFactor,
+    )
+    assert.equal(await usedAt(hash), null)
+    assert.deepEqual(await tokens().consume(hash, user, at(2)), record)
   })
 
   test('consume: not at its expiry, which spends nothing; in its last millisecond, yes', async () => {
     const user = await newUser()
     const { hash, record } = await newToken(user, at(10))
-    assert.equal(await tokens().consume(hash, at(10)), undefined)
+    assert.equal(await tokens().consume(hash, user, at(10)), undefined)
     assert.equal(await usedAt(hash), null)
-    assert.deepEqual(await tokens().consume(hash, justBefore(at(10))), record)
+    assert.deepEqual(await tokens().consume(hash, user, justBefore(at(10))), record)
   })
 
   test('deleteExpired: the tokens expired at that time, used or not, of every user; answers how many', async () => {
@@ -81,7 +104,7 @@ describeEachEngine('mfa tokens repository', (ctx) => {
     const atNow = await newToken(other, now)
     const after = await newToken(user, new Date(now.getTime() + 1))
     const usedLater = await newToken(other, at(-999_000))
-    await tokens().consume(usedLater.hash, at(-999_999))
+    await tokens().consume(usedLater.hash, other, at(-999_999))
     assert.equal(await tokens().deleteExpired(now), 2)
     for (const gone of [before, atNow]) assert.equal(await usedAt(gone.hash), undefined)
     assert.equal(await usedAt(after.hash), null, 'a millisecond left')
@@ -93,7 +116,7 @@ describeEachEngine('mfa tokens repository', (ctx) => {
     const [user, other] = [await newUser(), await newUser()]
     const mine = [await newToken(user, at(10)), await newToken(user, at(20))]
     const theirs = await newToken(other, at(10))
-    await tokens().consume(mine[0]!.hash, at(1))
+    await tokens().consume(mine[0]!.hash, user, at(1))
     assert.equal(await tokens().deleteForUser(user), 2)
     for (const { hash } of mine) assert.equal(await usedAt(hash), undefined)
     assert.deepEqual(await tokens().findUsable(theirs.hash, at(0)), theirs.record)
@@ -111,7 +134,7 @@ describeEachEngine('mfa tokens repository', (ctx) => {
     const user = await newUser()
     for (let round = 0; round < ROUNDS; round++) {
       const { hash, record } = await newToken(user, at(10))
-      const outcomes = await raceInTransactions(ctx, 2, (repos) => repos.mfaTokens.consume(hash, at(1)))
+      const outcomes = await raceInTransactions(ctx, 2, (repos) => repos.mfaTokens.consume(hash, user, at(1)))
       const winners = outcomes.filter((outcome) => outcome !== undefined)
       assert.deepEqual(winners, [record], `round ${round}`)
     }

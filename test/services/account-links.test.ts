@@ -122,6 +122,7 @@ function accountEmails(accountTokens: object) {
     links: {
       passwordReset: 'https://app.example/reset?t={token}',
       emailVerification: 'https://app.example/v/{token}',
+      account: 'https://app.example/account',
     },
     clock: new TestClock(),
   })

@@ -19,6 +19,7 @@ const CLAIMS: AccessTokenClaims = {
   jti: 'jti',
   iat: 0,
   exp: 0,
+  amr: ['pwd', 'otp', 'mfa'],
 }
 
 function service(
@@ -61,6 +62,7 @@ test('a valid token of an issued, unrevoked session is its actor', async () => {
     id: 7,
     role: 'user',
     sessionId: 'session-7',
+    amr: ['pwd', 'otp', 'mfa'],
   })
   assert.deepEqual(checked, [['session-7', 7]])
 })

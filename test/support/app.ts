@@ -228,6 +228,8 @@ export function assertProblem(
     title: string
     status: number
     detail: string
+    /** A machine-readable reason a client can act on (mfa_required, reauthentication_required…). */
+    error?: string
     errors?: { in: string; field: string; message: string }[]
   }
 }

@@ -1,5 +1,7 @@
+import { isIP } from 'node:net'
 import { variable } from '../declare.js'
-import { boolean, emailAddress, integer, password, text } from '../readers.js'
+import { boolean, emailAddress, integer, origins, password, text } from '../readers.js'
+import { PUBLIC_URL } from './server.js'
 
 export const PASSWORD_MIN_LENGTH = variable({
   name: 'PASSWORD_MIN_LENGTH',
@@ -59,6 +61,64 @@ export const FIRST_ADMIN_NAME = variable({
   description: "the first admin's user name (without `@`)",
 })
 
+export const REQUIRE_MFA_FOR_ADMINS = variable({
+  name: 'REQUIRE_MFA_FOR_ADMINS',
+  type: boolean,
+  default: false,
+  fills: 'requireMfaForAdmins',
+  description:
+    'an admin without a second factor (TOTP or a passkey) may only enrol one: every other request answers 403 `mfa_enrolment_required`',
+})
+
+/**
+ * The relying party ID browsers accept for PUBLIC_URL's host: the host itself, except an IP address,
+ * which WebAuthn never accepts as an RP ID (the development default, 127.0.0.1): `localhost` then.
+ */
+function defaultRpId(publicUrl: string): string {
+  const host = new URL(publicUrl).hostname.replace(/^\[|\]$/g, '')
+  return isIP(host) ? 'localhost' : host
+}
+
+export const WEBAUTHN_RP_ID = variable({
+  name: 'WEBAUTHN_RP_ID',
+  type: text('a domain name, like `example.com`'),
+  default: ({ get }) => defaultRpId(get(PUBLIC_URL)),
+  documentedDefault: 'the host of `PUBLIC_URL` (`localhost` when it is an IP address)',
+  check: (rpId, { refuse }) => {
+    if (isIP(rpId) || !/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(rpId))
+      refuse(`"${rpId}" is not a domain name (browsers accept no IP address or URL as a passkey's RP ID)`)
+  },
+  fills: { webauthnRpId: (rpId: string) => rpId.toLowerCase() },
+  description:
+    'the domain passkeys belong to: every page that uses them must be on it or a subdomain; changing it orphans the passkeys registered before',
+  examples: [{ value: 'example.com' }],
+})
+
+export const WEBAUTHN_ORIGINS = variable({
+  name: 'WEBAUTHN_ORIGINS',
+  type: origins,
+  default: ({ get }) => {
+    const publicUrl = new URL(get(PUBLIC_URL))
+    const rpId = get(WEBAUTHN_RP_ID).toLowerCase()
+    if (publicUrl.hostname === rpId || publicUrl.hostname.endsWith(`.${rpId}`)) return [publicUrl.origin]
+    // The development default: the server at 127.0.0.1, passkeys at http://localhost on its port.
+    return [`${publicUrl.protocol}//localhost${publicUrl.port ? `:${publicUrl.port}` : ''}`]
+  },
+  documentedDefault: 'the origin of `PUBLIC_URL` (`http://localhost:PORT` when its host is an IP address)',
+  check: (list, { get, refuse }) => {
+    const rpId = get(WEBAUTHN_RP_ID).toLowerCase()
+    for (const origin of list) {
+      const host = new URL(origin).hostname
+      if (host !== rpId && !host.endsWith(`.${rpId}`))
+        refuse(`${origin} is not on ${rpId} (WEBAUTHN_RP_ID): browsers would refuse its passkeys`)
+    }
+    if (list.length === 0) refuse('name at least one origin the account pages are served from')
+  },
+  fills: 'webauthnOrigins',
+  description: 'the browser origins whose passkey answers are accepted (the pages that call WebAuthn)',
+  examples: [{ value: 'https://example.com,https://app.example.com' }],
+})
+
 export const ACCOUNT_VARIABLES = [
   PASSWORD_MIN_LENGTH,
   REQUIRE_EMAIL_VERIFICATION,
@@ -66,4 +126,7 @@ export const ACCOUNT_VARIABLES = [
   FIRST_ADMIN_EMAIL,
   FIRST_ADMIN_PASSWORD,
   FIRST_ADMIN_NAME,
+  REQUIRE_MFA_FOR_ADMINS,
+  WEBAUTHN_RP_ID,
+  WEBAUTHN_ORIGINS,
 ]

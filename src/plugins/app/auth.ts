@@ -5,6 +5,7 @@ import { createKnownSessions } from '../../auth/known-sessions.js'
 import { createTokenService, type Role, type TokenService } from '../../auth/tokens.js'
 import type { UserRecord } from '../../repositories/users.js'
 import { createAuthenticationService } from '../../services/authentication.js'
+import { createEnrolmentPolicy } from '../../services/enrolment-policy.js'
 import type { Actor } from '../../services/context.js'
 import { bearerToken } from '../../http/bearer-token.js'
 
@@ -41,8 +42,11 @@ export default fp<{ config: Config }>(
       knownSessions: createKnownSessions((sessionId) => app.repos.sessions.findById(sessionId)),
     })
 
+    const enrolment = createEnrolmentPolicy({ config, repos: app.repos })
+
     app.decorate('authenticate', async (request: FastifyRequest) => {
       request.actor = await authentication.authenticate(bearerToken(request))
+      await enrolment.check(request.actor, request.routeOptions.config.beforeMfaEnrolment === true)
     })
     app.decorate('currentUser', (request: FastifyRequest) => authentication.currentUser(request.actor))
     app.decorate('requireRole', (role: Role) => async (request: FastifyRequest) => {

@@ -33,7 +33,11 @@ export default fp<{ config: Config }>(
     const accountEmails = createAccountEmails({
       repos: app.repos,
       mailer,
-      links: { passwordReset: config.passwordResetUrl, emailVerification: config.emailVerificationUrl },
+      links: {
+        passwordReset: config.passwordResetUrl,
+        emailVerification: config.emailVerificationUrl,
+        account: `${config.publicUrl}/account`,
+      },
       clock: app.clock,
     })
     app.decorate('mailer', mailer)

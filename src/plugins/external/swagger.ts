@@ -27,7 +27,13 @@ export default fp<{ config: Config }>(
           { name: 'auth', description: 'Login and the current user' },
           {
             name: 'mfa',
-            description: 'Your second factors: TOTP and recovery codes (POST /login/mfa is under auth)',
+            description:
+              'Your second factors: TOTP, recovery codes, re-authentication (POST /login/mfa is under auth)',
+          },
+          {
+            name: 'passkeys',
+            description:
+              'Your passkeys (WebAuthn): register, list, rename, remove (POST /login/passkey is under auth)',
           },
           { name: 'users', description: 'Registration and user management' },
           { name: 'products', description: 'Products (every route needs an access token)' },

@@ -4,7 +4,7 @@ import type { FastifyReply } from 'fastify'
 import { Type } from 'typebox'
 import { loginLookup } from '../../auth/identifiers.js'
 import type { Config } from '../../config.js'
-import { authenticated } from '../../http/authenticated.js'
+import { authenticated, beforeMfaEnrolment } from '../../http/authenticated.js'
 import { contextOf } from '../../http/context.js'
 import { LoginForm, RefreshRequest, TokenResponse } from '../../schemas/auth.js'
 import { LoginForbiddenProblem } from '../../schemas/mfa.js'
@@ -105,6 +105,7 @@ function registerLogout(api: TypedApp) {
   api.post(
     '/logout',
     {
+      ...beforeMfaEnrolment,
       schema: {
         tags: ['auth'],
         summary: 'End the current session',
@@ -123,6 +124,7 @@ function registerCurrentUser(api: TypedApp) {
   api.get(
     '/current-user',
     {
+      ...beforeMfaEnrolment,
       schema: {
         tags: ['auth'],
         summary: 'The authenticated user',

@@ -1,31 +1,34 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyReply } from 'fastify'
 import { Type } from 'typebox'
 import type { Config } from '../../config.js'
-import { authenticated } from '../../http/authenticated.js'
+import { authenticated, beforeMfaEnrolment } from '../../http/authenticated.js'
 import { contextOf } from '../../http/context.js'
 import type { TypedApp } from '../../http/typed-app.js'
 import { TokenResponse } from '../../schemas/auth.js'
 import {
   MfaLoginRequest,
   Reauthentication,
+  reauthenticationResponse,
   RecoveryCodes,
   SecondFactorStatus,
   TotpConfirmation,
   TotpEnrolment,
 } from '../../schemas/mfa.js'
 import { problemResponses } from '../../schemas/problem.js'
-
-/** Secrets, codes and tokens: no cache, the browser's or a proxy's, may keep them. */
-const noStore = (reply: FastifyReply) =>
-  reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+import {
+  registerAdminReset,
+  registerMfaPasskeyOptions,
+  registerReauthentication,
+} from './reauthentication.js'
+import { noStore, proofOf } from './shared.js'
 
 /**
  * Second factors: the second step of a login (public, with its mfa_token), and the caller's own
- * factors (authenticated, in ./factors.ts).
+ * factors and re-authentication (authenticated).
  */
 const mfaRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app) => {
   registerMfaLogin(app)
+  registerMfaPasskeyOptions(app)
   await app.register(
     authenticated(async (api) => {
       registerStatus(api)
@@ -33,6 +36,8 @@ const mfaRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app) => 
       registerTotpConfirmation(api)
       registerTotpRemoval(api)
       registerRecoveryCodes(api)
+      registerReauthentication(api)
+      registerAdminReset(api)
     }),
   )
 }
@@ -46,7 +51,8 @@ function registerMfaLogin(app: TypedApp) {
         summary: 'Finish a login with a second factor',
         description:
           'After POST /login answered 403 `mfa_required`: the `mfa_token` of that answer with the current TOTP `code` ' +
-          'of the authenticator app, or one `recovery_code`. Answers the token pair, as POST /login does. The ' +
+          'of the authenticator app, one `recovery_code`, or a `passkey` assertion (ask POST /login/mfa/passkey-options ' +
+          'for its options first). Answers the token pair, as POST /login does. The ' +
           'mfa_token works once, for 5 minutes, from the client (User-Agent) that logged in, and only while the ' +
           'password is the one it was issued for. A wrong code is 401 and leaves the mfa_token usable; every try ' +
           'counts against the account’s attempt limit (429 past it). An mfa_token that cannot be used is 401: log in again.',
@@ -56,8 +62,7 @@ function registerMfaLogin(app: TypedApp) {
     },
     async (request, reply) => {
       const body = request.body
-      const proof = 'code' in body ? { code: body.code } : { recoveryCode: body.recovery_code }
-      const pair = await app.mfaLogin.complete(contextOf(request), body.mfa_token, proof)
+      const pair = await app.mfaLogin.complete(contextOf(request), body.mfa_token, proofOf(body))
       noStore(reply)
       return pair
     },
@@ -68,6 +73,7 @@ function registerStatus(api: TypedApp) {
   api.get(
     '/mfa',
     {
+      ...beforeMfaEnrolment,
       schema: {
         tags: ['mfa'],
         summary: 'Your second factors',
@@ -86,6 +92,7 @@ function registerTotpEnrolment(api: TypedApp) {
   api.post(
     '/mfa/totp',
     {
+      ...beforeMfaEnrolment,
       schema: {
         tags: ['mfa'],
         summary: 'Start a TOTP enrolment',
@@ -108,6 +115,7 @@ function registerTotpConfirmation(api: TypedApp) {
   api.post(
     '/mfa/totp/confirm',
     {
+      ...beforeMfaEnrolment,
       schema: {
         tags: ['mfa'],
         summary: 'Activate TOTP with a code of the app',
@@ -135,10 +143,16 @@ function registerTotpRemoval(api: TypedApp) {
         tags: ['mfa'],
         summary: 'Disable TOTP',
         description:
-          'Needs the current password. Removes TOTP (active or pending) and the recovery codes: logins need the ' +
-          'password alone again. 404 when there is no TOTP factor.',
+          'Needs the current password, or a second factor proved in the last 5 minutes (POST /mfa/reauthenticate). ' +
+          'Removes TOTP (active or pending); when it was the last factor, the recovery codes too, and logins need ' +
+          'the password alone again. 404 when there is no TOTP factor; 409 when it is the last factor of an admin ' +
+          'who must keep one (REQUIRE_MFA_FOR_ADMINS).',
         body: Reauthentication,
-        response: { 204: Type.Null({ description: 'Disabled' }), ...problemResponses(404, 415, 422) },
+        response: {
+          204: Type.Null({ description: 'Disabled' }),
+          ...reauthenticationResponse,
+          ...problemResponses(404, 409, 415, 422),
+        },
       },
     },
     async (request, reply) => {
@@ -156,10 +170,11 @@ function registerRecoveryCodes(api: TypedApp) {
         tags: ['mfa'],
         summary: 'New recovery codes',
         description:
-          'Needs the current password. Answers 10 new codes, shown this once; every earlier code stops working. ' +
-          '409 when TOTP is not active.',
+          'Needs the current password, or a second factor proved in the last 5 minutes (POST /mfa/reauthenticate). ' +
+          'Answers 10 new codes, shown this once; every earlier code stops working. 409 when the account has no ' +
+          'second factor (TOTP or a passkey).',
         body: Reauthentication,
-        response: { 200: RecoveryCodes, ...problemResponses(409, 415, 422) },
+        response: { 200: RecoveryCodes, ...reauthenticationResponse, ...problemResponses(409, 415, 422) },
       },
     },
     async (request, reply) => {

@@ -1,4 +1,5 @@
 import { Type } from 'typebox'
+import { beforeMfaEnrolment } from '../../http/authenticated.js'
 import { contextOf } from '../../http/context.js'
 import type { TypedApp } from '../../http/typed-app.js'
 import type { UserChanges } from '../../services/users.js'
@@ -33,6 +34,7 @@ export function registerMe(app: TypedApp) {
   app.get(
     '/users/me',
     {
+      ...beforeMfaEnrolment,
       schema: {
         tags: ['users'],
         summary: 'The authenticated user (alias of /current-user)',

@@ -35,7 +35,13 @@ describeEachEngine(
       assert.equal(row.confirmed_at, null)
       assert.ok(!row.secret_encrypted.includes(body.secret), 'never stored in clear')
       assert.match(row.secret_encrypted, /^v1\./)
-      assert.deepEqual(await status(user.headers), { factors: [], totp: 'pending', recovery_codes_left: 0 })
+      assert.deepEqual(await status(user.headers), {
+        factors: [],
+        totp: 'pending',
+        passkeys: 0,
+        recovery_codes_left: 0,
+        enrolment_required: false,
+      })
       assert.deepEqual(
         (await eventsOf(ctx.app, user.id)).map((event) => event.event),
         ['mfa_totp_enrolment_started'],
@@ -71,7 +77,9 @@ describeEachEngine(
       assert.deepEqual(await status(user.headers), {
         factors: ['totp', 'recovery_code'],
         totp: 'active',
+        passkeys: 0,
         recovery_codes_left: 10,
+        enrolment_required: false,
       })
       const events = (await eventsOf(ctx.app, user.id)).map((event) => event.event)
       assert.deepEqual(events, ['mfa_totp_enrolment_started', 'mfa_code_failed', 'mfa_totp_enabled'])

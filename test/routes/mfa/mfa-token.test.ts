@@ -143,6 +143,29 @@ describeEachEngine(
       assert.equal(ok.statusCode, 200, ok.body)
     })
 
+    test('one token sent twice at once with two recovery codes: one login, and only its code is spent', async () => {
+      const { user, recoveryCodes } = await enrolled()
+      for (let round = 0; round < 3; round++) {
+        const { mfa_token } = await challenge(ctx.app, user)
+        const [a, b] = [recoveryCodes[2 * round]!, recoveryCodes[2 * round + 1]!]
+        const sessions = await sessionCount(user.id)
+        const results = await Promise.all([
+          mfaLogin(ctx.app, { mfa_token, recovery_code: a }),
+          mfaLogin(ctx.app, { mfa_token, recovery_code: b }),
+        ])
+        assert.deepEqual(results.map((response) => response.statusCode).sort(), [200, 401], `round ${round}`)
+        await assertRefusedToken(results.find((response) => response.statusCode === 401)!)
+        assert.equal(await sessionCount(user.id), sessions + 1)
+        // The loser's code was never checked: it still logs in.
+        const loser = results[0]!.statusCode === 401 ? a : b
+        const again = await mfaLogin(ctx.app, {
+          mfa_token: (await challenge(ctx.app, user)).mfa_token,
+          recovery_code: loser,
+        })
+        assert.equal(again.statusCode, 200, `round ${round}: the losing request burnt its code`)
+      }
+    })
+
     test('a token sent as a form body (not JSON) is 415', async () => {
       const response = await ctx.app.inject({
         method: 'POST',

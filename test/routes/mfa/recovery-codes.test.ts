@@ -115,11 +115,12 @@ describeEachEngine(
       assert.equal(failed.length, 1)
     })
 
-    test('regenerating without TOTP is 409; bad bodies are 422; nothing is stored', async () => {
+    test('regenerating without a second factor is 409; bad bodies are 422; nothing is stored', async () => {
       clock.set(Date.now())
       const user = await userWithToken(ctx.app)
       assertProblem(await regenerate(user, { password: user.password }), 409)
-      for (const payload of [{}, { password: '' }, { password: user.password, extra: 1 }, { password: 7 }])
+      assertProblem(await regenerate(user, {}), 409)
+      for (const payload of [{ password: '' }, { password: user.password, extra: 1 }, { password: 7 }])
         assertProblem(await regenerate(user, payload), 422)
       assert.equal(
         (
@@ -133,7 +134,7 @@ describeEachEngine(
       )
     })
 
-    test('disabling needs the password: wrong (422) or missing (422) leaves TOTP active; without TOTP, 404', async () => {
+    test('disabling needs the password: wrong (422) or missing after a password login (403) leaves TOTP active; without TOTP, 404', async () => {
       const { user } = await enrolled()
       const disable = (payload: unknown) =>
         ctx.app.inject({
@@ -147,7 +148,8 @@ describeEachEngine(
         wrong.errors?.map((issue) => issue.field),
         ['password'],
       )
-      assertProblem(await disable({}), 422)
+      const missing = assertProblem(await disable({}), 403)
+      assert.equal(missing.error, 'reauthentication_required')
       assert.equal((await challenge(ctx.app, user)).error, 'mfa_required')
       assert.equal(await unusedCodes(user.id), 10)
       assert.equal((await disable({ password: user.password })).statusCode, 204)

@@ -135,7 +135,10 @@ describeEachEngine('user answers and effects', (ctx) => {
     const stored = await userRow(ctx.app, user.id)
     const response = await patchUser(ctx.app, user.id, { email: uniqueUser().email }, user.headers)
     const problem = assertProblem(response, 422)
-    assert.equal(problem.detail, 'Changing your email needs your current password.')
+    assert.equal(
+      problem.detail,
+      'Changing your email needs your current password (or a second factor proved in the last 5 minutes).',
+    )
     assert.deepEqual(problem.errors, [
       { in: 'body', field: 'current_password', message: 'is required to change the email' },
     ])

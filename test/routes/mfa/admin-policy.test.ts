@@ -1,0 +1,241 @@
+/**
+ * What an admin's account must have and may do with others' second factors, on every engine:
+ * REQUIRE_MFA_FOR_ADMINS sends an admin without a factor to enrolment before anything else, and
+ * refuses the removal of their last one; an admin resets a user's factors (sessions end, the user
+ * is mailed); every change of how an account signs in is mailed to its owner; a second factor
+ * proved in the session stands in for the password of an email change for 5 minutes.
+ */
+import assert from 'node:assert/strict'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { test } from 'node:test'
+import type { FastifyInstance } from 'fastify'
+import { assertProblem, bearer, describeEachEngine } from '../../support/app.js'
+import { TestClock } from '../../support/clock.js'
+import { startSmtpInbox } from '../../support/smtp-inbox.js'
+import {
+  challenge,
+  codeAt,
+  enrolTotp,
+  mfaLogin,
+  stepOf,
+  STEP_MS,
+  UA,
+  userWithToken,
+  wrongCodeAt,
+  type TestUser,
+} from './support.js'
+
+const clock = new TestClock()
+const inbox = await startSmtpInbox()
+
+/** The subjects of the mails `recipient` got, once `count` of them arrived (oldest first). */
+async function subjectsTo(recipient: string, count: number): Promise<string[]> {
+  const deadline = Date.now() + 15_000
+  for (;;) {
+    const subjects = inbox
+      .mailsTo(recipient)
+      .map((mail) => /^Subject: (.*)$/m.exec(mail.decoded)?.[1] ?? '')
+      .filter((subject) => subject !== 'Verify your email address')
+    if (subjects.length >= count) return subjects
+    if (Date.now() > deadline)
+      throw new Error(`${count} notices to ${recipient} did not arrive: ${subjects.join(', ')}`)
+    await sleep(20)
+  }
+}
+
+async function makeAdmin(app: FastifyInstance, user: TestUser) {
+  await app.db.updateTable('users').set({ role: 'admin' }).where('id', '=', user.id).execute()
+  const login = await app.inject({
+    method: 'POST',
+    url: '/login',
+    headers: { 'user-agent': UA },
+    payload: { username: user.email, password: user.password },
+  })
+  assert.equal(login.statusCode, 200, login.body)
+  const token = login.json<{ access_token: string }>().access_token
+  return { ...user, token, headers: { ...bearer(token), 'user-agent': UA } }
+}
+
+const rowsOf = async (app: FastifyInstance, userId: number) => ({
+  totp: await app.db.selectFrom('totp_factors').select('user_id').where('user_id', '=', userId).execute(),
+  codes: await app.db
+    .selectFrom('recovery_codes')
+    .select('code_hash')
+    .where('user_id', '=', userId)
+    .execute(),
+  live: await app.db
+    .selectFrom('sessions')
+    .select(['id', 'revoked_reason'])
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .execute(),
+})
+
+describeEachEngine(
+  'admin policy, factor resets and security notices',
+  (ctx) => {
+    const get = (url: string, headers: Record<string, string>) =>
+      ctx.app.inject({ method: 'GET', url, headers })
+
+    test('an admin without a factor may only enrol: 403 mfa_enrolment_required elsewhere, until TOTP is confirmed', async () => {
+      clock.set(Date.now())
+      const admin = await makeAdmin(ctx.app, await userWithToken(ctx.app))
+      for (const url of ['/users/', '/product/', '/sessions', `/users/${admin.id}`, '/audit-events']) {
+        const refused = assertProblem(await get(url, admin.headers), 403)
+        assert.equal(refused.error, 'mfa_enrolment_required', url)
+        assert.match(refused.detail, /REQUIRE_MFA_FOR_ADMINS/)
+      }
+      assert.equal((await get('/current-user', admin.headers)).statusCode, 200)
+      assert.equal((await get('/users/me', admin.headers)).statusCode, 200)
+      assert.equal(
+        (await get('/mfa', admin.headers)).json<{ enrolment_required: boolean }>().enrolment_required,
+        true,
+      )
+      assert.equal((await get('/passkeys', admin.headers)).statusCode, 200)
+      await enrolTotp(ctx.app, admin, clock)
+      // The same token, from a password-only login: the factor now exists, so the gate opens.
+      assert.equal((await get('/users/', admin.headers)).statusCode, 200)
+      assert.equal(
+        (await get('/mfa', admin.headers)).json<{ enrolment_required: boolean }>().enrolment_required,
+        false,
+      )
+      // A user without a factor is not concerned.
+      const user = await userWithToken(ctx.app)
+      assert.equal((await get('/product/', user.headers)).statusCode, 200)
+    })
+
+    test('an admin’s last factor stays: disabling TOTP is 409 and nothing changes', async () => {
+      clock.set(Date.now())
+      const admin = await makeAdmin(ctx.app, await userWithToken(ctx.app))
+      await enrolTotp(ctx.app, admin, clock)
+      const before = await rowsOf(ctx.app, admin.id)
+      const refused = assertProblem(
+        await ctx.app.inject({
+          method: 'DELETE',
+          url: '/mfa/totp',
+          headers: admin.headers,
+          payload: { password: admin.password },
+        }),
+        409,
+      )
+      assert.match(refused.detail, /admins must keep one/)
+      assert.deepEqual(await rowsOf(ctx.app, admin.id), before)
+    })
+
+    test('an admin resets a user’s factors: rows gone, sessions ended, the user mailed, audited; the password alone logs in', async () => {
+      clock.set(Date.now())
+      const admin = await makeAdmin(ctx.app, await userWithToken(ctx.app))
+      await enrolTotp(ctx.app, admin, clock)
+      const user = await userWithToken(ctx.app)
+      await enrolTotp(ctx.app, user, clock)
+      assert.deepEqual(await subjectsTo(user.email, 1), ['Authenticator app added'])
+      const reset = (target: number, headers = admin.headers) =>
+        ctx.app.inject({ method: 'DELETE', url: `/users/${target}/mfa`, headers })
+      assertProblem(await reset(user.id, user.headers), 403)
+      assertProblem(await reset(2_000_000_000), 404)
+      assertProblem(await reset(admin.id), 409)
+      assert.equal((await rowsOf(ctx.app, user.id)).totp.length, 1, 'the refusals changed nothing')
+
+      const done = await reset(user.id)
+      assert.equal(done.statusCode, 204, done.body)
+      const after = await rowsOf(ctx.app, user.id)
+      assert.deepEqual([after.totp.length, after.codes.length, after.live.length], [0, 0, 0])
+      const ended = await ctx.app.db
+        .selectFrom('sessions')
+        .select('revoked_reason')
+        .where('user_id', '=', user.id)
+        .execute()
+      assert.deepEqual(
+        ended.map((row) => row.revoked_reason),
+        ['mfa_reset'],
+      )
+      assertProblem(await get('/current-user', user.headers), 401)
+      const event = await ctx.app.db
+        .selectFrom('audit_events')
+        .select(['actor_id', 'details'])
+        .where('event', '=', 'mfa_factors_reset')
+        .where('user_id', '=', user.id)
+        .executeTakeFirstOrThrow()
+      assert.equal(event.actor_id, admin.id)
+      assert.deepEqual(JSON.parse(String(event.details)), { totp: true, passkeys: 0, recovery_codes: 10 })
+      assert.deepEqual(await subjectsTo(user.email, 2), [
+        'Authenticator app added',
+        'Your second factors were reset',
+      ])
+      const login = await ctx.app.inject({
+        method: 'POST',
+        url: '/login',
+        headers: { 'user-agent': UA },
+        payload: { username: user.email, password: user.password },
+      })
+      assert.equal(login.statusCode, 200, login.body)
+    })
+
+    test('the owner is mailed when a code fails after the right password, and when a recovery code is used', async () => {
+      clock.set(Date.now())
+      const user = await userWithToken(ctx.app)
+      const { secret, recoveryCodes } = await enrolTotp(ctx.app, user, clock)
+      clock.advance(STEP_MS)
+      const wrong = await mfaLogin(ctx.app, {
+        mfa_token: (await challenge(ctx.app, user)).mfa_token,
+        code: wrongCodeAt(secret, stepOf(clock)),
+      })
+      assertProblem(wrong, 401)
+      const recovered = await mfaLogin(ctx.app, {
+        mfa_token: (await challenge(ctx.app, user)).mfa_token,
+        recovery_code: recoveryCodes[0]!,
+      })
+      assert.equal(recovered.statusCode, 200, recovered.body)
+      assert.deepEqual(await subjectsTo(user.email, 3), [
+        'Authenticator app added',
+        'A sign-in was stopped at the second step',
+        'A recovery code was used',
+      ])
+      const notice = inbox.mailsTo(user.email).at(-1)!.decoded
+      assert.match(notice, /9 unused codes are left/)
+      assert.match(notice, /https:\/\/accounts\.example\.test\/account/)
+      assert.ok(!notice.includes(recoveryCodes[0]!), 'never the code itself')
+      // A right code mails nothing more.
+      clock.advance(STEP_MS)
+      const right = await mfaLogin(ctx.app, {
+        mfa_token: (await challenge(ctx.app, user)).mfa_token,
+        code: codeAt(secret, stepOf(clock)),
+      })
+      assert.equal(right.statusCode, 200, right.body)
+      await sleep(200)
+      assert.equal((await subjectsTo(user.email, 3)).length, 3)
+    })
+
+    test('an email change needs no password for 5 minutes after a login with a second factor, then it does', async () => {
+      clock.set(Date.now())
+      const user = await userWithToken(ctx.app)
+      const { secret } = await enrolTotp(ctx.app, user, clock)
+      clock.advance(STEP_MS)
+      const login = await mfaLogin(ctx.app, {
+        mfa_token: (await challenge(ctx.app, user)).mfa_token,
+        code: codeAt(secret, stepOf(clock)),
+      })
+      const headers = { ...bearer(login.json<{ access_token: string }>().access_token), 'user-agent': UA }
+      const change = (email: string) =>
+        ctx.app.inject({ method: 'PATCH', url: `/users/${user.id}`, headers, payload: { email } })
+      clock.advance(5 * 60_000 - 1)
+      const first = `early-${user.email}`
+      const changed = await change(first)
+      assert.equal(changed.statusCode, 200, changed.body)
+      assert.equal(changed.json<{ email: string }>().email, first)
+      clock.advance(1)
+      const refused = assertProblem(await change(`late-${user.email}`), 422)
+      assert.deepEqual(
+        refused.errors?.map((issue) => issue.field),
+        ['current_password'],
+      )
+      const stored = await ctx.app.db
+        .selectFrom('users')
+        .select('email')
+        .where('id', '=', user.id)
+        .executeTakeFirstOrThrow()
+      assert.equal(stored.email, first)
+    })
+  },
+  { env: { REQUIRE_MFA_FOR_ADMINS: 'true', ...inbox.env }, build: { clock } },
+)
