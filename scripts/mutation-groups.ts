@@ -71,12 +71,52 @@ export const mutationGroups: Record<string, MutationGroup> = {
       'src/auth/totp.ts',
       'src/auth/recovery-codes.ts',
       'src/auth/qr-code.ts',
+      'src/auth/webauthn.ts',
     ],
     tests: [
       'test/auth/data-encryption.test.ts',
       'test/auth/totp.test.ts',
       'test/auth/recovery-codes.test.ts',
       'test/auth/qr-code.test.ts',
+      'test/auth/webauthn.test.ts',
+    ],
+  },
+  'mfa-login': {
+    mutate: [
+      'src/services/mfa-login.ts',
+      'src/services/mfa-challenges.ts',
+      'src/services/factor-proofs.ts',
+      'src/services/factor-rules.ts',
+      'src/services/enrolment-policy.ts',
+      'src/services/reauthentication.ts',
+    ],
+    tests: ['test/routes/mfa/*.test.ts', 'test/routes/passkeys/*.test.ts'],
+  },
+  passkeys: {
+    mutate: [
+      'src/services/second-factors.ts',
+      'src/services/passkeys.ts',
+      'src/services/passkey-login.ts',
+      'src/services/webauthn-ceremonies.ts',
+    ],
+    tests: ['test/routes/mfa/*.test.ts', 'test/routes/passkeys/*.test.ts'],
+  },
+  'factor-repositories': {
+    sql: true,
+    mutate: [
+      'src/repositories/totp-factors.ts',
+      'src/repositories/recovery-codes.ts',
+      'src/repositories/mfa-tokens.ts',
+      'src/repositories/user-lock.ts',
+      'src/repositories/passkeys.ts',
+      'src/repositories/webauthn-challenges.ts',
+    ],
+    tests: [
+      'test/repositories/totp-factors.test.ts',
+      'test/repositories/recovery-codes.test.ts',
+      'test/repositories/mfa-tokens.test.ts',
+      'test/repositories/passkeys.test.ts',
+      'test/repositories/webauthn-challenges.test.ts',
     ],
   },
   'rate-limit': {
