@@ -208,7 +208,7 @@ export interface paths {
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Either the email address is not verified yet, or the password is right and the account has a second factor: then the body has `error: "mfa_required"`, an `mfa_token` (single-use, `expires_in` seconds, only from this client) and the `factors` it accepts. A client that sees `mfa_required` asks the user for a code of their authenticator app (or a recovery code) and sends `{mfa_token, code}` or `{mfa_token, recovery_code}` to POST /login/mfa, which answers the tokens. Without `error`, the 403 is final (verify the email first). */
+        /** @description Either the email address is not verified yet, or the password is right and the account has a second factor: then the body has `error: "mfa_required"`, an `mfa_token` (single-use, `expires_in` seconds, only from this client) and the `factors` it accepts. A client that sees `mfa_required` asks the user for a code of their authenticator app (or a recovery code) and sends `{mfa_token, code}` or `{mfa_token, recovery_code}` to POST /login/mfa, which answers the tokens; when `factors` has `passkey`, it may instead get options from POST /login/mfa/passkey-options, pass them to navigator.credentials.get() and send `{mfa_token, passkey}`. Without `error`, the 403 is final (verify the email first). */
         403: {
           headers: {
             [name: string]: unknown
@@ -2400,7 +2400,7 @@ export interface paths {
     post?: never
     /**
      * Remove a passkey
-     * @description Removing your last passkey needs the current `password`, or a second factor proved in the last 5 minutes (POST /mfa/reauthenticate); when it was your last second factor, the recovery codes go too. 404 for a passkey that is not yours; 409 when it is the last factor of an admin who must keep one (REQUIRE_MFA_FOR_ADMINS).
+     * @description Send `{}`, or `{"password": …}`: removing your last passkey needs the current `password`, or a second factor proved in the last 5 minutes (POST /mfa/reauthenticate); when it was your last second factor, the recovery codes go too. 404 for a passkey that is not yours; 409 when it is the last factor of an admin who must keep one (REQUIRE_MFA_FOR_ADMINS).
      */
     delete: {
       parameters: {

@@ -58,7 +58,9 @@ function registerLogin(app: TypedApp) {
               'second factor: then the body has `error: "mfa_required"`, an `mfa_token` (single-use, ' +
               '`expires_in` seconds, only from this client) and the `factors` it accepts. A client that sees ' +
               '`mfa_required` asks the user for a code of their authenticator app (or a recovery code) and sends ' +
-              '`{mfa_token, code}` or `{mfa_token, recovery_code}` to POST /login/mfa, which answers the tokens. ' +
+              '`{mfa_token, code}` or `{mfa_token, recovery_code}` to POST /login/mfa, which answers the tokens; when ' +
+              '`factors` has `passkey`, it may instead get options from POST /login/mfa/passkey-options, pass them to ' +
+              'navigator.credentials.get() and send `{mfa_token, passkey}`. ' +
               'Without `error`, the 403 is final (verify the email first).',
             content: { 'application/problem+json': { schema: LoginForbiddenProblem } },
           },
