@@ -1,20 +1,16 @@
 import formbody from '@fastify/formbody'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyReply } from 'fastify'
 import { Type } from 'typebox'
 import { loginLookup } from '../../auth/identifiers.js'
 import type { Config } from '../../config.js'
 import { authenticated, beforeMfaEnrolment } from '../../http/authenticated.js'
 import { contextOf } from '../../http/context.js'
+import { noStore } from '../../http/no-store.js'
 import { LoginForm, RefreshRequest, TokenResponse } from '../../schemas/auth.js'
 import { LoginForbiddenProblem } from '../../schemas/mfa.js'
 import { problemResponses } from '../../schemas/problem.js'
 import { UserPublic } from '../../schemas/users.js'
 import type { TypedApp } from '../../http/typed-app.js'
-
-/** Tokens are credentials: no cache, the browser's or a proxy's, may keep them. */
-const noStore = (reply: FastifyReply) =>
-  reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
 
 /**
  * Logging in and out, refreshing tokens, and the caller's account: /logout and /current-user need

@@ -20,7 +20,8 @@ import {
   registerMfaPasskeyOptions,
   registerReauthentication,
 } from './reauthentication.js'
-import { noStore, proofOf } from './shared.js'
+import { noStore } from '../../http/no-store.js'
+import { proofOf } from './shared.js'
 
 /**
  * Second factors: the second step of a login (public, with its mfa_token), and the caller's own

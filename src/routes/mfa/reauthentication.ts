@@ -5,7 +5,8 @@ import { IdParams } from '../../schemas/common.js'
 import { MfaTokenRequest, Reauthenticated, ReauthenticationRequest } from '../../schemas/mfa.js'
 import { AuthenticationOptions } from '../../schemas/passkeys.js'
 import { problemResponses } from '../../schemas/problem.js'
-import { noStore, proofOf } from './shared.js'
+import { noStore } from '../../http/no-store.js'
+import { proofOf } from './shared.js'
 
 /** Passkey options for the second step of a login, re-authentication, and an admin's reset. */
 

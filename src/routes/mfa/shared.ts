@@ -1,10 +1,5 @@
-import type { FastifyReply } from 'fastify'
 import type { AuthenticationResponseJSON } from '../../auth/webauthn.js'
 import type { SecondFactorProof } from '../../services/factor-proofs.js'
-
-/** Secrets, codes and tokens: no cache, the browser's or a proxy's, may keep them. */
-export const noStore = (reply: FastifyReply) =>
-  reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
 
 /** The second factor a request body carries: a TOTP code, a recovery code or a passkey assertion. */
 export function proofOf(

@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyReply } from 'fastify'
 import { Type } from 'typebox'
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '../../auth/webauthn.js'
 import type { Config } from '../../config.js'
 import { authenticated, beforeMfaEnrolment } from '../../http/authenticated.js'
 import { contextOf } from '../../http/context.js'
+import { noStore } from '../../http/no-store.js'
 import type { TypedApp } from '../../http/typed-app.js'
 import { TokenResponse } from '../../schemas/auth.js'
 import { Reauthentication, reauthenticationResponse } from '../../schemas/mfa.js'
@@ -21,10 +21,6 @@ import {
 } from '../../schemas/passkeys.js'
 import { problemResponses } from '../../schemas/problem.js'
 import type { PasskeyView } from '../../services/passkeys.js'
-
-/** Challenges, tokens and recovery codes: no cache, the browser's or a proxy's, may keep them. */
-const noStore = (reply: FastifyReply) =>
-  reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
 
 /** A passkey as JSON: its times as ISO 8601 text. */
 const passkeyJson = (passkey: PasskeyView) => ({
