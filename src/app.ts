@@ -25,6 +25,7 @@ import sessionsPlugin from './plugins/app/sessions.js'
 import corsPlugin from './plugins/external/cors.js'
 import helmetPlugin from './plugins/external/helmet.js'
 import swaggerPlugin from './plugins/external/swagger.js'
+import accountPageRoutes from './routes/account/account-page.js'
 import changePasswordRoutes from './routes/account/change-password.js'
 import recoveryRoutes from './routes/account/recovery.js'
 import verificationRoutes from './routes/account/verification.js'
@@ -115,6 +116,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(firstAdminPlugin, { config })
   await app.register(productsPlugin, { config })
 
+  await registerRoutes(app, config)
+  return app
+}
+
+/** Tier 3: the routes, over the services the plugins above decorated the app with. */
+async function registerRoutes(app: FastifyInstance, config: Config) {
   await app.register(healthRoutes, { config })
   await app.register(metricsRoutes, { config })
   await app.register(docsRoutes, { config })
@@ -125,8 +132,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(changePasswordRoutes, { config })
   await app.register(recoveryRoutes, { config })
   await app.register(verificationRoutes)
+  await app.register(accountPageRoutes)
   await app.register(usersRoutes, { config })
   await app.register(auditRoutes, { config })
   await app.register(authenticated(productsRoutes))
-  return app
 }

@@ -54,6 +54,9 @@ const LINK_PAGES = new Set([
   'get /reset-password.js',
   'get /verify-email',
   'get /verify-email.js',
+  'get /account',
+  'get /account.js',
+  'get /vendor/simplewebauthn-browser.js',
 ])
 
 /** '/users/' and '/users' are the same route (both are served); '{id}' and ':id' the same parameter. */
