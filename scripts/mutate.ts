@@ -90,7 +90,6 @@ async function runGroup(name: string, full: boolean) {
       '/test-artifacts',
       '/reports',
       '/bench',
-      '/docs',
       '*.db*',
     ],
     tempDirName: '.stryker-tmp',
