@@ -88,8 +88,10 @@ function passkeyChanges(db: Kysely<Database>, engine: Engine) {
 
     /**
      * Records an assertion: the new signature counter and when. Only from the counter that was
-     * read (`previousCount`): of two assertions verified against one stored counter, one moves it
-     * and the other is refused, as a replayed or cloned authenticator's would be.
+     * read (`previousCount`): of two assertions verified against one stored counter that moves,
+     * one moves it and the other is refused, as a cloned authenticator's would be. An authenticator
+     * that does not count (0 stays 0, as synced passkeys report) has every use recorded; each
+     * challenge still serves one answer.
      */
     async recordUse(id: number, previousCount: number, newCount: number, now: Date): Promise<boolean> {
       const result = await db

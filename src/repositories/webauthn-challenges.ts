@@ -90,6 +90,7 @@ function challengeReads(db: Kysely<Database>) {
         .where('user_handle', 'is not', null)
         .where('expires_at', '>', now)
         .orderBy('created_at')
+        .orderBy('challenge_hash')
         .limit(1)
         .executeTakeFirst()
       return row?.user_handle ?? undefined

@@ -129,7 +129,7 @@ export function verifyAssertion(
 /**
  * Records a verified assertion: the new signature counter, written only over the counter the check
  * read, so that of two assertions checked against one counter the second is refused as a clone's
- * would be.
+ * would be (when the authenticator counts at all: repositories/passkeys.ts recordUse).
  */
 export async function recordAssertion(
   deps: CeremonyDependencies,
