@@ -6,7 +6,7 @@
  * 'malformed' without a throw, and the challenge an answer claims, read from hostile input.
  */
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
+import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto'
 import { describe, test } from 'node:test'
 import { cose, isoCBOR } from '@simplewebauthn/server/helpers'
 import {
@@ -180,12 +180,18 @@ describe('options', () => {
     assert.equal(other.credentials.length, 1, 'another authenticator may')
   })
 
-  test('a challenge or user handle that is not canonical base64url is a TypeError, never a changed value', async () => {
+  test('a challenge or user handle that is not canonical base64url is a TypeError naming it, never a changed value', async () => {
+    const badChallenge = { name: 'TypeError', message: 'the challenge must be non-empty, unpadded base64url' }
+    const badHandle = { name: 'TypeError', message: 'the user handle must be non-empty, unpadded base64url' }
     for (const bad of ['', 'abd', 'ab+/', 'abc=', 'a', 'ab cd']) {
-      await assert.rejects(async () => registrationOptions(RP, newAccount(), [], bad), TypeError, bad)
+      await assert.rejects(async () => registrationOptions(RP, newAccount(), [], bad), badChallenge, bad)
       const account = { ...newAccount(), userHandle: bad }
-      await assert.rejects(async () => registrationOptions(RP, account, [], newChallenge()), TypeError, bad)
-      await assert.rejects(async () => authenticationOptions(RP, undefined, 'required', bad), TypeError, bad)
+      await assert.rejects(async () => registrationOptions(RP, account, [], newChallenge()), badHandle, bad)
+      await assert.rejects(
+        async () => authenticationOptions(RP, undefined, 'required', bad),
+        badChallenge,
+        bad,
+      )
     }
   })
 
@@ -206,7 +212,10 @@ describe('options', () => {
       { id: credential.credentialId, transports: ['internal'], type: 'public-key' },
     ])
     assert.equal(options.userVerification, 'preferred')
-    await assert.rejects(async () => authenticationOptions(RP, [], 'preferred', newChallenge()), RangeError)
+    await assert.rejects(async () => authenticationOptions(RP, [], 'preferred', newChallenge()), {
+      name: 'RangeError',
+      message: 'a second factor needs at least one credential to allow',
+    })
   })
 })
 
@@ -238,6 +247,20 @@ describe('registration, then login', () => {
     )
     assert.ok(result.ok)
     assert.deepEqual(result.credential.transports, ['internal', 'nfc', 'usb'])
+  })
+
+  test('transports not reported as a list are none; a stored credential without a list is allowed without any', async () => {
+    for (const transports of [undefined, null, 'usb', { 0: 'usb', length: 1 }]) {
+      const { challenge, response } = await registrationAnswer(authenticatorAt())
+      const answer = withResponse(response, { transports } as Record<string, unknown>)
+      const result = await verifyRegistration(RP, answer, challenge)
+      assert.ok(result.ok, JSON.stringify(transports))
+      assert.deepEqual(result.credential.transports, [], JSON.stringify(transports))
+    }
+    const { credential } = await registered()
+    const unlisted = { ...credential, transports: 'usb' as unknown as StoredCredential['transports'] }
+    const options = await authenticationOptions(RP, [unlisted], 'preferred', newChallenge())
+    assert.deepEqual(options.allowCredentials, [{ id: credential.credentialId, type: 'public-key' }])
   })
 
   test('the registered credential logs in without a password; its counter goes up with each login', async () => {
@@ -369,6 +392,29 @@ describe('refusals of a registration', () => {
     const { challenge, response } = await registrationAnswer(withoutUv)
     assertRefused(await verifyRegistration(RP, response, challenge), 'user_verification')
     await refusedWith({ userPresent: false, userVerified: true }, 'user_presence')
+  })
+
+  test('a packed self attestation is checked: signed by the key it registers, accepted; by another key: signature', async () => {
+    const { challenge, response } = await registrationAnswer(authenticatorAt(), { attestation: 'packed' })
+    assert.equal((await verifyRegistration(RP, response, challenge)).ok, true, 'signed by its own key')
+    const next = await registrationAnswer(authenticatorAt(), { attestation: 'packed' })
+    const attestation = isoCBOR.decodeFirst<Map<string, CBORValue>>(
+      bytesOf(next.response.response.attestationObject),
+    )
+    const clientDataHash = createHash('sha256')
+      .update(bytesOf(next.response.response.clientDataJSON))
+      .digest()
+    const signedData = Buffer.concat([attestation.get('authData') as Uint8Array, clientDataHash])
+    const { privateKey: otherKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    attestation.set(
+      'attStmt',
+      new Map<string, CBORValue>([
+        ['alg', cose.COSEALG.ES256],
+        ['sig', new Uint8Array(sign('sha256', signedData, otherKey))],
+      ]),
+    )
+    const forged = withResponse(next.response, { attestationObject: base64url(isoCBOR.encode(attestation)) })
+    assertRefused(await verifyRegistration(RP, forged, next.challenge), 'signature')
   })
 
   test('a credential id other than the one in the authenticator data: credential', async () => {
@@ -553,6 +599,113 @@ describe('malformed answers are refused, never thrown', () => {
     }
   })
 
+  test('a malformed answer is malformed even when it is framed as well or names another credential: nothing else of it is judged', async () => {
+    const otherId = randomBytes(16).toString('base64url')
+    const registration = await registrationAnswer(authenticatorAt())
+    // Well formed, this answer would be refused for coming from a frame of another site.
+    const framed = withClientData(registration.response, (data) => ({ ...data, crossOrigin: true }))
+    const attestation = Buffer.from(framed.response.attestationObject, 'base64url')
+    for (const answer of [
+      { ...framed, type: 'password' },
+      { ...framed, type: 'public-key ' },
+      { ...framed, rawId: otherId },
+      { ...framed, id: 'abcde', rawId: 'abcde' },
+      withResponse(framed, { attestationObject: '' }),
+      withResponse(framed, { attestationObject: attestation.subarray(0, 20).toString('base64url') }),
+      withResponse(framed, { attestationObject: Buffer.from([0xff]).toString('base64url') }),
+    ])
+      assertRefused(
+        await verifyRegistration(RP, answer as RegistrationResponseJSON, registration.challenge),
+        'malformed',
+      )
+    assertRefused(await verifyRegistration(RP, framed, registration.challenge), 'origin')
+
+    const { authenticator, credential } = await registered()
+    const assertion = await assertionAnswer(authenticator, undefined)
+    // Well formed, this answer would be refused for naming another credential than the stored one.
+    const stranger = { ...assertion.response, id: otherId, rawId: otherId }
+    for (const answer of [
+      { ...stranger, type: 'password' },
+      { ...stranger, type: 'public-key ' },
+      { ...assertion.response, rawId: otherId },
+      { ...stranger, id: 'abcde', rawId: 'abcde' },
+      withResponse(stranger, { signature: 'A'.repeat(3_000) }),
+      withResponse(stranger, { authenticatorData: '%%%%' }),
+    ])
+      assertRefused(
+        await verifyAuthentication(
+          RP,
+          answer as AuthenticationResponseJSON,
+          assertion.challenge,
+          credential,
+          true,
+        ),
+        'malformed',
+      )
+    assertRefused(
+      await verifyAuthentication(RP, stranger, assertion.challenge, credential, true),
+      'credential',
+    )
+  })
+
+  test('a field padded with "=", which the library would read, is malformed: signature, authenticator data', async () => {
+    const { authenticator, credential } = await registered()
+    for (const field of ['signature', 'authenticatorData'] as const) {
+      const { challenge, response } = await assertionAnswer(authenticator, undefined)
+      const padded = withResponse(response, { [field]: `${response.response[field]}=` })
+      assertRefused(await verifyAuthentication(RP, padded, challenge, credential, true), 'malformed')
+    }
+  })
+
+  test('a credential id of 1023 bytes is read and one of 1024 is not; a user handle of 64 bytes is, and of 65 is not', async () => {
+    const { authenticator, credential } = await registered()
+    const randomOf = (bytes: number) => randomBytes(bytes).toString('base64url')
+    const { challenge, response } = await assertionAnswer(authenticator, undefined)
+    const named = (id: string) => ({ ...response, id, rawId: id })
+    // Read, then refused for naming another credential than the stored one; one byte more is not read.
+    assert.equal(randomOf(1023).length, 1364)
+    assertRefused(
+      await verifyAuthentication(RP, named(randomOf(1023)), challenge, credential, true),
+      'credential',
+    )
+    assertRefused(
+      await verifyAuthentication(RP, named(randomOf(1024)), challenge, credential, true),
+      'malformed',
+    )
+    // The user handle is not signed: with the longest one the assertion is accepted.
+    const login = await assertionAnswer(authenticator, undefined)
+    const userHandle = randomOf(64)
+    assert.equal(userHandle.length, 86)
+    const longest = withResponse(login.response, { userHandle })
+    assert.equal((await verifyAuthentication(RP, longest, login.challenge, credential, true)).ok, true)
+    const tooLong = withResponse(login.response, { userHandle: randomOf(65) })
+    assertRefused(await verifyAuthentication(RP, tooLong, login.challenge, credential, true), 'malformed')
+  })
+
+  test('client data whose type reads like a refusal of the library is malformed, not that refusal', async () => {
+    const { authenticator, credential } = await registered()
+    // The library's message ends with the type the client wrote: only its start says which check failed.
+    for (const type of [
+      'Unexpected registration response challenge "',
+      'Unexpected authentication response challenge "',
+      'Unexpected registration response origin "',
+      'Unexpected authentication response origin "',
+      'Unexpected RP ID hash',
+      'User verification required',
+      'User verification was required',
+      'User presence was required',
+      'User not present',
+      'Unexpected public key alg "',
+    ]) {
+      const registration = await registrationAnswer(authenticatorAt())
+      const created = withClientData(registration.response, (data) => ({ ...data, type }))
+      assertRefused(await verifyRegistration(RP, created, registration.challenge), 'malformed')
+      const login = await assertionAnswer(authenticator, undefined)
+      const got = withClientData(login.response, (data) => ({ ...data, type }))
+      assertRefused(await verifyAuthentication(RP, got, login.challenge, credential, true), 'malformed')
+    }
+  })
+
   test('registration: a truncated, padded, extended or non-CBOR attestation object: malformed', async () => {
     const { challenge, response } = await registrationAnswer(authenticatorAt())
     const attestation = Buffer.from(response.response.attestationObject, 'base64url')
@@ -686,6 +839,7 @@ describe('the challenge an answer claims', () => {
       ofClientData(encode('{}')),
       ofClientData(encode('{"challenge":42}')),
       ofClientData(encode('{"challenge":["a"]}')),
+      ofClientData(encode(JSON.stringify({ challenge: [newChallenge()] }))),
       ofClientData(encode('{"challenge":""}')),
       ofClientData(encode(JSON.stringify({ challenge: newChallenge().slice(1) }))),
       ofClientData(encode(JSON.stringify({ challenge: `${newChallenge()}A` }))),

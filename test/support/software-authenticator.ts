@@ -51,6 +51,12 @@ export interface CeremonyOverrides {
   userPresent?: boolean
   /** clientDataJSON.challenge, instead of the options'. */
   challenge?: string
+  /**
+   * The attestation format of a registration (default 'none'): 'packed' is a self attestation
+   * (WebAuthn § 8.2.1), signed with the new credential's own key, which a client may pass on although
+   * the options ask for 'none'.
+   */
+  attestation?: 'none' | 'packed'
 }
 
 export interface AssertionOverrides extends CeremonyOverrides {
@@ -182,8 +188,8 @@ function register(
   )
   const attestationObject = isoCBOR.encode(
     new Map<string, CBORValue>([
-      ['fmt', 'none'],
-      ['attStmt', new Map()],
+      ['fmt', overrides.attestation ?? 'none'],
+      ['attStmt', attestationStatement(credential, authData, clientDataJSON, overrides.attestation)],
       ['authData', authData],
     ]),
   )
@@ -223,12 +229,7 @@ function authenticate(
     settings,
   )
   const authData = authenticatorDataHead(overrides.rpId ?? rpId, flagsOf(settings, overrides), counter)
-  const signedData = concat(authData, createHash('sha256').update(clientDataJSON).digest())
-  const signature = sign(
-    credential.algorithm === 'ES256' ? 'sha256' : null,
-    signedData,
-    credential.privateKey,
-  )
+  const signature = signatureOf(credential, authData, clientDataJSON)
   const id = overrides.responseId ?? credential.id
   return {
     id,
@@ -243,6 +244,26 @@ function authenticate(
     clientExtensionResults: {},
     authenticatorAttachment: 'platform',
   }
+}
+
+/** WebAuthn § 6.3.3: the signature of authenticator data and the hash of the client data, by the credential's key. */
+function signatureOf(credential: HeldCredential, authData: Buffer, clientDataJSON: Buffer): Buffer {
+  const signedData = concat(authData, createHash('sha256').update(clientDataJSON).digest())
+  return sign(credential.algorithm === 'ES256' ? 'sha256' : null, signedData, credential.privateKey)
+}
+
+/** attStmt: empty for 'none'; for 'packed' self attestation (§ 8.2), the key's algorithm and its signature. */
+function attestationStatement(
+  credential: HeldCredential,
+  authData: Buffer,
+  clientDataJSON: Buffer,
+  format: CeremonyOverrides['attestation'],
+): Map<string, CBORValue> {
+  if (format !== 'packed') return new Map()
+  return new Map<string, CBORValue>([
+    ['alg', COSE_ALGORITHM[credential.algorithm]],
+    ['sig', new Uint8Array(signatureOf(credential, authData, clientDataJSON))],
+  ])
 }
 
 /** The one the user picks (`chosen`), else the first the request allows; any of the RP's when it allows none. */
