@@ -180,3 +180,20 @@ test('the token service: a bad signature is invalid, an expired token says it ex
     return true
   })
 })
+
+test('a token issued before `amr` existed verifies as a password login: amr ["pwd"]', async () => {
+  const serviceClock = new TestClock()
+  const tokens = await createTokenService(testConfig(), serviceClock)
+  const { claims } = await tokens.issueAccessToken({ id: 7, role: 'user' }, 'session-1', [
+    'pwd',
+    'otp',
+    'mfa',
+  ])
+  const { amr: _amr, ...withoutAmr } = { ...claims, iss: 'fastauth-api', aud: 'fastauth-api' }
+  serviceClock.set(claims.iat * SECOND)
+  assert.deepEqual((await tokens.verifyAccessToken(await sign(withoutAmr))).amr, ['pwd'])
+  assert.deepEqual(
+    (await tokens.verifyAccessToken(await sign({ ...withoutAmr, amr: ['pwd', 'otp', 'mfa'] }))).amr,
+    ['pwd', 'otp', 'mfa'],
+  )
+})
