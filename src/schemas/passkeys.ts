@@ -8,8 +8,13 @@ import { Timestamp } from './common.js'
  * base64url text, as WebAuthn's JSON serialisation writes them.
  */
 
-/** A base64url value of a WebAuthn answer: bounded, so a huge body is refused before any parsing. */
-const base64url = (description: string, maxLength = 16_384) =>
+/**
+ * A base64url value of a WebAuthn answer, bounded so that a huge body is refused before any
+ * parsing: generous for what authenticators send (client data is a few hundred bytes, a 'none'
+ * attestation about 300, a packed one with its certificates a few kilobytes), and small enough that
+ * a whole answer fits in the default body limit (64 KiB).
+ */
+const base64url = (description: string, maxLength = 4_096) =>
   Type.String({ pattern: '^[A-Za-z0-9_-]*$', minLength: 1, maxLength, description })
 
 const Transport = Type.String({
@@ -39,11 +44,11 @@ export const RegistrationResponse = Type.Object(
     response: Type.Object(
       {
         clientDataJSON: base64url('the client data the authenticator signed over'),
-        attestationObject: base64url('the attestation: authenticator data and the new public key'),
+        attestationObject: base64url('the attestation: authenticator data and the new public key', 24_576),
         authenticatorData: Type.Optional(base64url('the authenticator data alone')),
         transports: Type.Optional(Transports),
         publicKeyAlgorithm: Type.Optional(Type.Integer()),
-        publicKey: Type.Optional(base64url('the public key as SubjectPublicKeyInfo')),
+        publicKey: Type.Optional(base64url('the public key as SubjectPublicKeyInfo', 2_048)),
       },
       { additionalProperties: false },
     ),
@@ -136,7 +141,9 @@ export const AuthenticationOptions = Type.Object(
 const PasskeyName = Type.String({
   minLength: 1,
   maxLength: 100,
-  pattern: '\\S',
+  // One line of storable text (no control character, NUL included, nor a lone surrogate) with
+  // something in it besides spaces.
+  pattern: '^[^\\p{Cc}\\uD800-\\uDFFF]*[^\\s\\p{Cc}\\uD800-\\uDFFF][^\\p{Cc}\\uD800-\\uDFFF]*$',
   description: 'a name for the owner to tell their passkeys apart',
   examples: ['iPhone'],
 })
