@@ -14,7 +14,7 @@
  * Screenshots of each step are saved under test-artifacts/account/ (git-ignored).
  */
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -22,33 +22,17 @@ import type { FastifyInstance } from 'fastify'
 import { chromium, type Browser, type CDPSession, type Locator, type Page } from 'playwright-core'
 import { buildApp } from '../../../src/app.js'
 import { totpStep } from '../../../src/auth/totp.js'
+import { CHROMIUM, CHROMIUM_ARGS, chromiumMissing, chromiumSkip } from '../../support/chromium.js'
 import { register, testConfig, uniqueUser } from '../../support/app.js'
 import { codeAt, loginRequest } from '../mfa/support.js'
 import { passkeyRows, recoveryCodeRows, sessionRows } from '../passkeys/support.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-]
 const SCREENSHOTS = path.resolve('test-artifacts', 'account')
 /** Generous: the machine's cores are shared with the rest of the suite. */
 const UI_TIMEOUT_MS = 30_000
 const OTHER_DEVICE = 'Other device/1.0'
 
-const chromiumMissing = !existsSync(CHROMIUM)
-// In CI a missing browser fails the run (a skipped browser test is not a passed one); elsewhere
-// the test is skipped, saying how to get the browser.
-const skip =
-  chromiumMissing && !process.env.CI
-    ? `${CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium) to run the browser test`
-    : false
+const skip = chromiumSkip
 
 /** Reports the page's Content-Security-Policy violations on the console (init scripts are exempt). */
 const REPORT_CSP_VIOLATIONS = `document.addEventListener('securitypolicyviolation', (event) =>

@@ -9,7 +9,7 @@
  * Screenshots of each step are saved under test-artifacts/browser/ (git-ignored).
  */
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { FastifyInstance } from 'fastify'
@@ -24,29 +24,13 @@ import {
   uniqueUser,
   type ProductBody,
 } from '../../support/app.js'
+import { CHROMIUM, CHROMIUM_ARGS, chromiumMissing, chromiumSkip } from '../../support/chromium.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-]
 const SCREENSHOTS = path.resolve('test-artifacts', 'browser')
 /** Generous: the machine's cores are shared with the rest of the suite, and the bundles are megabytes. */
 const UI_TIMEOUT_MS = 30_000
 
-const chromiumMissing = !existsSync(CHROMIUM)
-// In CI a missing browser fails the run (a skipped browser test is not a passed one); elsewhere
-// the test is skipped, saying how to get the browser.
-const skip =
-  chromiumMissing && !process.env.CI
-    ? `${CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium) to run the browser test`
-    : false
+const skip = chromiumSkip
 
 /** What a browser context did: every URL it requested, what failed, what was refused, what threw. */
 interface Recording {
