@@ -262,10 +262,16 @@ export function schemaArbitraries(document: object): SchemaArbitraries {
       } catch {
         // (lookaround): only the filtered random text below
       }
-      choices.push(
-        ...ifMostlyPasses(fc.string({ unit: 'binary', minLength, maxLength: Math.min(maxLength, 40) }), fits),
+      const short = ifMostlyPasses(
+        fc.string({ unit: 'binary', minLength, maxLength: Math.min(maxLength, 40) }),
+        fits,
       )
-      choices.push(...ifMostlyPasses(fc.string({ unit: 'binary', minLength: maxLength, maxLength }), fits))
+      choices.push(...short)
+      // Text of the longest length the schema allows, for a pattern that random text mostly
+      // passes. Sampling it costs seconds for long limits, so it is tried only where it can
+      // pass: a pattern that refuses most short random text refuses longer text at least as often.
+      if (short.length > 0 && schema.maxLength !== undefined)
+        choices.push(...ifMostlyPasses(fc.string({ unit: 'binary', minLength: maxLength, maxLength }), fits))
     } else {
       choices.push(fc.string({ unit: 'grapheme-ascii', minLength, maxLength: Math.min(maxLength, 40) }))
       choices.push(fc.string({ unit: 'binary', minLength, maxLength: Math.min(maxLength, 40) }))

@@ -89,6 +89,17 @@ export class World {
     return response.body as { access_token: string; refresh_token: string }
   }
 
+  /** A new session for an account whose password still works; false when it does not. */
+  async loginAgain(account: Account): Promise<boolean> {
+    const response = await this.call('POST', '/login', {
+      form: { username: account.email, password: account.password },
+    })
+    if (response.status !== 200 || typeof response.body.access_token !== 'string') return false
+    account.token = response.body.access_token
+    account.refreshToken = response.body.refresh_token as string
+    return true
+  }
+
   async createProduct(token: string) {
     const sku = uniqueSku()
     const response = await this.call('POST', '/product/', {
@@ -158,7 +169,10 @@ export class World {
   async ensure() {
     for (const who of ['user', 'admin', 'other'] as const) {
       let account = this.accounts[who]
-      const me = await this.call('GET', '/users/me', { token: account.token })
+      let me = await this.call('GET', '/users/me', { token: account.token })
+      // A session ended (a logout): the account itself is intact, so a login puts it back.
+      if (me.status === 401 && (await this.loginAgain(account)))
+        me = await this.call('GET', '/users/me', { token: account.token })
       if (me.status !== 200 || me.body.role !== account.role) {
         account = this.accounts[who] = await this.createAccount(account.role)
         continue
