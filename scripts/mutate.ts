@@ -100,7 +100,8 @@ async function runGroup(name: string, full: boolean) {
 /**
  * A mutant's test file is stopped at its first failure (that is what makes a run fast), before
  * its `after` hooks drop the databases it made: this drops the test databases (named
- * fastauth_test_<time in base 36>_…, test/support/app.ts) and SQLite folders made since `since`.
+ * fastauth_mutant_<time in base 36>_…, test/support/app.ts) and SQLite folders made since `since`.
+ * Only the mutants' own: a test run beside this one names its databases fastauth_test_….
  */
 async function dropLeftovers(since: number) {
   const madeSince = (name: string) => {
@@ -116,7 +117,7 @@ async function dropLeftovers(since: number) {
             pool: new pg.Pool({ connectionString: process.env.TEST_POSTGRES_URL, max: 1 }),
           }),
         }),
-      "select datname as name from pg_database where datname like 'fastauth\\_test\\_%'",
+      "select datname as name from pg_database where datname like 'fastauth\\_mutant\\_%'",
     ],
     [
       process.env.TEST_MYSQL_URL,
@@ -126,7 +127,7 @@ async function dropLeftovers(since: number) {
             pool: createPool({ uri: process.env.TEST_MYSQL_URL!, connectionLimit: 1 }),
           }),
         }),
-      "select schema_name as name from information_schema.schemata where schema_name like 'fastauth\\_test\\_%'",
+      "select schema_name as name from information_schema.schemata where schema_name like 'fastauth\\_mutant\\_%'",
     ],
   ]
   let dropped = 0
@@ -146,7 +147,7 @@ async function dropLeftovers(since: number) {
     }
   }
   for (const entry of readdirSync(tmpdir()))
-    if (entry.startsWith('fastauth-test-') && statSync(path.join(tmpdir(), entry)).mtimeMs >= since)
+    if (entry.startsWith('fastauth-mutant-') && statSync(path.join(tmpdir(), entry)).mtimeMs >= since)
       rmSync(path.join(tmpdir(), entry), { recursive: true, force: true })
   if (dropped > 0) console.log(`dropped ${dropped} test database(s) left by stopped test files`)
 }
@@ -188,6 +189,8 @@ function summarize(): string {
 
 const options = parseArguments(process.argv.slice(2))
 process.env.NODE_ENV = 'test'
+// The test files' databases are named fastauth_mutant_… (dropLeftovers).
+process.env.TEST_DATABASE_TAG = 'mutant'
 for (const [variable, engine] of Object.entries({
   TEST_POSTGRES_URL: 'PostgreSQL',
   TEST_MYSQL_URL: 'MySQL/MariaDB',

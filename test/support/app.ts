@@ -25,12 +25,22 @@ interface TestEngine {
   create(): Promise<TestDatabase>
 }
 
-const uniqueName = (prefix: string) =>
-  `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`
+/**
+ * What the names of test databases (and of SQLite folders, with a dash) start with:
+ * `fastauth_test`, or `fastauth_<TEST_DATABASE_TAG>`. `npm run mutate` sets the tag, so that what
+ * its stopped test files leave behind is told apart from the databases of a test run beside it.
+ */
+const tag = process.env.TEST_DATABASE_TAG ?? 'test'
+if (!/^[a-z][a-z0-9]*$/.test(tag))
+  throw new Error(`TEST_DATABASE_TAG must be one word of lowercase letters and digits, not "${tag}"`)
+export const TEST_DATABASE_PREFIX = `fastauth_${tag}`
+
+const uniqueName = () =>
+  `${TEST_DATABASE_PREFIX}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`
 
 /** A fresh SQLite file in its own temporary folder. */
 async function createSqliteDatabase(): Promise<TestDatabase> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'fastauth-test-'))
+  const dir = mkdtempSync(path.join(tmpdir(), `${TEST_DATABASE_PREFIX.replace('_', '-')}-`))
   return {
     url: `sqlite:///${path.join(dir, 'test.db')}`,
     drop: async () => rmSync(dir, { recursive: true, force: true }),
@@ -39,7 +49,7 @@ async function createSqliteDatabase(): Promise<TestDatabase> {
 
 /** A fresh PostgreSQL database next to the one TEST_POSTGRES_URL names, dropped afterwards. */
 async function createPostgresDatabase(adminUrl: string): Promise<TestDatabase> {
-  const name = uniqueName('fastauth_test')
+  const name = uniqueName()
   const admin = new Kysely<unknown>({
     dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: adminUrl, max: 1 }) }),
   })
@@ -61,7 +71,7 @@ async function createPostgresDatabase(adminUrl: string): Promise<TestDatabase> {
 
 /** A fresh MySQL/MariaDB database on the server TEST_MYSQL_URL names, dropped afterwards. */
 async function createMysqlDatabase(adminUrl: string): Promise<TestDatabase> {
-  const name = uniqueName('fastauth_test')
+  const name = uniqueName()
   const connect = () =>
     new Kysely<unknown>({
       dialect: new MysqlDialect({ pool: createPool({ uri: adminUrl, connectionLimit: 1 }) }),
