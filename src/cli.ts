@@ -1,6 +1,5 @@
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
-import { buildApp } from './app.js'
 import { createAccount } from './services/accounts.js'
 import { loadConfig, readEnvFile, type Config } from './config.js'
 import { createMigrator, migrateToLatest } from './db/migrator.js'
@@ -100,11 +99,20 @@ async function readPassword(): Promise<string> {
   return first
 }
 
+/**
+ * The whole application, imported only by the commands that need it: its routes and plugins take
+ * a second to load, which `migrate`, `seed` and `help` would otherwise wait for.
+ */
+async function loadApp(config: Config) {
+  const { buildApp } = await import('./app.js')
+  return buildApp(config, { logger: false })
+}
+
 async function createAdmin(config: Config, args: string[]) {
   const values = parseOptions(args, { email: { type: 'string' }, name: { type: 'string' } })
   if (!values.email) throw new UsageError('create-admin needs --email')
   const password = await readPassword()
-  const app = await buildApp(config, { logger: false })
+  const app = await loadApp(config)
   try {
     await app.ready()
     const admin = await createAccount(
@@ -165,10 +173,7 @@ async function seed(config: Config, args: string[]) {
 
 async function printOpenApi(config: Config) {
   // The document comes from the routes alone: no database is needed to print it.
-  const app = await buildApp(
-    { ...config, databaseUrl: 'sqlite::memory:', firstAdminEmail: undefined },
-    { logger: false },
-  )
+  const app = await loadApp({ ...config, databaseUrl: 'sqlite::memory:', firstAdminEmail: undefined })
   await app.ready()
   process.stdout.write(`${JSON.stringify(app.swagger(), null, 2)}\n`)
   await app.close()
