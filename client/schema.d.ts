@@ -582,6 +582,153 @@ export interface paths {
     patch?: never
     trace?: never
   }
+  '/.well-known/jwks.json': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    /**
+     * The public keys that verify access tokens (JWKS)
+     * @description Every key that verifies access tokens now, named by the `kid` of the tokens. Cache it for at most the `max-age` of Cache-Control; a token naming a `kid` not in a cached set means the set must be fetched again.
+     */
+    get: {
+      parameters: {
+        query?: never
+        header?: never
+        path?: never
+        cookie?: never
+      }
+      requestBody?: never
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/json': {
+              /** @description the keys that verify access tokens now: the current one, one published before it signs, and those retired from signing whose tokens have not expired. Empty with an HS algorithm (SECRET_KEY is never published) */
+              keys: {
+                kty: 'RSA' | 'EC' | 'OKP'
+                /** @description RFC 7638 thumbprint of the key (SHA-256): the `kid` of the tokens it signs */
+                kid: string
+                /** @example EdDSA */
+                alg: string
+                /** @enum {string} */
+                use: 'sig'
+                /** @description RSA modulus */
+                n?: string
+                /** @description RSA exponent */
+                e?: string
+                /**
+                 * @example Ed25519
+                 * @example P-256
+                 */
+                crv?: string
+                /** @description curve point x */
+                x?: string
+                /** @description curve point y (EC) */
+                y?: string
+              }[]
+            }
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    put?: never
+    post?: never
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/.well-known/openid-configuration': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    /** Where the keys and the token endpoint are (discovery) */
+    get: {
+      parameters: {
+        query?: never
+        header?: never
+        path?: never
+        cookie?: never
+      }
+      requestBody?: never
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/json': {
+              /** @description the `iss` of every access token (JWT_ISSUER) */
+              issuer: string
+              /** Format: uri */
+              jwks_uri: string
+              /**
+               * Format: uri
+               * @description POST /login (the password grant)
+               */
+              token_endpoint: string
+              /**
+               * @example [
+               *       "password"
+               *     ]
+               */
+              grant_types_supported: string[]
+              /**
+               * @example [
+               *       "none"
+               *     ]
+               */
+              token_endpoint_auth_methods_supported: string[]
+              /**
+               * @example [
+               *       "public"
+               *     ]
+               */
+              subject_types_supported: string[]
+              /** @description the algorithms of the keys in jwks_uri (or the HS algorithm) */
+              access_token_signing_alg_values_supported: string[]
+            }
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    put?: never
+    post?: never
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
   '/login/mfa': {
     parameters: {
       query?: never

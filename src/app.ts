@@ -33,6 +33,7 @@ import auditRoutes from './routes/audit/index.js'
 import authRoutes from './routes/auth/index.js'
 import docsRoutes from './routes/docs/index.js'
 import healthRoutes from './routes/health/index.js'
+import keyRoutes from './routes/keys/index.js'
 import mfaRoutes from './routes/mfa/index.js'
 import metricsRoutes from './routes/metrics/index.js'
 import passkeyRoutes from './routes/passkeys/index.js'
@@ -126,6 +127,7 @@ async function registerRoutes(app: FastifyInstance, config: Config) {
   await app.register(metricsRoutes, { config })
   await app.register(docsRoutes, { config })
   await app.register(authRoutes, { config })
+  await app.register(keyRoutes, { config })
   await app.register(mfaRoutes, { config })
   await app.register(passkeyRoutes, { config })
   await app.register(authenticated(sessionsRoutes))

@@ -6,6 +6,7 @@ import { createMigrator, migrateToLatest } from './db/migrator.js'
 import { openDatabase } from './db/open.js'
 import { parseDatabaseUrl, type DatabaseTarget } from './db/target.js'
 import { DomainError } from './services/errors.js'
+import { keysCommand } from './cli/keys.js'
 import { seedDatabase } from './cli/seed.js'
 import { describeStartupError } from './process/startup-errors.js'
 
@@ -19,6 +20,8 @@ Commands:
                              create an admin; the password is asked for (without echo) when
                              interactive, else read from ADMIN_PASSWORD or the first line of stdin
   openapi                    print the OpenAPI document (JSON)
+  keys [list]                the keys access tokens are signed with, and their state
+  keys rotate                publish the next signing key; it signs once every cache has it
   seed [--products N] [--users N] [--password P]
                              add demo data: N products (default 1000) owned by N users
                              (default 10) who share the password P (default "seed password")
@@ -171,6 +174,20 @@ async function seed(config: Config, args: string[]) {
   }
 }
 
+async function keys(config: Config, action: string | undefined) {
+  const app = await loadApp(config)
+  try {
+    await app.ready()
+    for (const line of await keysCommand(app.signingKeys, action)) console.log(line)
+  } catch (error) {
+    if (error instanceof DomainError)
+      throw error.kind === 'bad_request' ? new UsageError(error.detail) : new Error(error.detail)
+    throw error
+  } finally {
+    await app.close()
+  }
+}
+
 async function printOpenApi(config: Config) {
   // The document comes from the routes alone: no database is needed to print it.
   const app = await loadApp({ ...config, databaseUrl: 'sqlite::memory:', firstAdminEmail: undefined })
@@ -197,6 +214,8 @@ async function main(argv: string[]) {
       return createAdmin(config, rest)
     case 'openapi':
       return printOpenApi(config)
+    case 'keys':
+      return keys(config, rest[0])
     case 'seed':
       return seed(config, rest)
     default:

@@ -1,14 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
-import {
-  SignJWT,
-  errors as joseErrors,
-  importPKCS8,
-  importSPKI,
-  jwtVerify,
-  type CryptoKey,
-  type JWTPayload,
-} from 'jose'
+import { SignJWT, errors as joseErrors, jwtVerify, type CryptoKey, type JWTPayload } from 'jose'
 import type { Config } from '../config.js'
 import { systemClock, type Clock } from '../services/clock.js'
 
@@ -71,40 +62,28 @@ export interface TokenService {
 }
 
 /**
- * Keys are imported once: jose verifies HS256 in a few microseconds with a ready CryptoKey and
- * spends more than twice that re-importing raw bytes on every call.
+ * The keys tokens are signed and verified with (services/signing-keys.ts): SECRET_KEY for the HS
+ * algorithms, else the stored keys, each named by its `kid`.
  */
-async function importKeys(
-  config: Config,
-): Promise<{ signingKey: CryptoKey | Uint8Array; verifyingKey: CryptoKey | Uint8Array }> {
-  const algorithm = config.jwtAlgorithm
-  if (algorithm.startsWith('HS')) {
-    const secret = new TextEncoder().encode(config.secretKey)
-    const key = await crypto.subtle.importKey(
-      'raw',
-      secret,
-      { name: 'HMAC', hash: `SHA-${algorithm.slice(2)}` },
-      // Stryker disable next-line BooleanLiteral: not extractable; nothing here exports a key, so `true` would change nothing observable.
-      false,
-      ['sign', 'verify'],
-    )
-    return { signingKey: key, verifyingKey: key }
-  }
-  return {
-    signingKey: await importPKCS8(await readFile(config.jwtPrivateKeyFile!, 'utf8'), algorithm),
-    verifyingKey: await importSPKI(await readFile(config.jwtPublicKeyFile!, 'utf8'), algorithm),
-  }
+export interface TokenKeys {
+  /** The key that signs now, its `kid` and algorithm. */
+  signer(): Promise<{ kid: string; algorithm: string; key: CryptoKey | Uint8Array }>
+  /** The key named `kid` if it verifies tokens of `algorithm` now; else it throws. */
+  verifier(kid: string | undefined, algorithm: string | undefined): Promise<CryptoKey | Uint8Array>
+  /** The algorithms a token may be signed with now: never `none`, never one without a key. */
+  algorithms(): readonly string[]
 }
 
-export async function createTokenService(config: Config, clock: Clock = systemClock): Promise<TokenService> {
-  const algorithm = config.jwtAlgorithm
-  const { signingKey, verifyingKey } = await importKeys(config)
+export async function createTokenService(
+  config: Config,
+  keys: TokenKeys,
+  clock: Clock = systemClock,
+): Promise<TokenService> {
   const lifetimeSeconds = config.accessTokenExpireMinutes * 60
-  // The allow-list is exactly the configured algorithm: never `none`, never a symmetric/asymmetric swap.
-  // `typ` keeps any other JWT signed with the same key (an ID token, a future token kind) from
-  // passing for an access token (RFC 8725 §3.11).
+  // The allow-list holds the algorithms of the keys only, each key pinned to its own: never
+  // `none`, never a symmetric/asymmetric swap. `typ` keeps any other JWT signed with the same key
+  // (an ID token, a future token kind) from passing for an access token (RFC 8725 §3.11).
   const verifyOptions = {
-    algorithms: [algorithm],
     issuer: config.jwtIssuer,
     audience: config.jwtAudience,
     typ: ACCESS_TOKEN_TYPE,
@@ -124,28 +103,30 @@ export async function createTokenService(config: Config, clock: Clock = systemCl
         exp: iat + lifetimeSeconds,
         amr: methods,
       }
+      const signer = await keys.signer()
       const token = await new SignJWT({
         user_id: claims.user_id,
         role: claims.role,
         sid: claims.sid,
         amr: methods,
       })
-        .setProtectedHeader({ alg: algorithm, typ: ACCESS_TOKEN_TYPE })
+        .setProtectedHeader({ alg: signer.algorithm, typ: ACCESS_TOKEN_TYPE, kid: signer.kid })
         .setSubject(claims.sub)
         .setJti(claims.jti)
         .setIssuedAt(iat)
         .setExpirationTime(claims.exp)
         .setIssuer(config.jwtIssuer)
         .setAudience(config.jwtAudience)
-        .sign(signingKey)
+        .sign(signer.key)
       return { token, expiresIn: lifetimeSeconds, claims }
     },
 
     async verifyAccessToken(token) {
       let payload: JWTPayload
       try {
-        ;({ payload } = await jwtVerify(token, verifyingKey, {
+        ;({ payload } = await jwtVerify(token, (header) => keys.verifier(header.kid, header.alg), {
           ...verifyOptions,
+          algorithms: [...keys.algorithms()],
           currentDate: new Date(clock.now()),
         }))
       } catch (error) {

@@ -38,6 +38,7 @@ export interface Config {
   jwtAlgorithm: JwtAlgorithm
   jwtPrivateKeyFile: string | undefined
   jwtPublicKeyFile: string | undefined
+  jwtKeyRotationDays: number
   jwtIssuer: string
   jwtAudience: string
   accessTokenExpireMinutes: number

@@ -178,6 +178,25 @@ export interface WebAuthnChallengesTable {
   expires_at: Timestamp
 }
 
+/** A key access tokens are signed with (asymmetric algorithms only). */
+export interface SigningKeysTable {
+  /** RFC 7638 thumbprint of the public key (SHA-256, base64url): the tokens' `kid`. */
+  kid: string
+  /** 1, 2, 3…: the order keys were made in; unique. */
+  generation: number
+  algorithm: string
+  /** The public key as a JWK, JSON. */
+  public_jwk: string
+  /** The PKCS#8 PEM, encrypted at rest; null once the key is retired. */
+  private_key: string | null
+  /** Published (in the JWKS, verifying) from then on. */
+  created_at: Timestamp
+  /** Signs from then on, until a later generation activates. */
+  activates_at: Timestamp
+  /** Stops verifying (leaves the JWKS) then; null while no later key replaces it. */
+  retires_at: ColumnType<Date | null, Date | null | undefined, Date | null>
+}
+
 export interface Database {
   users: UsersTable
   products: ProductsTable
@@ -192,6 +211,7 @@ export interface Database {
   mfa_tokens: MfaTokensTable
   passkeys: PasskeysTable
   webauthn_challenges: WebAuthnChallengesTable
+  signing_keys: SigningKeysTable
 }
 
 export type UserRow = Selectable<UsersTable>
@@ -210,3 +230,4 @@ export type MfaTokenRow = Selectable<MfaTokensTable>
 export type NewMfaTokenRow = Insertable<MfaTokensTable>
 export type PasskeyRow = Selectable<PasskeysTable>
 export type NewPasskeyRow = Insertable<PasskeysTable>
+export type SigningKeyRow = Selectable<SigningKeysTable>

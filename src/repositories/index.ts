@@ -10,6 +10,7 @@ import { createProductsRepository, type ProductsRepository } from './products.js
 import { createReadinessProbeRepository, type ReadinessProbeRepository } from './readiness-probe.js'
 import { createRecoveryCodesRepository, type RecoveryCodesRepository } from './recovery-codes.js'
 import { createSessionsRepository, type SessionsRepository } from './sessions.js'
+import { createSigningKeysRepository, type SigningKeysRepository } from './signing-keys.js'
 import { createTotpFactorsRepository, type TotpFactorsRepository } from './totp-factors.js'
 import { createUsersRepository, type UsersRepository } from './users.js'
 import {
@@ -31,6 +32,7 @@ export interface Repositories {
   mfaTokens: MfaTokensRepository
   passkeys: PasskeysRepository
   webauthnChallenges: WebAuthnChallengesRepository
+  signingKeys: SigningKeysRepository
   /**
    * Runs `effect` once the surrounding transaction has committed, and not at all if it rolls
    * back; outside a transaction, at once. For effects beyond the database (the shared revocation
@@ -59,6 +61,7 @@ export function createRepositories(
     mfaTokens: createMfaTokensRepository(db, engine),
     passkeys: createPasskeysRepository(db, engine),
     webauthnChallenges: createWebAuthnChallengesRepository(db),
+    signingKeys: createSigningKeysRepository(db),
   }
 }
 

@@ -7,6 +7,7 @@ import { test } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { SignJWT, decodeJwt, type JWTPayload } from 'jose'
 import { createTokenService, ISSUED_AT_LEEWAY_SECONDS, TokenError } from '../../src/auth/tokens.js'
+import { createSecretSigningKeys } from '../../src/services/signing-keys.js'
 import {
   assertProblem,
   bearer,
@@ -14,13 +15,14 @@ import {
   registerAndLogin,
   TEST_SECRET,
   testConfig,
+  TEST_KID,
 } from '../support/app.js'
 import { SECOND, TestClock } from '../support/clock.js'
 
 const LIFETIME_SECONDS = 15 * 60
 const key = new TextEncoder().encode(TEST_SECRET)
 const sign = (payload: JWTPayload) =>
-  new SignJWT(payload).setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' }).sign(key)
+  new SignJWT(payload).setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid: TEST_KID }).sign(key)
 
 const currentUser = (app: FastifyInstance, token: string) =>
   app.inject({ method: 'GET', url: '/current-user', headers: bearer(token) })
@@ -96,7 +98,11 @@ describeEachEngine(
 
 test('the token service: verification reads the clock it is given, for exp and for iat', async () => {
   const serviceClock = new TestClock(Date.UTC(2030, 0, 1))
-  const tokens = await createTokenService(testConfig(), serviceClock)
+  const tokens = await createTokenService(
+    testConfig(),
+    await createSecretSigningKeys(TEST_SECRET, 'HS256'),
+    serviceClock,
+  )
   const { token, claims } = await tokens.issueAccessToken({ id: 7, role: 'admin' }, 'session-1', ['pwd'])
   assert.equal(claims.iat, serviceClock.seconds, 'issued at the clock time')
   assert.equal(claims.exp, serviceClock.seconds + LIFETIME_SECONDS)
@@ -123,7 +129,11 @@ test('the token service: verification reads the clock it is given, for exp and f
 
 test('the token service: every claim we issue must be there with its type, or the token is invalid', async () => {
   const serviceClock = new TestClock()
-  const tokens = await createTokenService(testConfig(), serviceClock)
+  const tokens = await createTokenService(
+    testConfig(),
+    await createSecretSigningKeys(TEST_SECRET, 'HS256'),
+    serviceClock,
+  )
   const { claims } = await tokens.issueAccessToken({ id: 7, role: 'user' }, 'session-1', [
     'pwd',
     'otp',
@@ -159,14 +169,18 @@ test('the token service: every claim we issue must be there with its type, or th
 
 test('the token service: a bad signature is invalid, an expired token says it expired', async () => {
   const serviceClock = new TestClock()
-  const tokens = await createTokenService(testConfig(), serviceClock)
+  const tokens = await createTokenService(
+    testConfig(),
+    await createSecretSigningKeys(TEST_SECRET, 'HS256'),
+    serviceClock,
+  )
   const { token, claims } = await tokens.issueAccessToken({ id: 7, role: 'user' }, 'session-1', [
     'pwd',
     'otp',
     'mfa',
   ])
   const forged = await new SignJWT({ ...claims })
-    .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' })
+    .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid: TEST_KID })
     .sign(new TextEncoder().encode('another-secret-key-that-is-long-enough-0123'))
   await assert.rejects(tokens.verifyAccessToken(forged), (error: unknown) => {
     assert.ok(error instanceof TokenError)
@@ -183,7 +197,11 @@ test('the token service: a bad signature is invalid, an expired token says it ex
 
 test('a token issued before `amr` existed verifies as a password login: amr ["pwd"]', async () => {
   const serviceClock = new TestClock()
-  const tokens = await createTokenService(testConfig(), serviceClock)
+  const tokens = await createTokenService(
+    testConfig(),
+    await createSecretSigningKeys(TEST_SECRET, 'HS256'),
+    serviceClock,
+  )
   const { claims } = await tokens.issueAccessToken({ id: 7, role: 'user' }, 'session-1', [
     'pwd',
     'otp',

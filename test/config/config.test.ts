@@ -2,11 +2,14 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { after, describe, test } from 'node:test'
 import { ConfigError, loadConfig, readEnvFile } from '../../src/config.js'
 import { DatabaseUrlError, describeTarget, parseDatabaseUrl } from '../../src/db/target.js'
 
 const SECRET = 'a-secret-key-of-more-than-32-bytes-0123456789'
+/** A file that exists, for the variables that only check that their file does. */
+const EXISTING_FILE = fileURLToPath(import.meta.url)
 
 const tempDirs: string[] = []
 function tempDir(): string {
@@ -120,10 +123,25 @@ describe('loadConfig', () => {
       ['NODE_ENV=staging', { NODE_ENV: 'staging' }, 'NODE_ENV'],
       ['JWT_ALGORITHM=none', { JWT_ALGORITHM: 'none' }, 'JWT_ALGORITHM'],
       [
-        'JWT_ALGORITHM=RS256 without key files',
-        { JWT_ALGORITHM: 'RS256' },
-        /^JWT_(PRIVATE|PUBLIC)_KEY_FILE\b/,
+        'JWT_PRIVATE_KEY_FILE without JWT_PUBLIC_KEY_FILE',
+        { JWT_ALGORITHM: 'EdDSA', JWT_PRIVATE_KEY_FILE: EXISTING_FILE },
+        'JWT_PUBLIC_KEY_FILE',
       ],
+      [
+        'JWT_PUBLIC_KEY_FILE without JWT_PRIVATE_KEY_FILE',
+        { JWT_ALGORITHM: 'EdDSA', JWT_PUBLIC_KEY_FILE: EXISTING_FILE },
+        'JWT_PUBLIC_KEY_FILE',
+      ],
+      [
+        'a key file that does not exist',
+        {
+          JWT_ALGORITHM: 'EdDSA',
+          JWT_PRIVATE_KEY_FILE: '/nonexistent/key.pem',
+          JWT_PUBLIC_KEY_FILE: EXISTING_FILE,
+        },
+        'JWT_PRIVATE_KEY_FILE',
+      ],
+      ['JWT_KEY_ROTATION_DAYS=-1', { JWT_KEY_ROTATION_DAYS: '-1' }, 'JWT_KEY_ROTATION_DAYS'],
       ['DATABASE_URL=ftp://x', { DATABASE_URL: 'ftp://x' }, 'DATABASE_URL'],
       ['CORS_ORIGINS=*', { CORS_ORIGINS: '*' }, 'CORS_ORIGINS'],
       ['CORS_ORIGINS with a path', { CORS_ORIGINS: 'https://app.example.com/x' }, 'CORS_ORIGINS'],
@@ -155,8 +173,23 @@ describe('loadConfig', () => {
       })
     }
 
-    test('JWT_ALGORITHM=RS256 says which algorithm needs the key file', () => {
-      assert.match(assertConfigError(env({ JWT_ALGORITHM: 'RS256' }), /^JWT_/), /RS256/)
+    test('key files with an HS algorithm are refused: that algorithm signs with SECRET_KEY', () => {
+      const message = assertConfigError(
+        env({
+          JWT_ALGORITHM: 'HS256',
+          JWT_PRIVATE_KEY_FILE: EXISTING_FILE,
+          JWT_PUBLIC_KEY_FILE: EXISTING_FILE,
+        }),
+        'JWT_PRIVATE_KEY_FILE',
+      )
+      assert.match(message, /HS256 signs with SECRET_KEY/)
+    })
+
+    test('an asymmetric JWT_ALGORITHM needs no key files: the server makes its own key', () => {
+      const config = loadConfig(env({ JWT_ALGORITHM: 'EdDSA' }))
+      assert.equal(config.jwtAlgorithm, 'EdDSA')
+      assert.equal(config.jwtPrivateKeyFile, undefined)
+      assert.equal(config.jwtKeyRotationDays, 0)
     })
 
     test('a rejected METRICS_TOKEN is never repeated in the message', () => {

@@ -9,6 +9,7 @@ import { Kysely, MysqlDialect, PostgresDialect, sql } from 'kysely'
 import { createPool } from 'mysql2'
 import pg from 'pg'
 import { buildApp, type BuildOptions } from '../../src/app.js'
+import { secretKeyId } from '../../src/auth/signing-keys.js'
 import { loadConfig, type Config } from '../../src/config.js'
 
 export type EngineName = 'sqlite' | 'postgres' | 'mysql'
@@ -111,6 +112,8 @@ export function testEngines(): TestEngine[] {
 }
 
 export const TEST_SECRET = 'test-secret-key-that-is-long-enough-0123456789'
+/** The `kid` of the tokens TEST_SECRET signs (HS256): a forged token names it, as a real one does. */
+export const TEST_KID = secretKeyId(TEST_SECRET, 'HS256')
 
 /** Configuration for tests: passed in, never read from .env. */
 export function testConfig(env: Record<string, string | undefined> = {}): Config {

@@ -50,11 +50,15 @@ export const JWT_ALGORITHM = variable({
     'how tokens are signed: the HS algorithms with `SECRET_KEY`, the others with `JWT_PRIVATE_KEY_FILE` and `JWT_PUBLIC_KEY_FILE`',
 })
 
-/** The asymmetric algorithms sign with a key pair that must be there before anything starts. */
-function requiredForAsymmetricAlgorithms(file: string | undefined, { get, refuse }: Context): void {
+/**
+ * Key files are optional (without them the server makes its first key itself), but only for an
+ * asymmetric algorithm: files that would be ignored are a configuration mistake.
+ */
+function keyFileCheck(file: string | undefined, { get, refuse }: Context): void {
+  if (file === undefined) return
   const algorithm = get(JWT_ALGORITHM)
-  if (algorithm.startsWith('HS')) return
-  if (!file) return refuse(`is required when JWT_ALGORITHM=${algorithm}`)
+  if (algorithm.startsWith('HS'))
+    return refuse(`is for the asymmetric algorithms; JWT_ALGORITHM=${algorithm} signs with SECRET_KEY`)
   if (!existsSync(file)) refuse(`file "${file}" does not exist`)
 }
 
@@ -62,18 +66,36 @@ export const JWT_PRIVATE_KEY_FILE = variable({
   name: 'JWT_PRIVATE_KEY_FILE',
   type: text('file'),
   default: undefined,
-  check: requiredForAsymmetricAlgorithms,
+  check: keyFileCheck,
   fills: 'jwtPrivateKeyFile',
-  description: 'the private key, PEM (PKCS#8), for the asymmetric algorithms',
+  description:
+    'a private key, PEM (PKCS#8), imported as the signing key of an asymmetric `JWT_ALGORITHM` (without it the server makes its own)',
 })
 
 export const JWT_PUBLIC_KEY_FILE = variable({
   name: 'JWT_PUBLIC_KEY_FILE',
   type: text('file'),
   default: undefined,
-  check: requiredForAsymmetricAlgorithms,
+  check: (file, context) => {
+    // The two files come as a pair.
+    const privateFile = context.get(JWT_PRIVATE_KEY_FILE)
+    if (file === undefined && privateFile !== undefined)
+      context.refuse('is required with JWT_PRIVATE_KEY_FILE')
+    if (file !== undefined && privateFile === undefined)
+      context.refuse('needs JWT_PRIVATE_KEY_FILE too (the key files come as a pair)')
+    keyFileCheck(file, context)
+  },
   fills: 'jwtPublicKeyFile',
-  description: 'the public key, PEM (SPKI), for the asymmetric algorithms',
+  description: 'the public key, PEM (SPKI), of `JWT_PRIVATE_KEY_FILE`',
+})
+
+export const JWT_KEY_ROTATION_DAYS = variable({
+  name: 'JWT_KEY_ROTATION_DAYS',
+  type: integer(0, 3650),
+  default: 0,
+  fills: 'jwtKeyRotationDays',
+  description:
+    'with an asymmetric algorithm, make the next signing key once the current one has signed this many days (0: only `npm run cli -- keys rotate`)',
 })
 
 export const JWT_ISSUER = variable({
@@ -123,6 +145,7 @@ export const TOKEN_VARIABLES = [
   JWT_ALGORITHM,
   JWT_PRIVATE_KEY_FILE,
   JWT_PUBLIC_KEY_FILE,
+  JWT_KEY_ROTATION_DAYS,
   JWT_ISSUER,
   JWT_AUDIENCE,
   ACCESS_TOKEN_EXPIRE_MINUTES,

@@ -2,7 +2,10 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.js'
 import { createKnownSessions } from '../../auth/known-sessions.js'
+import { readFile } from 'node:fs/promises'
+import { createDataEncryption, dataEncryptionKeysOf } from '../../auth/data-encryption.js'
 import { createTokenService, type Role, type TokenService } from '../../auth/tokens.js'
+import { createSigningKeys, type SigningKeys } from '../../services/signing-keys.js'
 import type { UserRecord } from '../../repositories/users.js'
 import { createAuthenticationService } from '../../services/authentication.js'
 import { createEnrolmentPolicy } from '../../services/enrolment-policy.js'
@@ -12,6 +15,8 @@ import { bearerToken } from '../../http/bearer-token.js'
 declare module 'fastify' {
   interface FastifyInstance {
     tokens: TokenService
+    /** The keys tokens are signed and verified with, and their rotation (services/signing-keys.ts). */
+    signingKeys: SigningKeys
     /**
      * onRequest hook: a valid bearer token of a session the server issued to that user and did not
      * revoke, else 401. Sets request.actor. Revocation is checked in the
@@ -31,7 +36,28 @@ declare module 'fastify' {
 
 export default fp<{ config: Config }>(
   async (app, { config }) => {
-    const tokens = await createTokenService(config, app.clock)
+    const signingKeys = await createSigningKeys({
+      config,
+      keyFiles:
+        config.jwtPrivateKeyFile && config.jwtPublicKeyFile
+          ? {
+              privatePem: await readFile(config.jwtPrivateKeyFile, 'utf8'),
+              publicPem: await readFile(config.jwtPublicKeyFile, 'utf8'),
+            }
+          : undefined,
+      repos: app.repos,
+      transaction: (work) => app.transaction(work),
+      encryption: createDataEncryption(dataEncryptionKeysOf(config)),
+      clock: app.clock,
+      onReloadError: (error) =>
+        app.log.warn(
+          { err: error },
+          'signing keys: reading them again failed; the keys already read stay in use',
+        ),
+    })
+    await signingKeys.start()
+    app.decorate('signingKeys', signingKeys)
+    const tokens = await createTokenService(config, signingKeys, app.clock)
     app.decorate('tokens', tokens)
     app.decorateRequest('actor', null as unknown as Actor)
 

@@ -35,6 +35,10 @@ export default fp<{ config: Config }>(
             description:
               'Your passkeys (WebAuthn): register, list, rename, remove (POST /login/passkey is under auth)',
           },
+          {
+            name: 'keys',
+            description: 'The public keys that verify access tokens, for other services (JWKS and discovery)',
+          },
           { name: 'users', description: 'Registration and user management' },
           { name: 'products', description: 'Products (every route needs an access token)' },
           { name: 'audit', description: 'The security audit trail (admins)' },

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { SignJWT } from 'jose'
-import { uniqueSku, uniqueUser, type EngineContext } from '../../support/app.js'
+import { uniqueSku, uniqueUser, type EngineContext, TEST_KID } from '../../support/app.js'
 import { type Schema } from '../../support/schema-arbitraries.js'
 
 export interface Parameter {
@@ -149,7 +149,7 @@ export class World {
     const claims = { user_id: user.id, role: 'user', sid: sessionOf(user.token) }
     const sign = (secret: string, expiresAt: number) =>
       new SignJWT(claims)
-        .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' })
+        .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid: TEST_KID })
         .setSubject(String(user.id))
         .setJti(randomUUID())
         .setIssuedAt(expiresAt - 900)

@@ -71,24 +71,31 @@ for (const [alg, generate] of Object.entries(KEY_PAIRS)) {
     test('refuses an HS256 token signed with the public key as HMAC secret (algorithm confusion)', async () => {
       const user = await registerAndLogin(app)
       const claims = decodeJwt(user.token)
+      // The forger names the server's key, as its real tokens do.
+      const { kid } = decodeProtectedHeader(user.token)
       for (const secret of [keys.publicKey, keys.publicKey.trim()]) {
-        const confused = await sign(claims, bytes(secret), 'HS256')
+        const confused = await sign(claims, bytes(secret), 'HS256', kid)
         await assertRefused(app, `Bearer ${confused}`, { invalidToken: true })
       }
       // Nor does SECRET_KEY sign anything once an asymmetric algorithm is configured.
-      await assertRefused(app, `Bearer ${await sign(claims, bytes(TEST_SECRET), 'HS256')}`, {
+      await assertRefused(app, `Bearer ${await sign(claims, bytes(TEST_SECRET), 'HS256', kid)}`, {
         invalidToken: true,
       })
       await assertRefused(app, `Bearer ${unsigned(claims)}`, { invalidToken: true })
       // The same claims signed with the private key are accepted.
-      await assertAccepted(app, await sign(claims, await importPKCS8(keys.privateKey, alg), alg), user.id)
+      await assertAccepted(
+        app,
+        await sign(claims, await importPKCS8(keys.privateKey, alg), alg, kid),
+        user.id,
+      )
     })
 
     test('refuses a token signed with another key pair of the same kind', async () => {
       const user = await registerAndLogin(app)
       const claims = decodeJwt(user.token)
       const stranger = await importPKCS8(generate().privateKey, alg)
-      await assertRefused(app, `Bearer ${await sign(claims, stranger, alg)}`, { invalidToken: true })
+      const { kid } = decodeProtectedHeader(user.token)
+      await assertRefused(app, `Bearer ${await sign(claims, stranger, alg, kid)}`, { invalidToken: true })
     })
   })
 }

@@ -18,13 +18,14 @@ import {
   registerAndLogin,
   TEST_SECRET,
   uniqueSku,
+  TEST_KID,
 } from '../../support/app.js'
 
 /** A token signed with the server's own key, with the claims of a real one changed. */
 async function forge(real: string, changes: Record<string, unknown>): Promise<string> {
   const claims = { ...decodeJwt(real), ...changes }
   return new SignJWT(claims)
-    .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' })
+    .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid: TEST_KID })
     .sign(new TextEncoder().encode(TEST_SECRET))
 }
 

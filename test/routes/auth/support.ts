@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict'
 import type { FastifyInstance } from 'fastify'
 import { SignJWT, type CryptoKey, type JWTPayload } from 'jose'
-import { assertProblem, bearer } from '../../support/app.js'
+import { assertProblem, bearer, TEST_KID } from '../../support/app.js'
 
 // ------------------------------------------------------------------ helpers
 
@@ -42,9 +42,17 @@ export function invalidFields(response: Reply): string[] {
   return problem.errors.map((issue) => issue.field)
 }
 
-/** Signs a payload as is (claims included), with the given key and algorithm. */
-export function sign(payload: JWTPayload, key: Uint8Array | CryptoKey, alg = 'HS256') {
-  return new SignJWT(payload).setProtectedHeader({ alg, typ: 'at+jwt' }).sign(key)
+/**
+ * Signs a payload as is (claims included), with the given key and algorithm, naming the key `kid`
+ * (by default the test server's HS256 key, as a forger copies it from a real token).
+ */
+export function sign(
+  payload: JWTPayload,
+  key: Uint8Array | CryptoKey,
+  alg = 'HS256',
+  kid: string = TEST_KID,
+) {
+  return new SignJWT(payload).setProtectedHeader({ alg, typ: 'at+jwt', kid }).sign(key)
 }
 
 /** The token with one bit of its signature flipped (in the first byte, never in padding bits). */

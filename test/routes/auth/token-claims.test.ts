@@ -8,6 +8,7 @@ import {
   describeEachEngine,
   registerAndLogin,
   TEST_SECRET,
+  TEST_KID,
 } from '../../support/app.js'
 
 // Every token here is signed with the server's own key, as someone who obtained SECRET_KEY (or a
@@ -20,7 +21,7 @@ const nowSeconds = () => Math.floor(Date.now() / 1000)
 const key = new TextEncoder().encode(TEST_SECRET)
 
 function sign(payload: JWTPayload, header: { typ?: string } = { typ: 'at+jwt' }) {
-  return new SignJWT(payload).setProtectedHeader({ alg: 'HS256', ...header }).sign(key)
+  return new SignJWT(payload).setProtectedHeader({ alg: 'HS256', kid: TEST_KID, ...header }).sign(key)
 }
 
 async function currentUser(app: FastifyInstance, token: string) {
