@@ -70,8 +70,11 @@ export interface TokenKeys {
   signer(): Promise<{ kid: string; algorithm: string; key: CryptoKey | Uint8Array }>
   /** The key named `kid` if it verifies tokens of `algorithm` now; else it throws. */
   verifier(kid: string | undefined, algorithm: string | undefined): Promise<CryptoKey | Uint8Array>
-  /** The algorithms a token may be signed with now: never `none`, never one without a key. */
-  algorithms(): readonly string[]
+  /**
+   * The algorithms a token may name (never `none`, never an HS one beside asymmetric keys); the
+   * key its `kid` names must then be of that very algorithm.
+   */
+  acceptedAlgorithms(): readonly string[]
 }
 
 export async function createTokenService(
@@ -80,7 +83,8 @@ export async function createTokenService(
   clock: Clock = systemClock,
 ): Promise<TokenService> {
   const lifetimeSeconds = config.accessTokenExpireMinutes * 60
-  // The allow-list holds the algorithms of the keys only, each key pinned to its own: never
+  // The allow-list is the kind of key configured (HS, or the asymmetric ones), and each key is
+  // pinned to its own algorithm: never
   // `none`, never a symmetric/asymmetric swap. `typ` keeps any other JWT signed with the same key
   // (an ID token, a future token kind) from passing for an access token (RFC 8725 §3.11).
   const verifyOptions = {
@@ -126,7 +130,7 @@ export async function createTokenService(
       try {
         ;({ payload } = await jwtVerify(token, (header) => keys.verifier(header.kid, header.alg), {
           ...verifyOptions,
-          algorithms: [...keys.algorithms()],
+          algorithms: [...keys.acceptedAlgorithms()],
           currentDate: new Date(clock.now()),
         }))
       } catch (error) {

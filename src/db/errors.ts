@@ -39,6 +39,15 @@ export function isUniqueViolation(error: unknown): boolean {
   )
 }
 
+/**
+ * True when the database ended the transaction to break a deadlock (PostgreSQL 40P01, InnoDB
+ * ER_LOCK_DEADLOCK): the whole transaction was rolled back, and running it again may succeed.
+ */
+export function isDeadlock(error: unknown): boolean {
+  const code = codeOf(error)
+  return code === '40P01' || code === 'ER_LOCK_DEADLOCK'
+}
+
 const CONNECTION_ERROR_CODES = new Set([
   'ECONNREFUSED',
   'ENOTFOUND',

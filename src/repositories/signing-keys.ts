@@ -1,6 +1,6 @@
-import type { Kysely } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import type { Database, SigningKeyRow } from '../db/database.js'
-import { isUniqueViolation } from '../db/errors.js'
+import { isDeadlock, isUniqueViolation } from '../db/errors.js'
 
 export type { SigningKeyRow }
 
@@ -16,20 +16,25 @@ export function createSigningKeysRepository(db: Kysely<Database>) {
     },
 
     /**
-     * Adds a key. Answers false, and adds nothing, when a key of that generation exists already:
-     * another instance added it first.
+     * Adds a key. Answers false, and adds nothing, when a key of that generation (or that kid)
+     * exists already: another instance added it first. Inside a transaction the insert runs under
+     * a savepoint, so that the transaction can go on (PostgreSQL refuses every statement after a
+     * failed one otherwise).
      */
     async insert(key: Omit<SigningKeyRow, 'retires_at'>): Promise<boolean> {
+      const insert = db.insertInto('signing_keys').values({ ...key, retires_at: null })
+      if (db.isTransaction) await sql`savepoint signing_key`.execute(db)
       try {
-        await db
-          .insertInto('signing_keys')
-          .values({ ...key, retires_at: null })
-          .execute()
-        return true
+        await insert.execute()
       } catch (error) {
+        // A deadlock ended the whole transaction (savepoint included): the caller decides.
+        if (isDeadlock(error)) throw error
+        if (db.isTransaction) await sql`rollback to savepoint signing_key`.execute(db)
         if (isUniqueViolation(error)) return false
         throw error
       }
+      if (db.isTransaction) await sql`release savepoint signing_key`.execute(db)
+      return true
     },
 
     /** Gives every key but `kid` that has no retirement time yet this one. */

@@ -63,8 +63,14 @@ export interface SigningKeys {
   verifier(kid: string | undefined, algorithm: string | undefined): Promise<CryptoKey>
   /** The public keys that verify tokens now (next, current, retiring). */
   publicKeys(): Promise<PublicJwk[]>
-  /** The algorithms a token may be signed with now: those of the verifying keys. */
-  algorithms(): readonly string[]
+  /**
+   * The algorithms a token may name: the HS one, or every asymmetric one (a key of a new
+   * JWT_ALGORITHM made by another instance must reach `verifier`, which reads the keys again and
+   * pins each key to its own algorithm).
+   */
+  acceptedAlgorithms(): readonly string[]
+  /** The algorithms of the keys that verify tokens now (the discovery document's). */
+  publishedAlgorithms(): readonly string[]
   /** Every key, oldest first, with its state now. */
   list(): Promise<SigningKeyView[]>
   /**
@@ -127,7 +133,8 @@ export async function createSecretSigningKeys(
     async publicKeys() {
       return []
     },
-    algorithms: () => [algorithm],
+    acceptedAlgorithms: () => [algorithm],
+    publishedAlgorithms: () => [algorithm],
     async list() {
       return []
     },

@@ -1,8 +1,9 @@
 import type { CryptoKey } from 'jose'
-import type { JwtAlgorithm } from '../config.js'
+import { JWT_ALGORITHMS, type JwtAlgorithm } from '../config.js'
 import {
   generateKeyMaterial,
   importKeyMaterial,
+  isSymmetric,
   privateKeyOf,
   publicKeyOf,
   type AsymmetricAlgorithm,
@@ -10,6 +11,8 @@ import {
   type PublicJwk,
 } from '../auth/signing-keys.js'
 import { ISSUED_AT_LEEWAY_SECONDS } from '../auth/tokens.js'
+import { DataDecryptionError } from '../auth/data-encryption.js'
+import { isDeadlock } from '../db/errors.js'
 import type { SigningKeyRow } from '../repositories/signing-keys.js'
 import { conflict } from './errors.js'
 import {
@@ -40,6 +43,8 @@ interface LoadedKey {
 }
 
 const privateContext = (kid: string) => `signing-key:${kid}`
+
+const ASYMMETRIC_ALGORITHMS: readonly string[] = JWT_ALGORITHMS.filter((algorithm) => !isSymmetric(algorithm))
 
 /**
  * The stored keys of an asymmetric JWT_ALGORITHM, as one instance holds them: read from the
@@ -87,9 +92,18 @@ export class StoredSigningKeys implements SigningKeys {
       await this.read()
     }
     await this.rotateWhenDue(await this.deps.repos.signingKeys.list())
+    // The current key must be usable now, not at the first login.
+    await this.signer().catch((error: unknown) => {
+      if (!(error instanceof DataDecryptionError)) throw error
+      throw new Error(
+        'The signing key in the database cannot be decrypted: SECRET_KEY or DATA_ENCRYPTION_KEY changed since it was made. Restore the key it was made under, or list it in DATA_ENCRYPTION_PREVIOUS_KEYS (docs/security.md, "Secrets encrypted at rest")',
+      )
+    })
   }
 
   async signer(): Promise<SignerKey> {
+    // Never waits for the database: a token is signed inside the login's transaction, and on
+    // SQLite (one connection) a read here would wait for that transaction forever.
     this.keepFresh()
     const current = currentKey(this.keys, this.now())
     if (!current) throw new Error('No signing key is current: see `npm run cli -- keys list`')
@@ -120,7 +134,11 @@ export class StoredSigningKeys implements SigningKeys {
     return this.keys.filter((key) => !isRetired(key.row, now)).map((key) => key.publicJwk)
   }
 
-  algorithms(): readonly string[] {
+  acceptedAlgorithms(): readonly string[] {
+    return ASYMMETRIC_ALGORITHMS
+  }
+
+  publishedAlgorithms(): readonly string[] {
     return [...new Set(this.keys.map((key) => key.row.algorithm))]
   }
 
@@ -160,6 +178,8 @@ export class StoredSigningKeys implements SigningKeys {
    */
   private async add(material: KeyMaterial, activatesAt: Date): Promise<boolean> {
     const { transaction, encryption, clock, config } = this.deps
+    // Of two instances adding a key at once, InnoDB may end one transaction to break the
+    // deadlock of the insert and the retirement: that one lost the race.
     return transaction(async (repos) => {
       const rows = await repos.signingKeys.list()
       const added = await repos.signingKeys.insert({
@@ -182,6 +202,9 @@ export class StoredSigningKeys implements SigningKeys {
           ),
         )
       return added
+    }).catch((error: unknown) => {
+      if (isDeadlock(error)) return false
+      throw error
     })
   }
 
@@ -230,8 +253,12 @@ export class StoredSigningKeys implements SigningKeys {
   }
 
   /** Starts a re-read in the background once the keys are KEY_RELOAD_SECONDS old. */
+  private isStale() {
+    return this.now() - this.loadedAt >= KEY_RELOAD_SECONDS * 1000
+  }
+
   private keepFresh(): void {
-    if (this.now() - this.loadedAt < KEY_RELOAD_SECONDS * 1000) return
+    if (!this.isStale()) return
     this.loadedAt = this.now()
     this.reread().catch((error: unknown) => this.deps.onReloadError?.(error))
   }

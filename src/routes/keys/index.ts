@@ -47,7 +47,7 @@ export default async function keyRoutes(app: FastifyInstance, { config }: { conf
         grant_types_supported: ['password'],
         token_endpoint_auth_methods_supported: ['none'],
         subject_types_supported: ['public'],
-        access_token_signing_alg_values_supported: [...app.signingKeys.algorithms()],
+        access_token_signing_alg_values_supported: [...app.signingKeys.publishedAlgorithms()],
       }
     },
   )
