@@ -47,7 +47,7 @@ export const JWT_ALGORITHM = variable({
   default: 'HS256',
   fills: 'jwtAlgorithm',
   description:
-    'how tokens are signed: the HS algorithms with `SECRET_KEY`, the others with `JWT_PRIVATE_KEY_FILE` and `JWT_PUBLIC_KEY_FILE`',
+    'how tokens are signed: the HS algorithms with `SECRET_KEY`; the others with keys kept in the database and published at `/.well-known/jwks.json` (README, "Signing keys")',
 })
 
 /**
