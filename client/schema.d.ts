@@ -680,12 +680,9 @@ export interface paths {
             'application/json': {
               /** @description the `iss` of every access token (JWT_ISSUER) */
               issuer: string
-              /** Format: uri */
+              /** @description the URL of GET /.well-known/jwks.json */
               jwks_uri: string
-              /**
-               * Format: uri
-               * @description POST /login (the password grant)
-               */
+              /** @description the URL of POST /login (the password grant) */
               token_endpoint: string
               /**
                * @example [

@@ -35,8 +35,8 @@ export type JwksBody = Static<typeof Jwks>
 export const Discovery = Type.Object(
   {
     issuer: Type.String({ description: 'the `iss` of every access token (JWT_ISSUER)' }),
-    jwks_uri: Type.String({ format: 'uri' }),
-    token_endpoint: Type.String({ format: 'uri', description: 'POST /login (the password grant)' }),
+    jwks_uri: Type.String({ description: 'the URL of GET /.well-known/jwks.json' }),
+    token_endpoint: Type.String({ description: 'the URL of POST /login (the password grant)' }),
     grant_types_supported: Type.Array(Type.String(), { examples: [['password']] }),
     token_endpoint_auth_methods_supported: Type.Array(Type.String(), { examples: [['none']] }),
     subject_types_supported: Type.Array(Type.String(), { examples: [['public']] }),
