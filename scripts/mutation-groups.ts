@@ -63,6 +63,8 @@ export const mutationGroups: Record<string, MutationGroup> = {
       'test/routes/audit/audit-trail.test.ts',
       'test/routes/account/verification.test.ts',
       'test/auth/passwords.test.ts',
+      // The login that answers mfa_required, and the session a second factor opens.
+      'test/routes/mfa/totp-login.test.ts',
     ],
   },
   'second-factors': {

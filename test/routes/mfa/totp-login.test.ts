@@ -77,6 +77,15 @@ describeEachEngine(
       assert.equal(rows.length, 1)
       assert.notEqual(rows[0]!.token_hash, body.mfa_token)
       assert.ok(!JSON.stringify(rows).includes(String(body.mfa_token)))
+      assert.equal(
+        body.detail,
+        'The password is right; this account also needs a second factor: send the mfa_token with a code to POST /login/mfa.',
+      )
+      const [issued] = (await eventsOf(ctx.app, user.id)).slice(-1)
+      assert.deepEqual(
+        [issued!.event, issued!.outcome, JSON.parse(issued!.details!) as unknown],
+        ['mfa_challenge_issued', 'success', { factors: 'totp recovery_code' }],
+      )
     })
 
     test('a wrong password and an unknown user stay the same 401 for an enrolled account', async () => {
@@ -110,6 +119,36 @@ describeEachEngine(
       assert.deepEqual(amrOf(refreshed.json<{ access_token: string }>().access_token), ['pwd', 'otp', 'mfa'])
       const events = (await eventsOf(ctx.app, user.id)).map((row) => row.event)
       assert.deepEqual(events.slice(-2), ['mfa_challenge_issued', 'mfa_login_succeeded'])
+    })
+
+    test('a login with the second factor opens the re-authentication window of its session; a password login does not', async () => {
+      const { user, secret } = await enrolled()
+      const response = await loginWithCode(user, codeAt(secret, stepOf(clock)))
+      assert.equal(response.statusCode, 200, response.body)
+      const { access_token } = response.json<{ access_token: string }>()
+      const rows = await ctx.app.db
+        .selectFrom('sessions')
+        .select(['amr', 'factor_verified_at'])
+        .where('user_id', '=', user.id)
+        .orderBy('created_at')
+        .execute()
+      // The enrolling session (a password login) proved no factor at its login; this one did, now.
+      assert.deepEqual(
+        rows.map((row) => [row.amr, row.factor_verified_at?.getTime() ?? null]),
+        [
+          ['pwd', null],
+          ['pwd otp mfa', clock.now()],
+        ],
+      )
+      const regenerate = (authorization: string) =>
+        ctx.app.inject({
+          method: 'POST',
+          url: '/mfa/recovery-codes',
+          headers: { authorization },
+          payload: {},
+        })
+      assert.equal((await regenerate(`Bearer ${access_token}`)).statusCode, 200, 'no password needed')
+      assertProblem(await regenerate(`Bearer ${user.token}`), 403)
     })
 
     test('the code of the previous step and of the next step are accepted (one step of clock drift)', async () => {
