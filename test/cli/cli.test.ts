@@ -1,38 +1,16 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync } from 'node:fs'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { after, before, describe, test } from 'node:test'
+import { before, describe, test } from 'node:test'
 import { buildApp } from '../../src/app.js'
 import { openDatabase } from '../../src/db/open.js'
 import { parseDatabaseUrl } from '../../src/db/target.js'
 import { testConfig } from '../support/app.js'
+import { runCliProcess, workDir, type CliResult } from './support.js'
 
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url))
-/** tsx by absolute URL, so that the CLI can run in a folder of its own (away from any .env here). */
-const TSX = import.meta.resolve('tsx')
 const SECRET = 'cli-test-secret-key-0123456789-abcdefghij'
-/** Safety net only: a hung CLI fails its test instead of hanging the suite. */
-const TIMEOUT_MS = 60_000
 
-interface Result {
-  code: number | null
-  signal: NodeJS.Signals | null
-  stdout: string
-  stderr: string
-}
-
-const workDirs: string[] = []
-function workDir(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'fastauth-cli-'))
-  workDirs.push(dir)
-  return dir
-}
-after(() => {
-  for (const dir of workDirs) rmSync(dir, { recursive: true, force: true })
-})
+type Result = CliResult
 
 /** A fresh SQLite database URL (the file does not exist yet). */
 function freshDatabaseUrl(): string {
@@ -44,32 +22,11 @@ function runCli(
   args: string[],
   options: { databaseUrl: string; env?: Record<string, string>; input?: string; closeStdout?: boolean },
 ): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
-      cwd: workDir(),
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? '',
-        ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
-        NODE_ENV: 'test',
-        SECRET_KEY: SECRET,
-        DATABASE_URL: options.databaseUrl,
-        ...options.env,
-      },
-      stdio: ['pipe', 'pipe', 'pipe'],
-      timeout: TIMEOUT_MS,
-      killSignal: 'SIGKILL',
-    })
-    let stdout = ''
-    let stderr = ''
-    // Like `cli openapi | head`: the reader goes away before the CLI has written everything.
-    if (options.closeStdout) child.stdout.destroy()
-    else child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-    child.on('error', reject)
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }))
-    child.stdin.on('error', () => {}) // the CLI may exit before reading its input
-    child.stdin.end(options.input ?? '')
+  return runCliProcess(args, {
+    cwd: workDir(),
+    env: { NODE_ENV: 'test', SECRET_KEY: SECRET, DATABASE_URL: options.databaseUrl, ...options.env },
+    input: options.input,
+    closeStdout: options.closeStdout,
   })
 }
 

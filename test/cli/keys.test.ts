@@ -6,20 +6,14 @@
  * the CLI prints is compared with what it stored, read from the file directly (read-only).
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { createPrivateKey, createPublicKey } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { after, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import Database from 'better-sqlite3'
 import { calculateJwkThumbprint } from 'jose'
 import { createDataEncryption, deriveDataEncryptionKey } from '../../src/auth/data-encryption.js'
+import { runCliProcess, workDir, type CliResult } from './support.js'
 
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url))
-/** tsx by absolute URL, so that the CLI runs in a folder of its own (away from any .env here). */
-const TSX = import.meta.resolve('tsx')
 const SECRET = 'keys-cli-test-secret-0123456789-abcdefghijkl'
 /** Not the default (15), so that the old key's end shows it is counted from this setting. */
 const ACCESS_TOKEN_MINUTES = 20
@@ -27,14 +21,7 @@ const ACCESS_TOKEN_MINUTES = 20
 const PUBLISH_AHEAD_MS = 420_000
 /** The old key verifies until the new one signs + the token lifetime + the 60 s `iat` leeway. */
 const VERIFY_AFTER_MS = ACCESS_TOKEN_MINUTES * 60_000 + 60_000
-/** Safety net only: a hung CLI fails its test instead of hanging the suite. */
-const TIMEOUT_MS = 60_000
-
-interface Result {
-  code: number | null
-  stdout: string
-  stderr: string
-}
+type Result = CliResult
 
 interface StoredKey {
   kid: string
@@ -47,45 +34,19 @@ interface StoredKey {
   retires_at: string | null
 }
 
-const workDirs: string[] = []
-after(() => {
-  for (const dir of workDirs) rmSync(dir, { recursive: true, force: true })
-})
-
-/** A folder of its own: DATA_DIR, the working directory and the database file `x.db`. */
-function workDir(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'fastauth-keys-cli-'))
-  workDirs.push(dir)
-  return dir
-}
-
 /** Runs the CLI in `dir` with only the variables given (plus PATH and HOME). */
 function runCli(dir: string, args: string[], algorithm: string): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
-      cwd: dir,
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? '',
-        ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
-        NODE_ENV: 'test',
-        SECRET_KEY: SECRET,
-        DATA_DIR: dir,
-        DATABASE_URL: `sqlite:///${path.join(dir, 'x.db')}`,
-        LOG_LEVEL: 'silent',
-        JWT_ALGORITHM: algorithm,
-        ACCESS_TOKEN_EXPIRE_MINUTES: String(ACCESS_TOKEN_MINUTES),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: TIMEOUT_MS,
-      killSignal: 'SIGKILL',
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  return runCliProcess(args, {
+    cwd: dir,
+    env: {
+      NODE_ENV: 'test',
+      SECRET_KEY: SECRET,
+      DATA_DIR: dir,
+      DATABASE_URL: `sqlite:///${path.join(dir, 'x.db')}`,
+      LOG_LEVEL: 'silent',
+      JWT_ALGORITHM: algorithm,
+      ACCESS_TOKEN_EXPIRE_MINUTES: String(ACCESS_TOKEN_MINUTES),
+    },
   })
 }
 
