@@ -123,7 +123,8 @@ export const mutationGroups: Record<string, MutationGroup> = {
   },
   'rate-limit': {
     mutate: ['src/rate-limit/*.ts', 'src/services/attempts.ts'],
-    tests: ['test/rate-limit/*.test.ts'],
+    // limitAttempt: the limit a second-factor guess counts against once its account is known.
+    tests: ['test/rate-limit/*.test.ts', 'test/routes/mfa/attempt-limits.test.ts'],
   },
   users: {
     mutate: [

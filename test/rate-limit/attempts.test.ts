@@ -10,7 +10,8 @@ import {
   createMemoryCounterStore,
   type CounterStore,
 } from '../../src/rate-limit/counters.js'
-import { createAttemptLimits } from '../../src/services/attempts.js'
+import { createAttemptLimits, limitAttempt } from '../../src/services/attempts.js'
+import { DomainError } from '../../src/services/errors.js'
 import { MINUTE, TestClock } from '../support/clock.js'
 
 const silentLog = { debug() {}, info() {}, warn() {}, error() {} }
@@ -88,4 +89,33 @@ test('closing the stores: memory forgets its windows; the fallback closes both o
   })
   await fallback.close()
   assert.deepEqual(closed.sort(), ['memory', 'redis'])
+})
+
+test('limitAttempt: with the limits off nothing is counted and nothing refused; past a limit, 429 saying when to retry', async () => {
+  const { store, keys } = recordingCounters(new TestClock())
+  const off = createAttemptLimits({
+    limits: { enabled: false, attemptWindowMs: MINUTE, attemptsPerIp: 1, attemptsPerAccount: 1 },
+    counters: store,
+    count: () => {},
+  })
+  for (let i = 0; i < 3; i++) await limitAttempt(off, { ip: '192.0.2.1', log: silentLog }, 'second_factor', 7)
+  assert.deepEqual(keys, [])
+
+  const on = createAttemptLimits({
+    limits: { enabled: true, attemptWindowMs: MINUTE, attemptsPerIp: 10, attemptsPerAccount: 1 },
+    counters: store,
+    count: () => {},
+  })
+  await limitAttempt(on, { ip: '192.0.2.1', log: silentLog }, 'second_factor', 7)
+  await assert.rejects(
+    limitAttempt(on, { ip: '192.0.2.1', log: silentLog }, 'second_factor', 7),
+    (error: unknown) => {
+      assert.ok(error instanceof DomainError)
+      assert.deepEqual(
+        [error.kind, error.detail, error.facts.retryAfterSeconds],
+        ['too_many_attempts', 'Too many requests; try again in 60 seconds.', 60],
+      )
+      return true
+    },
+  )
 })

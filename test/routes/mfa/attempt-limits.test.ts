@@ -35,8 +35,12 @@ describeEachEngine(
       const mfa_token = mfaToken
       const sessions = (await ctx.app.repos.sessions.activeIds(user.id)).length
       const refused = await mfaLogin(ctx.app, { mfa_token, code: codeAt(secret, stepOf(clock)) })
-      assertProblem(refused, 429)
+      const problem = assertProblem(refused, 429)
       assert.ok(Number(refused.headers['retry-after']) >= 1, String(refused.headers['retry-after']))
+      assert.equal(
+        problem.detail,
+        `Too many requests; try again in ${refused.headers['retry-after']} seconds.`,
+      )
       assert.equal((await ctx.app.repos.sessions.activeIds(user.id)).length, sessions)
       // The refused right code was not spent: once the window has passed it logs in.
       clock.advance(15 * 60_000)
