@@ -121,6 +121,25 @@ export const mutationGroups: Record<string, MutationGroup> = {
       'test/repositories/webauthn-challenges.test.ts',
     ],
   },
+  'signing-keys': {
+    mutate: [
+      'src/auth/signing-keys.ts',
+      'src/services/signing-keys.ts',
+      'src/services/stored-signing-keys.ts',
+      'src/services/key-states.ts',
+    ],
+    tests: [
+      'test/routes/keys/*.test.ts',
+      'test/routes/auth/asymmetric-keys.test.ts',
+      'test/auth/tokens.test.ts',
+      'test/cli/keys.test.ts',
+    ],
+  },
+  'key-repository': {
+    sql: true,
+    mutate: ['src/repositories/signing-keys.ts'],
+    tests: ['test/repositories/signing-keys.test.ts'],
+  },
   'rate-limit': {
     mutate: ['src/rate-limit/*.ts', 'src/services/attempts.ts'],
     // limitAttempt: the limit a second-factor guess counts against once its account is known.
