@@ -74,6 +74,25 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       onPoolError: (error) => app.dbMonitor?.failed(error),
     })
 
+  try {
+    await assemble(app, config, options, database)
+  } catch (error) {
+    // A start that failed halfway (a plugin refusing the configuration, a database that does not
+    // answer) leaves nothing open behind it: the process, or a test, can then end.
+    await app.close().catch(() => undefined)
+    if (options.database === undefined) await database.db.destroy().catch(() => undefined)
+    throw error
+  }
+  return app
+}
+
+/** Everything the application is made of, registered in tiers. */
+async function assemble(
+  app: FastifyInstance,
+  config: Config,
+  options: BuildOptions,
+  database: DatabaseHandle,
+): Promise<void> {
   app.decorate('clock', options.clock ?? systemClock)
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema)
   // JSON bodies only (and the OAuth2 form on /login): a text/plain body is a 415, not a guess.
@@ -118,7 +137,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(productsPlugin, { config })
 
   await registerRoutes(app, config)
-  return app
 }
 
 /** Tier 3: the routes, over the services the plugins above decorated the app with. */
