@@ -102,6 +102,18 @@ async function visibleText(locator: Locator): Promise<string> {
   return (await locator.innerText()).trim()
 }
 
+/**
+ * The status line once it says `expected`. It is visible while empty and keeps the previous step's
+ * message until the page has its answer, so reading it right after a click races the request.
+ */
+async function statusSays(status: Locator, expected: string) {
+  await status
+    .filter({ hasText: expected })
+    .waitFor({ state: 'visible' })
+    .catch(() => undefined) // the assertion below says what it said instead
+  assert.equal((await status.innerText()).trim(), expected)
+}
+
 describe('the account page in a browser', { skip }, () => {
   let app: FastifyInstance
   let origin: string
@@ -251,7 +263,7 @@ class Visit {
     const before = await sessionRows(this.app, this.user.id)
     await this.page.getByRole('button', { name: 'Sign out' }).click()
     await this.page.locator('#sign-in').waitFor({ state: 'visible' })
-    assert.equal(await visibleText(this.status), 'You are signed out.')
+    await statusSays(this.status, 'You are signed out.')
     // The session the page had is ended, and nothing of the account stays on the page.
     const after = await sessionRows(this.app, this.user.id)
     assert.equal(after.at(-1)?.id, before.at(-1)?.id)
@@ -297,7 +309,7 @@ class Visit {
     await page.getByLabel('The 6-digit code the app shows now').fill(codeAt(secret, totpStep(Date.now())))
     await page.getByRole('button', { name: 'Turn on' }).click()
     const codes = await this.shownRecoveryCodes()
-    assert.equal(await visibleText(this.status), 'The authenticator app is on.')
+    await statusSays(this.status, 'The authenticator app is on.')
     assert.match(await visibleText(page.locator('#totp-status')), /^On\b/)
     assert.match(await visibleText(page.locator('#recovery-codes .note')), /not shown again/)
     assert.equal(await page.locator('#totp-setup').isHidden(), true)
@@ -328,7 +340,7 @@ class Visit {
     const { page } = this
     await page.getByLabel('Name of a new passkey (optional)').fill('Laptop')
     await page.getByRole('button', { name: 'Add a passkey' }).click()
-    assert.equal(await visibleText(this.status), 'The passkey “Laptop” is added.')
+    await statusSays(this.status, 'The passkey “Laptop” is added.')
     await page.locator('#passkey-list > li', { hasText: 'Laptop' }).waitFor()
     // TOTP came first: the recovery codes are not shown again for the passkey.
     assert.equal(await page.locator('#recovery-codes').isHidden(), true)
@@ -338,7 +350,7 @@ class Visit {
     await page.getByLabel('New name of Laptop').fill('Work laptop')
     await page.getByRole('button', { name: 'Save' }).click()
     await page.getByRole('button', { name: 'Remove Work laptop' }).waitFor()
-    assert.equal(await visibleText(this.status), 'The passkey is renamed.')
+    await statusSays(this.status, 'The passkey is renamed.')
     const rows = await passkeyRows(this.app, this.user.id)
     assert.deepEqual(
       rows.map((row) => row.name),
@@ -375,7 +387,7 @@ class Visit {
     assert.match(await items.filter({ hasText: '(this browser)' }).innerText(), /HeadlessChrome/)
     await screenshot(page, 'sessions')
     await items.filter({ hasText: OTHER_DEVICE }).getByRole('button', { name: 'End this session' }).click()
-    assert.equal(await visibleText(this.status), 'The session is ended: its device is signed out.')
+    await statusSays(this.status, 'The session is ended: its device is signed out.')
     await items.filter({ hasText: OTHER_DEVICE }).waitFor({ state: 'detached' })
     assert.equal(await items.count(), 1)
     const sessions = await sessionRows(this.app, this.user.id)
@@ -396,7 +408,7 @@ class Visit {
     const { page } = this
     await page.getByRole('button', { name: 'Remove Work laptop' }).click()
     await this.passwordIfAsked(page.locator('#passkey-list > li', { hasText: 'No passkey yet.' }))
-    assert.equal(await visibleText(this.status), 'The passkey “Work laptop” is removed.')
+    await statusSays(this.status, 'The passkey “Work laptop” is removed.')
     assert.deepEqual(await passkeyRows(this.app, this.user.id), [])
     // The authenticator app stays: a password login still asks for a second factor.
     assert.match(await visibleText(page.locator('#totp-status')), /^On\b/)
@@ -407,7 +419,7 @@ class Visit {
     const { page } = this
     await page.getByRole('button', { name: 'Turn off the authenticator app' }).click()
     await this.passwordIfAsked(page.getByRole('button', { name: 'Set up an authenticator app' }))
-    assert.equal(await visibleText(this.status), 'The authenticator app is off.')
+    await statusSays(this.status, 'The authenticator app is off.')
     assert.equal(await visibleText(page.locator('#totp-status')), 'Off.')
     // It was the last second factor: the recovery codes went with it.
     assert.match(await visibleText(page.locator('#recovery-status')), /^You get recovery codes with/)
