@@ -1,5 +1,6 @@
-import { sql, type Kysely } from 'kysely'
+import type { Kysely } from 'kysely'
 import type { AuditEventRow, AuditOutcome, Database, NewAuditEventRow } from '../db/database.js'
+import { alone } from './savepoint.js'
 
 const AUDIT_EVENT_COLUMNS = [
   'id',
@@ -39,19 +40,7 @@ export function createAuditEventsRepository(db: Kysely<Database>) {
      * otherwise refuse every later statement of the transaction). The error is still thrown.
      */
     async insert(row: NewAuditEventRow): Promise<void> {
-      const insert = db.insertInto('audit_events').values(row)
-      if (!db.isTransaction) {
-        await insert.execute()
-        return
-      }
-      await sql`savepoint audit_event`.execute(db)
-      try {
-        await insert.execute()
-      } catch (error) {
-        await sql`rollback to savepoint audit_event`.execute(db)
-        throw error
-      }
-      await sql`release savepoint audit_event`.execute(db)
+      await alone(db, 'audit_event', () => db.insertInto('audit_events').values(row).execute())
     },
 
     /**

@@ -1,6 +1,7 @@
-import { sql, type Kysely } from 'kysely'
+import type { Kysely } from 'kysely'
 import type { Database, SigningKeyRow } from '../db/database.js'
-import { isDeadlock, isUniqueViolation } from '../db/errors.js'
+import { isUniqueViolation } from '../db/errors.js'
+import { alone } from './savepoint.js'
 
 export type { SigningKeyRow }
 
@@ -22,18 +23,17 @@ export function createSigningKeysRepository(db: Kysely<Database>) {
      * failed one otherwise).
      */
     async insert(key: Omit<SigningKeyRow, 'retires_at'>): Promise<boolean> {
-      const insert = db.insertInto('signing_keys').values({ ...key, retires_at: null })
-      if (db.isTransaction) await sql`savepoint signing_key`.execute(db)
       try {
-        await insert.execute()
+        await alone(db, 'signing_key', () =>
+          db
+            .insertInto('signing_keys')
+            .values({ ...key, retires_at: null })
+            .execute(),
+        )
       } catch (error) {
-        // A deadlock ended the whole transaction (savepoint included): the caller decides.
-        if (isDeadlock(error)) throw error
-        if (db.isTransaction) await sql`rollback to savepoint signing_key`.execute(db)
         if (isUniqueViolation(error)) return false
         throw error
       }
-      if (db.isTransaction) await sql`release savepoint signing_key`.execute(db)
       return true
     },
 
