@@ -2785,6 +2785,849 @@ export interface paths {
     }
     trace?: never
   }
+  '/login/providers': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    /**
+     * The identity providers you can sign in with
+     * @description The providers of OIDC_PROVIDERS, for "Sign in with …" buttons; empty when none is configured.
+     */
+    get: {
+      parameters: {
+        query?: never
+        header?: never
+        path?: never
+        cookie?: never
+      }
+      requestBody?: never
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/json': {
+              providers: {
+                /** @example keycloak */
+                id: string
+                /**
+                 * @description what a sign-in button says after "Sign in with"
+                 * @example Company SSO
+                 */
+                name: string
+                /**
+                 * @description GET it (with code_challenge) in the browser to sign in
+                 * @example /login/keycloak
+                 */
+                login_url: string
+              }[]
+            }
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    put?: never
+    post?: never
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/login/{provider}': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    /**
+     * Sign in with an identity provider
+     * @description Open it in the browser (a top-level navigation, not fetch): it redirects to the provider with an authorization-code request (PKCE S256, state and nonce, kept by this server). First make a random `code_verifier` (43–128 characters of `A-Z a-z 0-9 - . _ ~`), keep it, and send its `code_challenge` = base64url(SHA-256(code_verifier)). After the sign-in the browser comes back to `return_to` with `?code=…&provider=…`: exchange it at POST /login/{provider}/token. 404 for a provider that is not configured; 503 when the provider cannot be reached.
+     */
+    get: {
+      parameters: {
+        query: {
+          /**
+           * @description your PKCE challenge: base64url(SHA-256(code_verifier)), where code_verifier is 43 to 128 random characters you keep; you send it with the one-time code
+           * @example E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM
+           */
+          code_challenge: string
+          /** @description the only method: S256 */
+          code_challenge_method?: 'S256'
+          /**
+           * @description where the browser goes back, with `?code=…&provider=…` (or `?error=…&error_description=…`): an address on PUBLIC_URL, WEBAUTHN_ORIGINS or CORS_ORIGINS; the account page by default
+           * @example https://app.example.com/signed-in
+           */
+          return_to?: string
+        }
+        header?: never
+        path: {
+          /** @example keycloak */
+          provider: string
+        }
+        cookie?: never
+      }
+      requestBody?: never
+      responses: {
+        /** @description To the provider's sign-in page (the address is in the Location header) */
+        302: {
+          headers: {
+            [name: string]: unknown
+          }
+          content?: never
+        }
+        /** @description Problem details (404) */
+        404: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (422) */
+        422: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (503) */
+        503: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    put?: never
+    post?: never
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/login/{provider}/callback': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    /**
+     * Where the provider sends the browser back (its redirect URI)
+     * @description Register `PUBLIC_URL/login/{provider}/callback` at the provider. The answer is verified (state, the code exchanged with PKCE, and the ID token: signature with the provider’s published keys, issuer, audience, expiry, nonce); the browser then goes to the `return_to` of the sign-in with `?code=…&provider=…`, or with `?error=…&error_description=…` when the provider said no or its answer was refused. 400 when the state is missing, unknown, expired or used: there is no sign-in to go back to.
+     */
+    get: {
+      parameters: {
+        query?: {
+          state?: string
+          code?: string
+          error?: string
+          error_description?: string
+          error_uri?: string
+          iss?: string
+          session_state?: string
+          scope?: string
+        }
+        header?: never
+        path: {
+          /** @example keycloak */
+          provider: string
+        }
+        cookie?: never
+      }
+      requestBody?: never
+      responses: {
+        /** @description Back to the client (the address is in the Location header) */
+        303: {
+          headers: {
+            [name: string]: unknown
+          }
+          content?: never
+        }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (404) */
+        404: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (422) */
+        422: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    put?: never
+    post?: never
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/login/{provider}/token': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    get?: never
+    put?: never
+    /**
+     * Exchange the one-time code of a provider sign-in for tokens
+     * @description Answers the token pair, as POST /login does; the session’s `amr` is ["fed"]. The account is the one the provider’s identity is linked to; else the account of the same email when both the provider and this server say that email is verified (the identity is then linked); else a new account without a password when the provider verified the email. 400 for a code that is unknown, used, expired or whose `code_verifier` does not match; 403 when the account is deactivated, has a second factor, or the provider has not verified the email; 409 when an account has this email but one side has not verified it (log in to it, then link the provider).
+     */
+    post: {
+      parameters: {
+        query?: never
+        header?: never
+        path: {
+          /** @example keycloak */
+          provider: string
+        }
+        cookie?: never
+      }
+      requestBody: {
+        content: {
+          'application/json': {
+            /** @description the one-time code the callback added to your return address (valid 60 s, once) */
+            code: string
+            /** @description the PKCE verifier whose challenge started this sign-in (RFC 7636) */
+            code_verifier: string
+          }
+        }
+      }
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/json': {
+              /** @example eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ… */
+              access_token: string
+              /** @enum {string} */
+              token_type: 'bearer'
+              /**
+               * @description Seconds until the access token expires.
+               * @example 900
+               */
+              expires_in: number
+              /**
+               * @description Opaque; exchange it at POST /token/refresh for a new pair. Each is usable once.
+               * @example Jx0s1Qm4oJ2cY8bKqW3nE5rT7uV9yZ1aB3dF5hJ7kL9
+               */
+              refresh_token: string
+            }
+          }
+        }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (403) */
+        403: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (404) */
+        404: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (409) */
+        409: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (422) */
+        422: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/users/me/identities': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    /** Your linked identity providers */
+    get: {
+      parameters: {
+        query?: never
+        header?: never
+        path?: never
+        cookie?: never
+      }
+      requestBody?: never
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/json': {
+              items: {
+                /** @example keycloak */
+                provider: string
+                /** @example Company SSO */
+                provider_name: string
+                /** @description the email the provider gave at the last sign-in */
+                email: string | null
+                /**
+                 * Format: date-time
+                 * @example 2026-01-31T12:00:00.000Z
+                 */
+                created_at: string
+                last_used_at: string | null
+              }[]
+            }
+          }
+        }
+        /** @description Problem details (401) */
+        401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    put?: never
+    post?: never
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/users/me/identities/{provider}/authorization': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    get?: never
+    put?: never
+    /**
+     * Start linking an identity provider to your account
+     * @description Needs your `password` (or a second factor proved in the last 5 minutes). Answers the provider’s sign-in address: send the browser there. It comes back to `return_to` with `?code=…&provider=…`; finish with POST /users/me/identities/{provider} and the same `code_verifier` whose `code_challenge` you sent here. 409 when an identity of this provider is linked already.
+     */
+    post: {
+      parameters: {
+        query?: never
+        header?: never
+        path: {
+          /** @example keycloak */
+          provider: string
+        }
+        cookie?: never
+      }
+      requestBody: {
+        content: {
+          'application/json': {
+            /**
+             * @description your PKCE challenge: base64url(SHA-256(code_verifier)), where code_verifier is 43 to 128 random characters you keep; you send it with the one-time code
+             * @example E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM
+             */
+            code_challenge: string
+            /** @enum {string} */
+            code_challenge_method?: 'S256'
+            /**
+             * @description where the browser goes back, with `?code=…&provider=…` (or `?error=…&error_description=…`): an address on PUBLIC_URL, WEBAUTHN_ORIGINS or CORS_ORIGINS; the account page by default
+             * @example https://app.example.com/signed-in
+             */
+            return_to?: string
+            /** @description your current password; it may be left out within 5 minutes of proving a second factor in this session */
+            password?: string
+          }
+        }
+      }
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/json': {
+              /** @description the provider's sign-in page: send the browser there (a top-level navigation) */
+              authorization_url: string
+            }
+          }
+        }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (401) */
+        401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Re-authentication needed (`error: "reauthentication_required"`): send `password`, or prove a second factor with POST /mfa/reauthenticate and repeat the request within 5 minutes. */
+        403: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': {
+              /** @example about:blank */
+              type: string
+              /** @example Forbidden */
+              title: string
+              /** @example 403 */
+              status: number
+              detail: string
+              /**
+               * @description send the current `password`, or re-authenticate with POST /mfa/reauthenticate first
+               * @enum {string}
+               */
+              error?: 'reauthentication_required'
+            }
+          }
+        }
+        /** @description Problem details (404) */
+        404: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (409) */
+        409: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (422) */
+        422: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (503) */
+        503: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/users/me/identities/{provider}': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    get?: never
+    put?: never
+    /**
+     * Finish linking an identity provider
+     * @description The one-time code of the link’s callback, with its `code_verifier`. The provider’s identity then signs in to your account. 400 for a code that is unknown, used, expired, not from your link or whose verifier does not match; 409 when that identity is linked to another account.
+     */
+    post: {
+      parameters: {
+        query?: never
+        header?: never
+        path: {
+          /** @example keycloak */
+          provider: string
+        }
+        cookie?: never
+      }
+      requestBody: {
+        content: {
+          'application/json': {
+            /** @description the one-time code the callback added to your return address (valid 60 s, once) */
+            code: string
+            /** @description the PKCE verifier whose challenge started this sign-in (RFC 7636) */
+            code_verifier: string
+          }
+        }
+      }
+      responses: {
+        /** @description Default Response */
+        201: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/json': {
+              /** @example keycloak */
+              provider: string
+              /** @example Company SSO */
+              provider_name: string
+              /** @description the email the provider gave at the last sign-in */
+              email: string | null
+              /**
+               * Format: date-time
+               * @example 2026-01-31T12:00:00.000Z
+               */
+              created_at: string
+              last_used_at: string | null
+            }
+          }
+        }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (401) */
+        401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (404) */
+        404: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (409) */
+        409: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (422) */
+        422: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    /**
+     * Unlink an identity provider
+     * @description It no longer signs in to your account. 409 when it is the last way to log in (no password, no passkey, no other provider): set a password through password recovery, or add a passkey, first.
+     */
+    delete: {
+      parameters: {
+        query?: never
+        header?: never
+        path: {
+          /** @example keycloak */
+          provider: string
+        }
+        cookie?: never
+      }
+      requestBody?: never
+      responses: {
+        /** @description Unlinked */
+        204: {
+          headers: {
+            [name: string]: unknown
+          }
+          content?: never
+        }
+        /** @description Problem details (400) */
+        400: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (401) */
+        401: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (404) */
+        404: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (409) */
+        409: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (413) */
+        413: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (415) */
+        415: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (422) */
+        422: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+        /** @description Problem details (429) */
+        429: {
+          headers: {
+            [name: string]: unknown
+          }
+          content: {
+            'application/problem+json': components['schemas']['Problem']
+          }
+        }
+      }
+    }
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
   '/sessions': {
     parameters: {
       query?: never
@@ -4212,6 +5055,11 @@ export interface paths {
             | 'passkey_login_succeeded'
             | 'passkey_login_failed'
             | 'mfa_factors_reset'
+            | 'external_login_started'
+            | 'external_login_succeeded'
+            | 'external_login_failed'
+            | 'external_identity_linked'
+            | 'external_identity_unlinked'
           /** @description success: the action happened; failure: the attempt was refused (bad credentials, wrong password); blocked: a protection stopped it (rate limit, lockout, refresh token reuse). */
           outcome?: 'success' | 'failure' | 'blocked'
           /**

@@ -13,6 +13,7 @@ import authPlugin from './plugins/app/auth.js'
 import dbPlugin from './plugins/app/db.js'
 import metricsPlugin from './plugins/app/metrics.js'
 import productsPlugin from './plugins/app/products.js'
+import externalLoginsPlugin from './plugins/app/external-logins.js'
 import firstAdminPlugin from './plugins/app/first-admin.js'
 import lifecyclePlugin from './plugins/app/lifecycle.js'
 import mailerPlugin from './plugins/app/mailer.js'
@@ -32,7 +33,9 @@ import verificationRoutes from './routes/account/verification.js'
 import auditRoutes from './routes/audit/index.js'
 import authRoutes from './routes/auth/index.js'
 import docsRoutes from './routes/docs/index.js'
+import externalLoginRoutes from './routes/external-logins/index.js'
 import healthRoutes from './routes/health/index.js'
+import identityRoutes from './routes/identities/index.js'
 import keyRoutes from './routes/keys/index.js'
 import mfaRoutes from './routes/mfa/index.js'
 import metricsRoutes from './routes/metrics/index.js'
@@ -132,6 +135,7 @@ async function assemble(
   await app.register(sessionsPlugin, { config })
   await app.register(mailerPlugin, { config })
   await app.register(secondFactorsPlugin, { config })
+  await app.register(externalLoginsPlugin, { config })
   await app.register(accountsPlugin, { config })
   await app.register(firstAdminPlugin, { config })
   await app.register(productsPlugin, { config })
@@ -148,6 +152,8 @@ async function registerRoutes(app: FastifyInstance, config: Config) {
   await app.register(keyRoutes, { config })
   await app.register(mfaRoutes, { config })
   await app.register(passkeyRoutes, { config })
+  await app.register(externalLoginRoutes, { config })
+  await app.register(authenticated(identityRoutes))
   await app.register(authenticated(sessionsRoutes))
   await app.register(changePasswordRoutes, { config })
   await app.register(recoveryRoutes, { config })

@@ -9,7 +9,13 @@ import { ConfigError } from './config/error.js'
 import type { Env } from './config/load.js'
 
 export { ConfigError } from './config/error.js'
-export { JWT_ALGORITHMS, type Config, type DatabaseOptions, type JwtAlgorithm } from './config/fields.js'
+export {
+  JWT_ALGORITHMS,
+  type Config,
+  type DatabaseOptions,
+  type IdentityProviderConfig,
+  type JwtAlgorithm,
+} from './config/fields.js'
 export type { LoadOptions } from './config/declare.js'
 export { loadConfig } from './config/load.js'
 

@@ -77,6 +77,16 @@ export function passwordLength(password: string): number {
   return [...normalizePassword(password)].length
 }
 
+/**
+ * What password_hash holds for an account without a password (one made by a sign-in with an
+ * identity provider): not a hash, so no password ever verifies against it. A login with a password
+ * then spends a dummy verification, as for an unknown account. A password reset sets a real one.
+ */
+export const NO_PASSWORD = '!'
+
+/** Whether an account can log in with a password at all. */
+export const hasPassword = (passwordHash: string) => passwordHash !== NO_PASSWORD
+
 export function hashPassword(password: string): Promise<string> {
   return withHashingSlot(async () => {
     const hashed = await hash(normalizePassword(password), ARGON2_OPTIONS)

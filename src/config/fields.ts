@@ -20,6 +20,21 @@ export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number]
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
 
+/** An OpenID Connect provider users may sign in with (OIDC_PROVIDERS). */
+export interface IdentityProviderConfig {
+  /** The provider's id in our paths (/login/{id}) and records. */
+  id: string
+  /** What the sign-in button says: "Sign in with {name}". */
+  name: string
+  /** The issuer URL; its /.well-known/openid-configuration describes the provider. */
+  issuer: string
+  clientId: string
+  /** Unset for a public client (PKCE alone authenticates the code exchange). */
+  clientSecret: string | undefined
+  /** Space-separated; always with openid. */
+  scopes: string
+}
+
 export interface Config {
   nodeEnv: 'development' | 'production' | 'test'
   host: string
@@ -74,6 +89,8 @@ export interface Config {
   webauthnRpId: string
   /** The origins whose WebAuthn answers are accepted. */
   webauthnOrigins: string[]
+  /** OIDC_PROVIDERS: the providers users may sign in with (none by default). */
+  identityProviders: IdentityProviderConfig[]
   rateLimit: {
     enabled: boolean
     /** Requests per client IP per window, on every route. */

@@ -197,6 +197,48 @@ export interface SigningKeysTable {
   retires_at: ColumnType<Date | null, Date | null | undefined, Date | null>
 }
 
+/** An account of an OpenID Connect provider linked to one of ours. */
+export interface ExternalIdentitiesTable {
+  id: Generated<number>
+  user_id: number
+  /** The provider's id in OIDC_PROVIDERS. */
+  provider: string
+  /** The provider's `sub` claim: who the person is there, for good. */
+  subject: string
+  /** The email the provider gave at the last sign-in (null when it gave none). */
+  email: string | null
+  created_at: Timestamp
+  last_used_at: ColumnType<Date | null, Date | null | undefined, Date | null>
+}
+
+export type ExternalLoginPurpose = 'sign_in' | 'link'
+
+/** A sign-in (or link) with a provider in flight, then its one-time code (migration 0011). */
+export interface ExternalLoginsTable {
+  /** SHA-256 (hex) of the `state` sent to the provider. */
+  state_hash: string
+  provider: string
+  purpose: ExternalLoginPurpose
+  /** The account a link was asked for; null for a sign-in. */
+  user_id: number | null
+  /** The OIDC nonce and our PKCE verifier towards the provider; erased by the callback. */
+  nonce: string | null
+  code_verifier: string | null
+  /** The client's PKCE challenge (S256): its verifier must come with the one-time code. */
+  client_challenge: string
+  return_to: string
+  /** SHA-256 (hex) of the one-time code the callback handed the client; null before. */
+  code_hash: string | null
+  /** What the provider vouched for, stored by the callback. */
+  subject: string | null
+  email: string | null
+  email_verified: boolean | null
+  profile_name: string | null
+  created_at: Timestamp
+  expires_at: Timestamp
+  used_at: ColumnType<Date | null, Date | null | undefined, Date | null>
+}
+
 export interface Database {
   users: UsersTable
   products: ProductsTable
@@ -212,6 +254,8 @@ export interface Database {
   passkeys: PasskeysTable
   webauthn_challenges: WebAuthnChallengesTable
   signing_keys: SigningKeysTable
+  external_identities: ExternalIdentitiesTable
+  external_logins: ExternalLoginsTable
 }
 
 export type UserRow = Selectable<UsersTable>
@@ -231,3 +275,6 @@ export type NewMfaTokenRow = Insertable<MfaTokensTable>
 export type PasskeyRow = Selectable<PasskeysTable>
 export type NewPasskeyRow = Insertable<PasskeysTable>
 export type SigningKeyRow = Selectable<SigningKeysTable>
+export type ExternalIdentityRow = Selectable<ExternalIdentitiesTable>
+export type ExternalLoginRow = Selectable<ExternalLoginsTable>
+export type NewExternalLoginRow = Insertable<ExternalLoginsTable>

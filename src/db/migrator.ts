@@ -9,6 +9,7 @@ import * as m0007 from './migrations/0007_sessions_revoked_at.js'
 import * as m0008 from './migrations/0008_second_factors.js'
 import * as m0009 from './migrations/0009_passkeys.js'
 import * as m0010 from './migrations/0010_signing_keys.js'
+import * as m0011 from './migrations/0011_external_identities.js'
 
 /** Every migration, in order. Explicit, so a build never depends on reading a folder at run time. */
 const migrations: Record<string, Migration> = {
@@ -22,6 +23,7 @@ const migrations: Record<string, Migration> = {
   '0008_second_factors': m0008,
   '0009_passkeys': m0009,
   '0010_signing_keys': m0010,
+  '0011_external_identities': m0011,
 }
 
 /** The names of every migration, in the order they apply. */

@@ -72,6 +72,8 @@ export type SecurityNotice =
   | { kind: 'recovery_code_used'; codesLeft: number }
   | { kind: 'second_factor_failed' }
   | { kind: 'factors_reset' }
+  | { kind: 'identity_linked'; provider: string }
+  | { kind: 'identity_unlinked'; provider: string }
 
 function noticeText(notice: SecurityNotice): { subject: string; what: string } {
   switch (notice.kind) {
@@ -115,6 +117,16 @@ function noticeText(notice: SecurityNotice): { subject: string; what: string } {
         what:
           'An administrator removed the second factors (authenticator app, passkeys, recovery codes) of your ' +
           'account and signed it out everywhere. You can sign in with your password and add them again.',
+      }
+    case 'identity_linked':
+      return {
+        subject: `Sign-in with ${notice.provider} added`,
+        what: `Your account can now be signed in to with ${notice.provider}.`,
+      }
+    case 'identity_unlinked':
+      return {
+        subject: `Sign-in with ${notice.provider} removed`,
+        what: `Your account can no longer be signed in to with ${notice.provider}.`,
       }
   }
 }

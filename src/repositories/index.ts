@@ -3,6 +3,11 @@ import type { Database } from '../db/database.js'
 import type { Engine } from '../db/target.js'
 import { createAccountTokensRepository, type AccountTokensRepository } from './account-tokens.js'
 import { createAuditEventsRepository, type AuditEventsRepository } from './audit-events.js'
+import {
+  createExternalIdentitiesRepository,
+  type ExternalIdentitiesRepository,
+} from './external-identities.js'
+import { createExternalLoginsRepository, type ExternalLoginsRepository } from './external-logins.js'
 import { createIdempotencyKeysRepository, type IdempotencyKeysRepository } from './idempotency-keys.js'
 import { createMfaTokensRepository, type MfaTokensRepository } from './mfa-tokens.js'
 import { createPasskeysRepository, type PasskeysRepository } from './passkeys.js'
@@ -33,6 +38,8 @@ export interface Repositories {
   passkeys: PasskeysRepository
   webauthnChallenges: WebAuthnChallengesRepository
   signingKeys: SigningKeysRepository
+  externalIdentities: ExternalIdentitiesRepository
+  externalLogins: ExternalLoginsRepository
   /**
    * Runs `effect` once the surrounding transaction has committed, and not at all if it rolls
    * back; outside a transaction, at once. For effects beyond the database (the shared revocation
@@ -62,6 +69,8 @@ export function createRepositories(
     passkeys: createPasskeysRepository(db, engine),
     webauthnChallenges: createWebAuthnChallengesRepository(db),
     signingKeys: createSigningKeysRepository(db),
+    externalIdentities: createExternalIdentitiesRepository(db, engine),
+    externalLogins: createExternalLoginsRepository(db),
   }
 }
 

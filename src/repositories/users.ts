@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely'
 import type { Database, NewUserRow, UserRow, UserRowUpdate } from '../db/database.js'
 import { insertReturningId } from '../db/portable.js'
 import type { Engine } from '../db/target.js'
+import { alone } from './savepoint.js'
 
 /** Every column except the password hash, which only `findCredentialsByLogin`/`findPasswordHash` read. */
 const USER_COLUMNS = [
@@ -70,8 +71,12 @@ function userLookups(db: Kysely<Database>) {
 
 function userWrites(db: Kysely<Database>, engine: Engine) {
   return {
+    /**
+     * Its id. A taken name or email fails alone (under a savepoint in a transaction), so that the
+     * transaction can go on: a new account from an identity provider tries another name.
+     */
     insert(row: NewUserRow): Promise<number> {
-      return insertReturningId(engine, db.insertInto('users').values(row))
+      return alone(db, 'user_insert', () => insertReturningId(engine, db.insertInto('users').values(row)))
     },
 
     async update(id: number, changes: UserRowUpdate): Promise<boolean> {

@@ -82,9 +82,20 @@ export async function createAccount(
 ): Promise<UserRecord> {
   assertNamePolicy(account.name)
   assertPasswordPolicy(account.password, passwordMinLength)
+  const passwordHash = await hashPassword(account.password)
+  return insertAccount(repos, { ...account, passwordHash })
+}
+
+/**
+ * Stores a new account whose name passed assertNamePolicy and whose password is hashed (or
+ * NO_PASSWORD); a unique violation is a 409 that says which field is taken.
+ */
+export async function insertAccount(
+  repos: Repositories,
+  account: Omit<NewAccount, 'password'> & { passwordHash: string },
+): Promise<UserRecord> {
   const email = normalizeEmail(account.email)
   const name = account.name.normalize('NFC')
-  const passwordHash = await hashPassword(account.password)
   const now = new Date()
   let id: number
   try {
@@ -92,7 +103,7 @@ export async function createAccount(
       name,
       name_key: nameKey(name),
       email,
-      password_hash: passwordHash,
+      password_hash: account.passwordHash,
       role: account.role ?? 'user',
       is_active: true,
       email_verified: account.emailVerified ?? false,

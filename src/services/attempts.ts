@@ -20,6 +20,8 @@ export type AttemptKind =
   | 'reauthenticate'
   /** A password-less login with a passkey: counted per client IP, and per account once known. */
   | 'passkey_login'
+  /** A one-time code of a sign-in with an identity provider, exchanged for tokens: per client IP. */
+  | 'external_login'
 
 /** What counting one attempt says, by the tighter of the limits that apply to it. */
 export interface AttemptVerdict {

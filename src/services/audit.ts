@@ -45,6 +45,11 @@ export const AUTH_EVENTS = [
   'passkey_login_succeeded',
   'passkey_login_failed',
   'mfa_factors_reset',
+  'external_login_started',
+  'external_login_succeeded',
+  'external_login_failed',
+  'external_identity_linked',
+  'external_identity_unlinked',
 ] as const
 export type AuthEvent = (typeof AUTH_EVENTS)[number]
 

@@ -1,5 +1,5 @@
 import { loginLookup } from '../auth/identifiers.js'
-import { verifyAgainstDummyHash, verifyPassword } from '../auth/passwords.js'
+import { hasPassword, verifyAgainstDummyHash, verifyPassword } from '../auth/passwords.js'
 import type { Config } from '../config.js'
 import type { Repositories } from '../repositories/index.js'
 import type { AuditService } from './audit.js'
@@ -40,9 +40,11 @@ export function createLoginService({
     async withPassword(context, username, password) {
       const credentials = await repos.users.findCredentialsByLogin(loginLookup(username))
       // An unknown account costs the same hashing as a known one: the time says nothing of it.
-      const valid = credentials
-        ? await verifyPassword(credentials.password_hash, password)
-        : await verifyAgainstDummyHash(password)
+      // So does an account without a password (made by a sign-in with an identity provider).
+      const valid =
+        credentials && hasPassword(credentials.password_hash)
+          ? await verifyPassword(credentials.password_hash, password)
+          : await verifyAgainstDummyHash(password)
       if (!credentials || !valid || !credentials.is_active) {
         // Never the login name that was tried: for an unknown account it may be a password typed
         // into the wrong field. An existing account is named by its id.

@@ -52,6 +52,11 @@ export const LOGIN_METHODS = {
    * ("hwk") and the user's verification ("user") are two factors, hence "mfa".
    */
   passkeyOnly: ['hwk', 'user', 'mfa'],
+  /**
+   * A sign-in with an OpenID Connect provider: "fed" (federated), as Microsoft Entra ID names it;
+   * RFC 8176 registers no value for it. What the provider itself asked is its business.
+   */
+  external: ['fed'],
 } as const satisfies Record<string, readonly string[]>
 
 /** The methods as the sessions.amr column stores them, and back. */

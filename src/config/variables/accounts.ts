@@ -1,5 +1,6 @@
 import { isIP } from 'node:net'
 import { variable } from '../declare.js'
+import { identityProviders } from '../identity-providers.js'
 import { boolean, emailAddress, integer, origins, password, text } from '../readers.js'
 import { PUBLIC_URL } from './server.js'
 
@@ -119,6 +120,21 @@ export const WEBAUTHN_ORIGINS = variable({
   examples: [{ value: 'https://example.com,https://app.example.com' }],
 })
 
+export const OIDC_PROVIDERS = variable({
+  name: 'OIDC_PROVIDERS',
+  type: identityProviders,
+  default: [],
+  fills: 'identityProviders',
+  description:
+    'the OpenID Connect providers users may sign in with, as a JSON array; register `PUBLIC_URL/login/{id}/callback` as the redirect URI at each (README, "Sign in with other providers")',
+  examples: [
+    {
+      value:
+        '[{"id":"keycloak","name":"Company SSO","issuer":"https://sso.example.com/realms/main","client_id":"fastauth","client_secret":"…"}]',
+    },
+  ],
+})
+
 export const ACCOUNT_VARIABLES = [
   PASSWORD_MIN_LENGTH,
   REQUIRE_EMAIL_VERIFICATION,
@@ -129,4 +145,5 @@ export const ACCOUNT_VARIABLES = [
   REQUIRE_MFA_FOR_ADMINS,
   WEBAUTHN_RP_ID,
   WEBAUTHN_ORIGINS,
+  OIDC_PROVIDERS,
 ]

@@ -5,6 +5,34 @@ import type { Config } from '../../config.js'
 import { OAUTH2_SCHEME } from '../../http/openapi.js'
 import { docsCsp } from '../../http/security-headers.js'
 
+/** The groups of routes in the docs, in the order they are shown. */
+const TAGS = [
+  { name: 'auth', description: 'Login and the current user' },
+  {
+    name: 'mfa',
+    description:
+      'Your second factors: TOTP, recovery codes, re-authentication (POST /login/mfa is under auth)',
+  },
+  {
+    name: 'passkeys',
+    description:
+      'Your passkeys (WebAuthn): register, list, rename, remove (POST /login/passkey is under auth)',
+  },
+  {
+    name: 'keys',
+    description: 'The public keys that verify access tokens, for other services (JWKS and discovery)',
+  },
+  {
+    name: 'identities',
+    description:
+      'Your accounts at OpenID Connect providers (OIDC_PROVIDERS): sign in with them, link and unlink them',
+  },
+  { name: 'users', description: 'Registration and user management' },
+  { name: 'products', description: 'Products (every route needs an access token)' },
+  { name: 'audit', description: 'The security audit trail (admins)' },
+  { name: 'operations', description: 'Health checks' },
+]
+
 /** OpenAPI 3.1 generated from the routes' own schemas, and Swagger UI served from the package's assets. */
 export default fp<{ config: Config }>(
   async (app, { config }) => {
@@ -23,27 +51,7 @@ export default fp<{ config: Config }>(
         // container or behind a proxy: the docs would send Authorize and "Try it out" to another
         // origin, which CORS refuses. Without `servers`, they use the address they were opened at.
         ...(config.publicUrlConfigured ? { servers: [{ url: config.publicUrl }] } : {}),
-        tags: [
-          { name: 'auth', description: 'Login and the current user' },
-          {
-            name: 'mfa',
-            description:
-              'Your second factors: TOTP, recovery codes, re-authentication (POST /login/mfa is under auth)',
-          },
-          {
-            name: 'passkeys',
-            description:
-              'Your passkeys (WebAuthn): register, list, rename, remove (POST /login/passkey is under auth)',
-          },
-          {
-            name: 'keys',
-            description: 'The public keys that verify access tokens, for other services (JWKS and discovery)',
-          },
-          { name: 'users', description: 'Registration and user management' },
-          { name: 'products', description: 'Products (every route needs an access token)' },
-          { name: 'audit', description: 'The security audit trail (admins)' },
-          { name: 'operations', description: 'Health checks' },
-        ],
+        tags: TAGS,
         components: {
           securitySchemes: {
             [OAUTH2_SCHEME]: {
