@@ -140,6 +140,32 @@ export const mutationGroups: Record<string, MutationGroup> = {
     mutate: ['src/repositories/signing-keys.ts'],
     tests: ['test/repositories/signing-keys.test.ts'],
   },
+  'external-logins': {
+    mutate: [
+      'src/auth/oidc-client.ts',
+      'src/config/identity-providers.ts',
+      'src/services/external-logins.ts',
+      'src/services/external-accounts.ts',
+      'src/services/external-identities.ts',
+    ],
+    // The identities' tests on SQLite: against the real test provider, in the test process.
+    tests: [
+      'test/routes/identities/sign-in.test.ts',
+      'test/routes/identities/refusals.test.ts',
+      'test/routes/identities/linking.test.ts',
+      'test/routes/identities/outage.test.ts',
+      'test/config/identity-providers.test.ts',
+    ],
+  },
+  'identity-repositories': {
+    sql: true,
+    mutate: ['src/repositories/external-identities.ts', 'src/repositories/external-logins.ts'],
+    tests: [
+      'test/routes/identities/sign-in.test.ts',
+      'test/routes/identities/refusals.test.ts',
+      'test/routes/identities/linking.test.ts',
+    ],
+  },
   'rate-limit': {
     mutate: ['src/rate-limit/*.ts', 'src/services/attempts.ts'],
     // limitAttempt: the limit a second-factor guess counts against once its account is known.

@@ -148,6 +148,15 @@ export async function startTestIdentityProvider(options: {
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'preferred_username'] },
     features: { devInteractions: { enabled: false } },
     pkce: { required: () => true },
+    // Lifetimes of its own (its defaults print a notice each).
+    ttl: {
+      AccessToken: 600,
+      AuthorizationCode: 60,
+      Grant: 600,
+      IdToken: 600,
+      Interaction: 600,
+      Session: 600,
+    },
     async findAccount(_ctx, sub) {
       const person = people.get(sub)
       if (!person) return undefined

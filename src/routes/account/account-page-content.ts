@@ -1,11 +1,12 @@
 import { SETTINGS_SCRIPT } from './account-page-settings-script.js'
+import { PROVIDERS_SCRIPT } from './account-page-providers-script.js'
 import { SIGN_IN_SCRIPT } from './account-page-sign-in-script.js'
 
 /**
- * The account page (GET /account): signing in (password, second factor, passkey) and the user's
- * second factors, passkeys and sessions. Static HTML; its code comes from its own URL and the
- * WebAuthn helper from the server's copy of @simplewebauthn/browser, so the strict policy of
- * pages.ts holds (no inline script, nothing from another site). The QR code of a TOTP enrolment
+ * The account page (GET /account): signing in (password, second factor, passkey, identity
+ * providers) and the user's second factors, passkeys, linked providers and sessions. Static
+ * HTML; its code comes from its own URL and the WebAuthn helper from the server's copy of
+ * @simplewebauthn/browser, so the strict policy of pages.ts holds (no inline script, nothing from another site). The QR code of a TOTP enrolment
  * is the server's SVG, inserted as elements: no image source is needed.
  */
 export const ACCOUNT_SCRIPT_PATH = '/account.js'
@@ -38,6 +39,7 @@ const SIGN_IN_HTML = `    <section id="sign-in" hidden>
         <button type="submit">Sign in</button>
       </form>
       <button id="passkey-login" type="button" class="passkey-only">Sign in with a passkey</button>
+      <div id="provider-sign-in"></div>
     </section>
     <section id="second-step" hidden>
       <h2>Second step</h2>
@@ -89,6 +91,11 @@ const ACCOUNT_HTML = `    <div id="account" hidden>
         <input id="passkey-name" name="name" maxlength="100" placeholder="e.g. Work laptop">
         <button type="submit">Add a passkey</button>
       </form>
+      <section id="identities" hidden>
+        <h2>Other sign-in providers</h2>
+        <ul id="identity-list"></ul>
+        <div id="identity-link"></div>
+      </section>
       <h2>Sessions</h2>
       <p class="muted">Where you are signed in.</p>
       <ul id="session-list"></ul>
@@ -124,5 +131,5 @@ ${ACCOUNT_HTML}
 </html>
 `
 
-/** Both parts run as one script, in this order (the settings use the sign-in part's helpers). */
-export const ACCOUNT_SCRIPT = `${SIGN_IN_SCRIPT}\n${SETTINGS_SCRIPT}`
+/** The parts run as one script, in this order (the later parts use the sign-in part's helpers). */
+export const ACCOUNT_SCRIPT = `${SIGN_IN_SCRIPT}\n${SETTINGS_SCRIPT}\n${PROVIDERS_SCRIPT}`

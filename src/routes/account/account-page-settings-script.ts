@@ -32,6 +32,7 @@ async function loadAccount() {
   $('user-email').textContent = user.email
   renderFactors(factors)
   await refreshPasskeys()
+  await refreshIdentities()
   // An admin who must enrol a second factor may do nothing else first (REQUIRE_MFA_FOR_ADMINS).
   if (factors.enrolment_required) show('Your account needs a second factor: set up an app or add a passkey.', false)
   else await refreshSessions()

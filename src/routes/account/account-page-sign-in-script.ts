@@ -133,7 +133,8 @@ async function signedIn(pair) {
 function signedOut() {
   accessToken = null
   mfaToken = null
-  for (const id of ['passkey-list', 'session-list', 'recovery-list', 'totp-qr']) $(id).replaceChildren()
+  for (const id of ['passkey-list', 'session-list', 'recovery-list', 'totp-qr', 'identity-list', 'identity-link'])
+    $(id).replaceChildren()
   $('totp-secret').textContent = ''
   $('totp-setup').hidden = true
   $('recovery-codes').hidden = true
