@@ -160,11 +160,7 @@ export const mutationGroups: Record<string, MutationGroup> = {
   'identity-repositories': {
     sql: true,
     mutate: ['src/repositories/external-identities.ts', 'src/repositories/external-logins.ts'],
-    tests: [
-      'test/routes/identities/sign-in.test.ts',
-      'test/routes/identities/refusals.test.ts',
-      'test/routes/identities/linking.test.ts',
-    ],
+    tests: ['test/repositories/external-identities.test.ts'],
   },
   'rate-limit': {
     mutate: ['src/rate-limit/*.ts', 'src/services/attempts.ts'],

@@ -52,6 +52,18 @@ describeEachEngine('users repository', (ctx) => {
     assert.equal(await users().findById(second.id + 1000), undefined)
   })
 
+  test('in a transaction, an insert refused for a taken name or email fails alone: the transaction goes on', async () => {
+    const taken = await insertUser(ctx.app.repos)
+    const kept = newUser()
+    await ctx.app.transaction(async (repos) => {
+      await assert.rejects(repos.users.insert(newUser({ name_key: taken.name_key })))
+      await assert.rejects(repos.users.insert(newUser({ email: taken.email })))
+      // PostgreSQL refuses every statement after a failed one, unless it failed under a savepoint.
+      assert.ok(await repos.users.insert(kept))
+    })
+    assert.equal((await users().findCredentialsByLogin({ by: 'email', key: kept.email }))?.role, 'user')
+  })
+
   test('findCredentialsByLogin looks up the email or the name key, as told', async () => {
     const user = await insertUser(ctx.app.repos, { email_verified: true })
     const other = await insertUser(ctx.app.repos)
