@@ -15,11 +15,11 @@ import {
   renameSync,
   rmSync,
 } from 'node:fs'
-import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
+import { freePort } from '../support/processes.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -112,14 +112,6 @@ async function waitFor<T>(promise: Promise<T>, ms: number, what: string, run?: R
   } finally {
     clearTimeout(timer)
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
 }
 
 describe('Dockerfile: what the image is', () => {

@@ -15,7 +15,6 @@
  */
 import assert from 'node:assert/strict'
 import { mkdirSync } from 'node:fs'
-import { createServer, type AddressInfo } from 'node:net'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { FastifyInstance } from 'fastify'
@@ -26,6 +25,7 @@ import { CHROMIUM, CHROMIUM_ARGS, chromiumMissing, chromiumSkip } from '../../su
 import { register, testConfig, uniqueUser } from '../../support/app.js'
 import { codeAt, loginRequest } from '../mfa/support.js'
 import { passkeyRows, recoveryCodeRows, sessionRows } from '../passkeys/support.js'
+import { freePort } from '../../support/processes.js'
 
 const SCREENSHOTS = path.resolve('test-artifacts', 'account')
 /** Generous: the machine's cores are shared with the rest of the suite. */
@@ -37,15 +37,6 @@ const skip = chromiumSkip
 /** Reports the page's Content-Security-Policy violations on the console (init scripts are exempt). */
 const REPORT_CSP_VIOLATIONS = `document.addEventListener('securitypolicyviolation', (event) =>
   console.error('CSP violation: ' + event.violatedDirective + ' blocked ' + event.blockedURI))`
-
-/** A port nobody listens on now: a throwaway server is given one by the system, then closed. */
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /** What the page did: every URL it requested, what failed, what the policy refused, what threw. */
 interface Recording {

@@ -6,7 +6,6 @@
  * page's Content-Security-Policy. One engine (SQLite): the API on the others is covered elsewhere.
  */
 import assert from 'node:assert/strict'
-import { createServer, type AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { chromium, type Browser, type Page } from 'playwright-core'
@@ -15,17 +14,10 @@ import { CHROMIUM, CHROMIUM_ARGS, chromiumMissing, chromiumSkip } from '../../su
 import { register, testConfig, uniqueUser } from '../../support/app.js'
 import { startTestIdentityProvider, type TestIdentityProvider } from '../../support/oidc-provider.js'
 import { identityRows, PROVIDER, userByEmail } from './support.js'
+import { freePort } from '../../support/processes.js'
 
 /** Generous: the machine's cores are shared with the rest of the suite. */
 const UI_TIMEOUT_MS = 30_000
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /** Everything that went wrong in a page: what failed to load, what the policy refused, what threw. */
 function problemsOf(page: Page): string[] {

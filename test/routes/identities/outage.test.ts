@@ -12,6 +12,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../../src/app.js'
 import { PROVIDER_TIMEOUT_SECONDS } from '../../../src/auth/oidc-client.js'
 import { testConfig } from '../../support/app.js'
+import { freePort } from '../../support/processes.js'
 import { startTestIdentityProvider, type TestIdentityProvider } from '../../support/oidc-provider.js'
 import { callbackOf, pkcePair, PUBLIC_URL, returnAfter, startSignIn } from './support.js'
 
@@ -33,15 +34,6 @@ async function silentServer() {
   }
 }
 
-/** A port that was just free: nobody listens there. */
-async function closedPort(): Promise<string> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return `http://127.0.0.1:${port}`
-}
-
 describe('sign-in while a provider is down or hangs', () => {
   let app: FastifyInstance
   let idp: TestIdentityProvider
@@ -52,7 +44,8 @@ describe('sign-in while a provider is down or hangs', () => {
     idp = await startTestIdentityProvider({ redirectUris: [callbackOf('live')] })
     const providers = [
       { id: 'hangs', issuer: silent.url, client_id: 'x', client_secret: 'y' },
-      { id: 'down', issuer: await closedPort(), client_id: 'x', client_secret: 'y' },
+      // A port that was just free: nobody listens there.
+      { id: 'down', issuer: `http://127.0.0.1:${await freePort()}`, client_id: 'x', client_secret: 'y' },
       idp.entry('live'),
     ]
     app = await buildApp(
