@@ -3,6 +3,14 @@ import { isDatabaseTimeout, isDatabaseUnavailable, isStorageError } from '../db/
 import { DomainError } from '../services/errors.js'
 import { HttpProblem, problemBody, problemOf, validationIssues } from './problems.js'
 
+/** What a 415 says: the media types the route takes (JSON unless its schema says otherwise). */
+function mediaTypeAdvice(consumes: readonly string[] | undefined): string {
+  const types = consumes?.length ? consumes : ['application/json']
+  return types.length === 1
+    ? `This route takes ${types[0]}: send the body with that Content-Type.`
+    : `This route takes ${types.join(' or ')}: send the body with one of them as its Content-Type.`
+}
+
 /** Every error becomes application/problem+json; a 5xx never shows its cause to the client. */
 export function handleError(
   this: FastifyInstance,
@@ -21,8 +29,11 @@ export function handleError(
   } else if (error.validation) {
     status = 422
     body = problemBody(422, 'The request is not valid: see errors.', validationIssues(error))
+  } else if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    status = 415
+    body = problemBody(415, mediaTypeAdvice(request.routeOptions.schema?.consumes))
   } else if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
-    // Fastify's own client errors (bad JSON, unsupported media type, body too large): safe to show.
+    // Fastify's own client errors (bad JSON, body too large): safe to show.
     status = error.statusCode
     body = problemBody(status, error.message)
   } else if (isDatabaseUnavailable(error)) {

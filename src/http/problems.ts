@@ -102,6 +102,9 @@ const PARTS: Record<string, string> = {
   headers: 'header',
 }
 
+/** What a field name looks like here (snake_case, at most 64 characters). */
+const FIELD_NAME = /^[A-Za-z0-9_.[\]-]{1,64}$/
+
 /** Turns Ajv's errors (as Fastify reports them) into one issue per bad field. */
 export function validationIssues(error: FastifyError): ValidationIssue[] {
   const part = PARTS[error.validationContext ?? 'body'] ?? 'body'
@@ -110,8 +113,16 @@ export function validationIssues(error: FastifyError): ValidationIssue[] {
     let field = issue.instancePath.replace(/^\//, '').replace(/\//g, '.')
     let message = issue.message ?? 'is not valid'
     if (issue.keyword === 'additionalProperties') {
-      field = [field, String(params.additionalProperty)].filter(Boolean).join('.')
-      message = 'is not an allowed field'
+      const name = String(params.additionalProperty)
+      // A name is repeated only when it looks like one: the "name" of a JSON body sent as a form
+      // (curl -d without a Content-Type) is the whole body, password included.
+      if (FIELD_NAME.test(name)) {
+        field = [field, name].filter(Boolean).join('.')
+        message = 'is not an allowed field'
+      } else
+        message = /^\s*[{[]/.test(name)
+          ? 'is JSON sent as a form: send it with Content-Type: application/json'
+          : 'has a field that is not allowed (its name is not repeated: it is no field name)'
     } else if (issue.keyword === 'required') {
       field = [field, String(params.missingProperty)].filter(Boolean).join('.')
       message = 'is required'

@@ -120,8 +120,50 @@ describeEachEngine('request bodies: size, syntax, media type, prototype pollutio
         headers: { 'content-type': type },
         payload: 'name=a',
       })
-      assertProblem(response, 415)
+      const problem = assertProblem(response, 415)
+      // It says what to send instead.
+      assert.equal(problem.detail, 'This route takes application/json: send the body with that Content-Type.')
     }
+    const login = await ctx.app.inject({
+      method: 'POST',
+      url: '/login',
+      headers: { 'content-type': 'text/plain' },
+      payload: 'username=a&password=b',
+    })
+    assert.equal(
+      assertProblem(login, 415).detail,
+      'This route takes application/x-www-form-urlencoded or application/json: send the body with one of them as its Content-Type.',
+    )
+  })
+
+  test('JSON sent as a form (curl -d without -H) is refused without repeating it, and says to send JSON', async () => {
+    const secret = 'hunter2-in-the-body'
+    const response = await ctx.app.inject({
+      method: 'POST',
+      url: '/login',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: JSON.stringify({ username: 'someone@example.com', password: secret }),
+    })
+    const problem = assertProblem(response, 422)
+    assert.doesNotMatch(response.body, /hunter2|someone/)
+    assert.deepEqual(problem.errors?.find((issue) => issue.field === ''), {
+      in: 'body',
+      field: '',
+      message: 'is JSON sent as a form: send it with Content-Type: application/json',
+    })
+    // Any other name that is no field name is not repeated either.
+    const odd = await ctx.app.inject({
+      method: 'POST',
+      url: '/users/',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ ...uniqueUser(), 'password: hunter2-in-the-body': 1 }),
+    })
+    assert.doesNotMatch(odd.body, /hunter2/)
+    assert.deepEqual(assertProblem(odd, 422).errors?.find((issue) => issue.field === ''), {
+      in: 'body',
+      field: '',
+      message: 'has a field that is not allowed (its name is not repeated: it is no field name)',
+    })
   })
 
   test('prototype-pollution payloads are refused (400 or 422 problem+json, never 500) and pollute nothing', async () => {
