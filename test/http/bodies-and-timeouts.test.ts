@@ -146,11 +146,14 @@ describeEachEngine('request bodies: size, syntax, media type, prototype pollutio
     })
     const problem = assertProblem(response, 422)
     assert.doesNotMatch(response.body, /hunter2|someone/)
-    assert.deepEqual(problem.errors?.find((issue) => issue.field === ''), {
-      in: 'body',
-      field: '',
-      message: 'is JSON sent as a form: send it with Content-Type: application/json',
-    })
+    assert.deepEqual(
+      problem.errors?.find((issue) => issue.field === ''),
+      {
+        in: 'body',
+        field: '',
+        message: 'is JSON sent as a form: send it with Content-Type: application/json',
+      },
+    )
     // Any other name that is no field name is not repeated either.
     const odd = await ctx.app.inject({
       method: 'POST',
@@ -159,11 +162,14 @@ describeEachEngine('request bodies: size, syntax, media type, prototype pollutio
       payload: JSON.stringify({ ...uniqueUser(), 'password: hunter2-in-the-body': 1 }),
     })
     assert.doesNotMatch(odd.body, /hunter2/)
-    assert.deepEqual(assertProblem(odd, 422).errors?.find((issue) => issue.field === ''), {
-      in: 'body',
-      field: '',
-      message: 'has a field that is not allowed (its name is not repeated: it is no field name)',
-    })
+    assert.deepEqual(
+      assertProblem(odd, 422).errors?.find((issue) => issue.field === ''),
+      {
+        in: 'body',
+        field: '',
+        message: 'has a field that is not allowed (its name is not repeated: it is no field name)',
+      },
+    )
   })
 
   test('prototype-pollution payloads are refused (400 or 422 problem+json, never 500) and pollute nothing', async () => {
