@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { before, describe, test } from 'node:test'
 import { buildApp } from '../../src/app.js'
@@ -214,6 +215,29 @@ describe('cli: openapi and usage', () => {
     assert.ok(doc.paths['/login'], 'POST /login is documented')
     assert.ok(doc.paths['/product/{id}'], 'the products are documented')
     assert.equal(existsSync(file), false, 'no database file is created')
+  })
+
+  test("the README's openapi command, run as written, writes a file of JSON alone", async () => {
+    const line = readFileSync('README.md', 'utf8')
+      .split('\n')
+      .find((text) => /openapi > openapi\.json/.test(text))
+    assert.ok(line, 'the README shows how to write openapi.json')
+    const command = line.replace(/\s+#.*$/, '').replace('openapi.json', path.join(workDir(), 'openapi.json'))
+    const file = command.split('> ')[1]!
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+      const child = spawn('sh', ['-c', command], {
+        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATABASE_URL: freshDatabaseUrl() },
+        stdio: ['ignore', 'ignore', 'pipe'],
+        timeout: 60_000,
+      })
+      let stderr = ''
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+      child.on('error', reject)
+      child.on('close', (code) => resolve({ code, stderr }))
+    })
+    assert.equal(result.code, 0, result.stderr)
+    const doc = JSON.parse(readFileSync(file, 'utf8')) as { openapi: string }
+    assert.equal(doc.openapi, '3.1.0')
   })
 
   test('openapi into a pipe closed early (| head) ends quietly, without a stack trace', async () => {
