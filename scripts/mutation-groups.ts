@@ -154,6 +154,7 @@ export const mutationGroups: Record<string, MutationGroup> = {
       'test/routes/identities/refusals.test.ts',
       'test/routes/identities/linking.test.ts',
       'test/routes/identities/outage.test.ts',
+      'test/routes/identities/details.test.ts',
       'test/config/identity-providers.test.ts',
     ],
   },

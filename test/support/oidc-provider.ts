@@ -43,6 +43,8 @@ export interface TestIdentityProvider {
   clientSecret: string
   /** A second client of the same provider, with the same redirect URI. */
   otherClientId: string
+  /** A public client (no secret: PKCE alone protects its code exchange), with the same redirect URI. */
+  publicClientId: string
   /** The entry of OIDC_PROVIDERS for this provider, as `id`. */
   entry(id: string, name?: string): Record<string, string>
   /** A new person who can sign in here; unique unless given. */
@@ -106,6 +108,7 @@ export async function startTestIdentityProvider(options: {
   const clientId = 'fastauth-test'
   const clientSecret = randomBytes(24).toString('base64url')
   const otherClientId = 'another-client'
+  const publicClientId = 'public-client'
   const { privateKey } = await generateKeyPair('RS256', { extractable: true })
   const signingJwk: JWK = {
     ...(await exportJWK(privateKey)),
@@ -139,6 +142,13 @@ export async function startTestIdentityProvider(options: {
         client_secret: randomBytes(24).toString('base64url'),
         redirect_uris: options.redirectUris,
         token_endpoint_auth_method: 'client_secret_post',
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+      },
+      {
+        client_id: publicClientId,
+        redirect_uris: options.redirectUris,
+        token_endpoint_auth_method: 'none',
         grant_types: ['authorization_code'],
         response_types: ['code'],
       },
@@ -218,6 +228,7 @@ export async function startTestIdentityProvider(options: {
     clientId,
     clientSecret,
     otherClientId,
+    publicClientId,
     entry: (id, name = `Test provider ${id}`) => ({
       id,
       name,
