@@ -35,6 +35,7 @@ import authRoutes from './routes/auth/index.js'
 import docsRoutes from './routes/docs/index.js'
 import externalLoginRoutes from './routes/external-logins/index.js'
 import healthRoutes from './routes/health/index.js'
+import homeRoutes from './routes/home/index.js'
 import identityRoutes from './routes/identities/index.js'
 import keyRoutes from './routes/keys/index.js'
 import mfaRoutes from './routes/mfa/index.js'
@@ -145,6 +146,7 @@ async function assemble(
 
 /** Tier 3: the routes, over the services the plugins above decorated the app with. */
 async function registerRoutes(app: FastifyInstance, config: Config) {
+  await app.register(homeRoutes)
   await app.register(healthRoutes, { config })
   await app.register(metricsRoutes, { config })
   await app.register(docsRoutes, { config })

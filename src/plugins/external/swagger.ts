@@ -4,6 +4,7 @@ import fp from 'fastify-plugin'
 import type { Config } from '../../config.js'
 import { OAUTH2_SCHEME } from '../../http/openapi.js'
 import { docsCsp } from '../../http/security-headers.js'
+import { ICON_SVG, PRODUCT_NAME } from '../../http/brand.js'
 
 /** The groups of routes in the docs, in the order they are shown. */
 const TAGS = [
@@ -40,7 +41,7 @@ export default fp<{ config: Config }>(
       openapi: {
         openapi: '3.1.0',
         info: {
-          title: 'FastAuth API',
+          title: PRODUCT_NAME,
           version: '0.1.0',
           description:
             'Users register and log in through the OAuth2 password flow and receive JWT access tokens; ' +
@@ -66,6 +67,20 @@ export default fp<{ config: Config }>(
     })
     await app.register(swaggerUi, {
       routePrefix: '/docs',
+      // This product's name and icon, not Swagger's (the page's title, the tab's icon, the top bar).
+      logo: { type: 'image/svg+xml', content: Buffer.from(ICON_SVG), href: '/', target: '_self' },
+      theme: {
+        title: `${PRODUCT_NAME} – docs`,
+        favicon: [
+          {
+            filename: 'favicon.svg',
+            rel: 'icon',
+            sizes: 'any',
+            type: 'image/svg+xml',
+            content: Buffer.from(ICON_SVG),
+          },
+        ],
+      },
       uiConfig: {
         persistAuthorization: false,
         displayRequestDuration: true,

@@ -48,8 +48,13 @@ const EXPECTED_OPERATIONS: [string, string, 'public' | 'protected'][] = [
 /** Routes that serve the documentation itself (or metrics to a scraper), not the API. */
 const NOT_API = /^\/(docs|redoc|openapi\.json|metrics)\b/
 
-/** The pages that emailed links open, with their scripts: for people, hidden from the API docs. */
+/**
+ * The pages for people, hidden from the API docs: those emailed links open, with their scripts,
+ * the account page, and the root's page of links with the tab's icon.
+ */
 const LINK_PAGES = new Set([
+  'get /',
+  'get /favicon.ico',
   'get /reset-password',
   'get /reset-password.js',
   'get /verify-email',
