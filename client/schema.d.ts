@@ -5299,7 +5299,7 @@ export interface paths {
             /** @example Tenkeyless, brown switches. */
             description?: string
             /**
-             * @description In minor currency units (e.g. cents), ≥ 0.
+             * @description in minor currency units, e.g. cents: 12.99 is sent as 1299; at least 0
              * @example 12999
              */
             price: number
@@ -5541,7 +5541,7 @@ export interface paths {
             /** @example Tenkeyless, brown switches. */
             description?: string
             /**
-             * @description In minor currency units (e.g. cents), ≥ 0.
+             * @description in minor currency units, e.g. cents: 12.99 is sent as 1299; at least 0
              * @example 12999
              */
             price: number
@@ -5837,7 +5837,7 @@ export interface paths {
             /** @example Tenkeyless, brown switches. */
             description?: string
             /**
-             * @description In minor currency units (e.g. cents), ≥ 0.
+             * @description in minor currency units, e.g. cents: 12.99 is sent as 1299; at least 0
              * @example 12999
              */
             price?: number

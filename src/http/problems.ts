@@ -135,6 +135,10 @@ export function validationIssues(error: FastifyError): ValidationIssue[] {
     } else if (issue.keyword === 'anyOf') {
       // Ajv's "must match a schema in anyOf" names a keyword; the issues before it say what is wrong.
       message = 'does not match any of the accepted shapes (see the API documentation)'
+    } else if (issue.keyword === 'type' && params.type === 'integer' && field !== '') {
+      // "must be integer" does not say why 12.99 is wrong: the field's description does.
+      const description = (issue as { parentSchema?: { description?: string } }).parentSchema?.description
+      message = description ? `must be a whole number (${description})` : 'must be a whole number'
     } else if (field === '' && issue.keyword === 'type' && part === 'body') {
       message = 'a JSON object is required as the request body'
     }

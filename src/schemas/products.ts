@@ -27,7 +27,7 @@ const Description = Type.String({
 const Price = Type.Integer({
   minimum: 0,
   maximum: Number.MAX_SAFE_INTEGER,
-  description: 'In minor currency units (e.g. cents), ≥ 0.',
+  description: 'in minor currency units, e.g. cents: 12.99 is sent as 1299; at least 0',
   examples: [12999],
 })
 

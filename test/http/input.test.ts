@@ -48,6 +48,26 @@ describeEachEngine('input rules shared by every route', (ctx) => {
     }
   })
 
+  test('a price with a fraction says that prices are whole minor units, and nothing is created', async () => {
+    const owner = await registerAndLogin(ctx.app)
+    const before = await ctx.app.db.selectFrom('products').select('id').execute()
+    const response = await ctx.app.inject({
+      method: 'POST',
+      url: '/product/',
+      headers: owner.headers,
+      payload: { product_id: uniqueSku(), name: 'Fraction', price: 12.99 },
+    })
+    assert.deepEqual(assertProblem(response, 422).errors, [
+      {
+        in: 'body',
+        field: 'price',
+        message:
+          'must be a whole number (in minor currency units, e.g. cents: 12.99 is sent as 1299; at least 0)',
+      },
+    ])
+    assert.equal((await ctx.app.db.selectFrom('products').select('id').execute()).length, before.length)
+  })
+
   test('a text/plain body is 415 on JSON routes, and nothing is created', async () => {
     const owner = await registerAndLogin(ctx.app)
     const before = await ctx.app.db.selectFrom('products').select('id').execute()

@@ -45,8 +45,9 @@ export default fp<{ config: Config }>(
           version: '0.1.0',
           description:
             'Users register and log in through the OAuth2 password flow and receive JWT access tokens; ' +
-            'products are managed through a protected CRUD API. Click **Authorize** and log in with your email ' +
-            '(or user name) and password: "Try it out" then sends the token.',
+            'products are managed through a protected CRUD API. In Swagger UI (/docs), click **Authorize** and log ' +
+            'in with your email (or user name) and password: "Try it out" then sends the token. Elsewhere, get a ' +
+            'token from POST /login and send it as `Authorization: Bearer <access_token>`.',
         },
         // A guessed address (HOST:PORT) is not where a browser reaches the server when it runs in a
         // container or behind a proxy: the docs would send Authorize and "Try it out" to another
