@@ -30,7 +30,16 @@ export function describeStartupError(
   if (dbCode === '28P01' || dbCode === '28000' || dbCode === 'ER_ACCESS_DENIED_ERROR')
     return `DATABASE_URL: ${where} refused the user name or password; check the credentials in DATABASE_URL`
   if (dbCode === '3D000' || dbCode === 'ER_BAD_DB_ERROR')
-    return `DATABASE_URL: ${where} does not exist; create it first (e.g. createdb, or CREATE DATABASE)`
+    return `DATABASE_URL: ${where} does not exist; create it first (${creationHint(context.target)})`
   if (error instanceof MigrationError) return `database: ${error.message}`
   return undefined
+}
+
+/** How to make a missing database, with the tool of its engine. */
+function creationHint(target: DatabaseTarget | undefined): string {
+  if (target?.engine === 'postgres')
+    return `e.g. createdb ${target.database}, or CREATE DATABASE "${target.database}"`
+  if (target?.engine === 'mysql')
+    return `e.g. mysql -e 'CREATE DATABASE \`${target.database}\` CHARACTER SET utf8mb4'`
+  return 'CREATE DATABASE'
 }

@@ -212,6 +212,32 @@ describe('server: a start that cannot succeed is one line on stderr', () => {
     }
   })
 
+  test('a database that does not exist says how to create it, with the tool of its engine', async (t) => {
+    const engines = [
+      [
+        'postgres',
+        process.env.TEST_POSTGRES_URL,
+        /create it first \(e\.g\. createdb fastauth_missing_\d+, or CREATE DATABASE/,
+      ],
+      [
+        'mysql',
+        process.env.TEST_MYSQL_URL,
+        /create it first \(e\.g\. mysql -e 'CREATE DATABASE `fastauth_missing_\d+`/,
+      ],
+    ] as const
+    for (const [engine, url, expected] of engines) {
+      if (!url) {
+        t.diagnostic(`${engine}: skipped, its TEST_*_URL is not set`)
+        continue
+      }
+      const missing = new URL(url)
+      missing.pathname = `/fastauth_missing_${Date.now()}`
+      const line = await startAndFail({ SECRET_KEY: SECRET, DATABASE_URL: missing.href })
+      assert.match(line, /^error: DATABASE_URL: .+ does not exist; /, line)
+      assert.match(line, expected, line)
+    }
+  })
+
   test('a Redis that refuses the connection is reported as refused, not as silent', async () => {
     const line = await startAndFail({
       SECRET_KEY: SECRET,
