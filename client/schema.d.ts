@@ -21,7 +21,7 @@ export interface paths {
       }
       requestBody?: never
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -33,12 +33,20 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -69,7 +77,7 @@ export interface paths {
       }
       requestBody?: never
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -81,21 +89,37 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (503) */
+        /** @description Unavailable (problem details) */
         503: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Service Unavailable",
+             *       "status": 503,
+             *       "detail": "The database does not answer; try again shortly."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -166,7 +190,7 @@ export interface paths {
         }
       }
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -190,21 +214,37 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -262,39 +302,78 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -340,7 +419,7 @@ export interface paths {
         }
       }
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -364,57 +443,112 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -455,48 +589,88 @@ export interface paths {
           }
           content?: never
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -525,7 +699,7 @@ export interface paths {
       }
       requestBody?: never
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -554,21 +728,37 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -602,7 +792,7 @@ export interface paths {
       }
       requestBody?: never
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -635,12 +825,20 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -671,7 +869,7 @@ export interface paths {
       }
       requestBody?: never
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -707,12 +905,20 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -799,7 +1005,7 @@ export interface paths {
         }
       }
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -823,57 +1029,112 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -942,66 +1203,129 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (409) */
+        /** @description Conflict (problem details) */
         409: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Conflict",
+             *       "status": 409,
+             *       "detail": "A user with this email already exists."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -1033,7 +1357,7 @@ export interface paths {
       }
       requestBody?: never
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -1056,21 +1380,37 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -1106,7 +1446,7 @@ export interface paths {
       }
       requestBody?: never
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -1128,57 +1468,105 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (409) */
+        /** @description Conflict (problem details) */
         409: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Conflict",
+             *       "status": 409,
+             *       "detail": "A user with this email already exists."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -1211,21 +1599,37 @@ export interface paths {
           }
           content?: never
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -1251,57 +1655,112 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (404) */
+        /** @description Not found (problem details) */
         404: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Not Found",
+             *       "status": 404,
+             *       "detail": "There is no product 42."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (409) */
+        /** @description Conflict (problem details) */
         409: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Conflict",
+             *       "status": 409,
+             *       "detail": "A user with this email already exists."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -1349,7 +1808,7 @@ export interface paths {
         }
       }
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -1361,66 +1820,129 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (409) */
+        /** @description Conflict (problem details) */
         409: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Conflict",
+             *       "status": 409,
+             *       "detail": "A user with this email already exists."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -1461,7 +1983,7 @@ export interface paths {
         }
       }
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -1473,21 +1995,37 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -1513,48 +2051,95 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (409) */
+        /** @description Conflict (problem details) */
         409: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Conflict",
+             *       "status": 409,
+             *       "detail": "A user with this email already exists."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -1638,7 +2223,7 @@ export interface paths {
         }
       }
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -1653,57 +2238,112 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -1765,57 +2405,105 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (409) */
+        /** @description Conflict (problem details) */
         409: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Conflict",
+             *       "status": 409,
+             *       "detail": "A user with this email already exists."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -1860,84 +2548,163 @@ export interface paths {
           }
           content?: never
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (403) */
+        /** @description Not allowed (problem details) */
         403: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Forbidden",
+             *       "status": 403,
+             *       "detail": "Only the owner of this product or an admin may change it."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (404) */
+        /** @description Not found (problem details) */
         404: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Not Found",
+             *       "status": 404,
+             *       "detail": "There is no product 42."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (409) */
+        /** @description Conflict (problem details) */
         409: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Conflict",
+             *       "status": 409,
+             *       "detail": "A user with this email already exists."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -1998,39 +2765,71 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -2093,7 +2892,7 @@ export interface paths {
         }
       }
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -2117,66 +2916,129 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (403) */
+        /** @description Not allowed (problem details) */
         403: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Forbidden",
+             *       "status": 403,
+             *       "detail": "Only the owner of this product or an admin may change it."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -2258,48 +3120,88 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -2331,7 +3233,7 @@ export interface paths {
       }
       requestBody?: never
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -2360,21 +3262,37 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -2430,7 +3348,7 @@ export interface paths {
         }
       }
       responses: {
-        /** @description Default Response */
+        /** @description Created */
         201: {
           headers: {
             [name: string]: unknown
@@ -2461,66 +3379,129 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (409) */
+        /** @description Conflict (problem details) */
         409: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Conflict",
+             *       "status": 409,
+             *       "detail": "A user with this email already exists."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -2571,21 +3552,37 @@ export interface paths {
           }
           content?: never
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -2611,57 +3608,112 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (404) */
+        /** @description Not found (problem details) */
         404: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Not Found",
+             *       "status": 404,
+             *       "detail": "There is no product 42."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (409) */
+        /** @description Conflict (problem details) */
         409: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Conflict",
+             *       "status": 409,
+             *       "detail": "A user with this email already exists."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -2691,7 +3743,7 @@ export interface paths {
         }
       }
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -2718,66 +3770,129 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (404) */
+        /** @description Not found (problem details) */
         404: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Not Found",
+             *       "status": 404,
+             *       "detail": "There is no product 42."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -2805,7 +3920,7 @@ export interface paths {
       }
       requestBody?: never
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -2829,12 +3944,20 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -2891,39 +4014,78 @@ export interface paths {
           }
           content?: never
         }
-        /** @description Problem details (404) */
+        /** @description Not found (problem details) */
         404: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Not Found",
+             *       "status": 404,
+             *       "detail": "There is no product 42."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (503) */
+        /** @description Unavailable (problem details) */
         503: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Service Unavailable",
+             *       "status": 503,
+             *       "detail": "The database does not answer; try again shortly."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -2976,39 +4138,78 @@ export interface paths {
           }
           content?: never
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (404) */
+        /** @description Not found (problem details) */
         404: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Not Found",
+             *       "status": 404,
+             *       "detail": "There is no product 42."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -3056,7 +4257,7 @@ export interface paths {
         }
       }
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -3080,75 +4281,146 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (403) */
+        /** @description Not allowed (problem details) */
         403: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Forbidden",
+             *       "status": 403,
+             *       "detail": "Only the owner of this product or an admin may change it."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (404) */
+        /** @description Not found (problem details) */
         404: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Not Found",
+             *       "status": 404,
+             *       "detail": "There is no product 42."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (409) */
+        /** @description Conflict (problem details) */
         409: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Conflict",
+             *       "status": 409,
+             *       "detail": "A user with this email already exists."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -3177,7 +4449,7 @@ export interface paths {
       }
       requestBody?: never
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -3201,21 +4473,37 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -3273,7 +4561,7 @@ export interface paths {
         }
       }
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -3285,21 +4573,37 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -3325,66 +4629,129 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (404) */
+        /** @description Not found (problem details) */
         404: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Not Found",
+             *       "status": 404,
+             *       "detail": "There is no product 42."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (409) */
+        /** @description Conflict (problem details) */
         409: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Conflict",
+             *       "status": 409,
+             *       "detail": "A user with this email already exists."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (503) */
+        /** @description Unavailable (problem details) */
         503: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Service Unavailable",
+             *       "status": 503,
+             *       "detail": "The database does not answer; try again shortly."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -3430,7 +4797,7 @@ export interface paths {
         }
       }
       responses: {
-        /** @description Default Response */
+        /** @description Created */
         201: {
           headers: {
             [name: string]: unknown
@@ -3452,75 +4819,146 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (404) */
+        /** @description Not found (problem details) */
         404: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Not Found",
+             *       "status": 404,
+             *       "detail": "There is no product 42."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (409) */
+        /** @description Conflict (problem details) */
         409: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Conflict",
+             *       "status": 409,
+             *       "detail": "A user with this email already exists."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -3549,75 +4987,146 @@ export interface paths {
           }
           content?: never
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (404) */
+        /** @description Not found (problem details) */
         404: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Not Found",
+             *       "status": 404,
+             *       "detail": "There is no product 42."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (409) */
+        /** @description Conflict (problem details) */
         409: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Conflict",
+             *       "status": 409,
+             *       "detail": "A user with this email already exists."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -3645,7 +5154,7 @@ export interface paths {
       }
       requestBody?: never
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -3678,21 +5187,37 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -3738,66 +5263,129 @@ export interface paths {
           }
           content?: never
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (404) */
+        /** @description Not found (problem details) */
         404: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Not Found",
+             *       "status": 404,
+             *       "detail": "There is no product 42."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -3847,57 +5435,112 @@ export interface paths {
           }
           content?: never
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -3947,7 +5590,7 @@ export interface paths {
         }
       }
       responses: {
-        /** @description Default Response */
+        /** @description Accepted */
         202: {
           headers: {
             [name: string]: unknown
@@ -3959,48 +5602,95 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -4062,48 +5752,95 @@ export interface paths {
           }
           content?: never
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -4159,48 +5896,95 @@ export interface paths {
           }
           content?: never
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -4234,7 +6018,7 @@ export interface paths {
       }
       requestBody?: never
       responses: {
-        /** @description Default Response */
+        /** @description Accepted */
         202: {
           headers: {
             [name: string]: unknown
@@ -4246,57 +6030,105 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (409) */
+        /** @description Conflict (problem details) */
         409: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Conflict",
+             *       "status": 409,
+             *       "detail": "A user with this email already exists."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -4334,7 +6166,7 @@ export interface paths {
       }
       requestBody?: never
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -4367,39 +6199,78 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (403) */
+        /** @description Not allowed (problem details) */
         403: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Forbidden",
+             *       "status": 403,
+             *       "detail": "Only the owner of this product or an admin may change it."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -4448,7 +6319,7 @@ export interface paths {
         }
       }
       responses: {
-        /** @description Default Response */
+        /** @description Created */
         201: {
           headers: {
             [name: string]: unknown
@@ -4477,75 +6348,146 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (403) */
+        /** @description Not allowed (problem details) */
         403: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Forbidden",
+             *       "status": 403,
+             *       "detail": "Only the owner of this product or an admin may change it."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (409) */
+        /** @description Conflict (problem details) */
         409: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Conflict",
+             *       "status": 409,
+             *       "detail": "A user with this email already exists."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -4574,7 +6516,7 @@ export interface paths {
       }
       requestBody?: never
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -4603,21 +6545,37 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -4651,7 +6609,7 @@ export interface paths {
       }
       requestBody?: never
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -4680,48 +6638,95 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (403) */
+        /** @description Not allowed (problem details) */
         403: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Forbidden",
+             *       "status": 403,
+             *       "detail": "Only the owner of this product or an admin may change it."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (404) */
+        /** @description Not found (problem details) */
         404: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Not Found",
+             *       "status": 404,
+             *       "detail": "There is no product 42."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -4752,84 +6757,163 @@ export interface paths {
           }
           content?: never
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (403) */
+        /** @description Not allowed (problem details) */
         403: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Forbidden",
+             *       "status": 403,
+             *       "detail": "Only the owner of this product or an admin may change it."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (404) */
+        /** @description Not found (problem details) */
         404: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Not Found",
+             *       "status": 404,
+             *       "detail": "There is no product 42."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (409) */
+        /** @description Conflict (problem details) */
         409: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Conflict",
+             *       "status": 409,
+             *       "detail": "A user with this email already exists."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -4879,7 +6963,7 @@ export interface paths {
         }
       }
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -4908,84 +6992,163 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (403) */
+        /** @description Not allowed (problem details) */
         403: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Forbidden",
+             *       "status": 403,
+             *       "detail": "Only the owner of this product or an admin may change it."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (404) */
+        /** @description Not found (problem details) */
         404: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Not Found",
+             *       "status": 404,
+             *       "detail": "There is no product 42."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (409) */
+        /** @description Conflict (problem details) */
         409: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Conflict",
+             *       "status": 409,
+             *       "detail": "A user with this email already exists."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -5079,7 +7242,7 @@ export interface paths {
       }
       requestBody?: never
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -5120,39 +7283,78 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (403) */
+        /** @description Not allowed (problem details) */
         403: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Forbidden",
+             *       "status": 403,
+             *       "detail": "Only the owner of this product or an admin may change it."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -5199,7 +7401,7 @@ export interface paths {
       }
       requestBody?: never
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -5234,30 +7436,61 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -5307,7 +7540,7 @@ export interface paths {
         }
       }
       responses: {
-        /** @description Default Response */
+        /** @description Created */
         201: {
           headers: {
             [name: string]: unknown
@@ -5338,66 +7571,129 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (409) */
+        /** @description Conflict (problem details) */
         409: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Conflict",
+             *       "status": 409,
+             *       "detail": "A user with this email already exists."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -5435,7 +7731,7 @@ export interface paths {
       }
       requestBody?: never
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -5473,39 +7769,78 @@ export interface paths {
           }
           content?: never
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (404) */
+        /** @description Not found (problem details) */
         404: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Not Found",
+             *       "status": 404,
+             *       "detail": "There is no product 42."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -5549,7 +7884,7 @@ export interface paths {
         }
       }
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -5580,102 +7915,197 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (403) */
+        /** @description Not allowed (problem details) */
         403: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Forbidden",
+             *       "status": 403,
+             *       "detail": "Only the owner of this product or an admin may change it."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (404) */
+        /** @description Not found (problem details) */
         404: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Not Found",
+             *       "status": 404,
+             *       "detail": "There is no product 42."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (409) */
+        /** @description Conflict (problem details) */
         409: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Conflict",
+             *       "status": 409,
+             *       "detail": "A user with this email already exists."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (412) */
+        /** @description Changed since read (problem details) */
         412: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Precondition Failed",
+             *       "status": 412,
+             *       "detail": "The product has changed since you read it: GET it again and retry with its new ETag."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (428) */
+        /** @description If-Match required (problem details) */
         428: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Precondition Required",
+             *       "status": 428,
+             *       "detail": "Send If-Match with the ETag from GET /product/{id}: changes must name the version they change."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -5708,93 +8138,180 @@ export interface paths {
           }
           content?: never
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (403) */
+        /** @description Not allowed (problem details) */
         403: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Forbidden",
+             *       "status": 403,
+             *       "detail": "Only the owner of this product or an admin may change it."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (404) */
+        /** @description Not found (problem details) */
         404: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Not Found",
+             *       "status": 404,
+             *       "detail": "There is no product 42."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (412) */
+        /** @description Changed since read (problem details) */
         412: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Precondition Failed",
+             *       "status": 412,
+             *       "detail": "The product has changed since you read it: GET it again and retry with its new ETag."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (428) */
+        /** @description If-Match required (problem details) */
         428: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Precondition Required",
+             *       "status": 428,
+             *       "detail": "Send If-Match with the ETag from GET /product/{id}: changes must name the version they change."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
@@ -5845,7 +8362,7 @@ export interface paths {
         }
       }
       responses: {
-        /** @description Default Response */
+        /** @description OK */
         200: {
           headers: {
             [name: string]: unknown
@@ -5876,102 +8393,197 @@ export interface paths {
             }
           }
         }
-        /** @description Problem details (400) */
+        /** @description Bad request (problem details) */
         400: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Bad Request",
+             *       "status": 400,
+             *       "detail": "The code is unknown, used, expired, or was not issued to this client."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (401) */
+        /** @description Not authenticated (problem details) */
         401: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unauthorized",
+             *       "status": 401,
+             *       "detail": "The access token has expired"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (403) */
+        /** @description Not allowed (problem details) */
         403: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Forbidden",
+             *       "status": 403,
+             *       "detail": "Only the owner of this product or an admin may change it."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (404) */
+        /** @description Not found (problem details) */
         404: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Not Found",
+             *       "status": 404,
+             *       "detail": "There is no product 42."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (409) */
+        /** @description Conflict (problem details) */
         409: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Conflict",
+             *       "status": 409,
+             *       "detail": "A user with this email already exists."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (412) */
+        /** @description Changed since read (problem details) */
         412: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Precondition Failed",
+             *       "status": 412,
+             *       "detail": "The product has changed since you read it: GET it again and retry with its new ETag."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (413) */
+        /** @description Body too large (problem details) */
         413: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Content Too Large",
+             *       "status": 413,
+             *       "detail": "Request body is too large"
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (415) */
+        /** @description Wrong media type (problem details) */
         415: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unsupported Media Type",
+             *       "status": 415,
+             *       "detail": "This route takes application/json: send the body with that Content-Type."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (422) */
+        /** @description Invalid input (problem details) */
         422: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Unprocessable Content",
+             *       "status": 422,
+             *       "detail": "The request is not valid: see errors.",
+             *       "errors": [
+             *         {
+             *           "in": "body",
+             *           "field": "email",
+             *           "message": "must match format \"email\""
+             *         }
+             *       ]
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (428) */
+        /** @description If-Match required (problem details) */
         428: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Precondition Required",
+             *       "status": 428,
+             *       "detail": "Send If-Match with the ETag from GET /product/{id}: changes must name the version they change."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }
-        /** @description Problem details (429) */
+        /** @description Too many requests (problem details) */
         429: {
           headers: {
             [name: string]: unknown
           }
           content: {
+            /**
+             * @example {
+             *       "type": "about:blank",
+             *       "title": "Too Many Requests",
+             *       "status": 429,
+             *       "detail": "Too many requests; try again in 60 seconds."
+             *     }
+             */
             'application/problem+json': components['schemas']['Problem']
           }
         }

@@ -1,4 +1,4 @@
-import { STATUS_CODES } from 'node:http'
+import { problemTitle } from '../schemas/problem.js'
 import type { FastifyError } from 'fastify'
 import type { DomainError, DomainErrorKind, FieldIssue } from '../services/errors.js'
 
@@ -44,8 +44,6 @@ export class HttpProblem extends Error {
 }
 
 /** RFC 9110 names where Node's table still has the older ones. */
-const TITLES: Record<number, string> = { 413: 'Content Too Large', 422: 'Unprocessable Content' }
-
 export function problemBody(
   status: number,
   detail: string,
@@ -54,7 +52,7 @@ export function problemBody(
 ): ProblemBody {
   return {
     type,
-    title: TITLES[status] ?? STATUS_CODES[status] ?? 'Error',
+    title: problemTitle(status),
     status,
     detail,
     ...(errors ? { errors } : {}),

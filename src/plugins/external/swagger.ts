@@ -1,4 +1,5 @@
-import swagger from '@fastify/swagger'
+import { STATUS_CODES } from 'node:http'
+import swagger, { type FastifyDynamicSwaggerOptions } from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.js'
@@ -34,6 +35,25 @@ const TAGS = [
   { name: 'operations', description: 'Health checks' },
 ]
 
+type DocumentObject = Parameters<NonNullable<FastifyDynamicSwaggerOptions['transformObject']>>[0]
+type Document = Extract<DocumentObject, { openapiObject: unknown }>['openapiObject']
+
+/**
+ * A response whose schema has no description is "Default Response" in the generated document:
+ * a success then says what it is (OK, Created, No Content…). Errors describe themselves
+ * (schemas/problem.ts).
+ */
+function nameSuccessResponses(document: Document): Document {
+  for (const operations of Object.values(document.paths ?? {}))
+    for (const operation of Object.values(operations ?? {})) {
+      const responses = (operation as { responses?: Record<string, { description?: string }> }).responses
+      for (const [status, response] of Object.entries(responses ?? {}))
+        if (response.description === 'Default Response')
+          response.description = STATUS_CODES[status] ?? 'Success'
+    }
+  return document
+}
+
 /** OpenAPI 3.1 generated from the routes' own schemas, and Swagger UI served from the package's assets. */
 export default fp<{ config: Config }>(
   async (app, { config }) => {
@@ -64,6 +84,8 @@ export default fp<{ config: Config }>(
           },
         },
       },
+      transformObject: (object) =>
+        'openapiObject' in object ? nameSuccessResponses(object.openapiObject) : object.swaggerObject,
       refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
     })
     await app.register(swaggerUi, {

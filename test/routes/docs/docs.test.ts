@@ -321,8 +321,8 @@ describeEachEngine('documentation and health endpoints', (ctx) => {
 })
 
 describe('routes and documentation with every optional route turned on', () => {
-  // CORS_ORIGINS adds the preflight (OPTIONS on every path), METRICS_TOKEN adds /metrics: the
-  // engine tests above build the app without them.
+  // CORS_ORIGINS adds the preflight (OPTIONS on every path), METRICS_TOKEN adds /metrics, the
+  // rate limits the 429s: the engine tests above build the app without them.
   let app: FastifyInstance
   let doc: OpenApiDocument
 
@@ -332,6 +332,8 @@ describe('routes and documentation with every optional route turned on', () => {
         DATABASE_URL: 'sqlite::memory:',
         CORS_ORIGINS: 'https://app.example.test',
         METRICS_TOKEN: 'metrics-token-0123456789abcdef',
+        // The limits declare the 429 every route may answer.
+        RATE_LIMIT_ENABLED: 'true',
       }),
       { logger: false },
     )
@@ -347,6 +349,34 @@ describe('routes and documentation with every optional route turned on', () => {
     assert.ok(served.has(CORS_PREFLIGHT), 'the CORS preflight route is served')
     assert.ok(served.has('get /metrics'), '/metrics is served')
     assertServedMatchesDocumented(app, doc)
+  })
+
+  test('every response says what it is, and each error status shows an example of its own', () => {
+    const examples = new Map<number, string>()
+    for (const [p, pathItem] of Object.entries(doc.paths))
+      for (const [method, operation] of Object.entries(pathItem as Record<string, Json>)) {
+        const responses = (operation as { responses?: Record<string, Json> }).responses ?? {}
+        for (const [status, response] of Object.entries(responses)) {
+          const where = `${method.toUpperCase()} ${p} ${status}`
+          assert.notEqual(response.description, 'Default Response', where)
+          if (Number(status) < 400) continue
+          const media = (response.content as Record<string, Json>)['application/problem+json']!
+          const example = media.example as { status?: number; detail?: string } | undefined
+          if (example) {
+            assert.equal(example.status, Number(status), `${where}: its example is of its own status`)
+            examples.set(Number(status), example.detail!)
+          } else {
+            // A problem of its own shape (the login's 403 with mfa_token): its fields carry the examples.
+            const statusField = (media.schema as { properties?: Record<string, Json> }).properties?.status
+            const shown = statusField?.example ?? (statusField?.examples as unknown[] | undefined)?.[0]
+            assert.equal(shown, Number(status), `${where}: its example is of its own status`)
+          }
+        }
+      }
+    // The statuses do not share one example (as they all showed the 422 once).
+    assert.equal(new Set(examples.values()).size, examples.size, [...examples].join('\n'))
+    for (const status of [401, 403, 404, 409, 413, 415, 429])
+      assert.ok(examples.has(status), `${status} is documented`)
   })
 
   test('every documented operation is served with and without a trailing slash', async () => {
