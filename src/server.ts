@@ -1,6 +1,7 @@
 import { ConfigError, loadConfig, readEnvFile, type Config } from './config.js'
 import { buildApp } from './app.js'
 import { parseDatabaseUrl, type DatabaseTarget } from './db/target.js'
+import { developmentLogStream } from './process/development-logs.js'
 import { describeShutdownFailure, shutDown } from './process/shutdown.js'
 import { describeStartupError } from './process/startup-errors.js'
 
@@ -18,7 +19,9 @@ async function main() {
       },
     )
     target = parseDatabaseUrl(config.databaseUrl)
-    const app = await buildApp(config)
+    // Readable lines in development on a terminal; JSON everywhere else.
+    const stream = await developmentLogStream(config)
+    const app = await buildApp(config, stream ? { logger: { level: config.logLevel, stream } } : {})
     await app.listen({ host: config.host, port: config.port })
 
     const timeouts = { drainMs: config.shutdownDrainMs, timeoutMs: config.shutdownTimeoutMs }
