@@ -91,7 +91,16 @@ const NO_HTTP_FRAMEWORK = {
 
 export default tseslint.config(
   {
-    ignores: ['dist/', 'data/', 'node_modules/', 'coverage/', 'test-artifacts/', 'reports/', '.stryker-tmp/'],
+    ignores: [
+      'dist/',
+      'client/dist/',
+      'data/',
+      'node_modules/',
+      'coverage/',
+      'test-artifacts/',
+      'reports/',
+      '.stryker-tmp/',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,

@@ -49,3 +49,28 @@ export function bearerToken(getToken: () => string | undefined | Promise<string 
     },
   }
 }
+
+/** An answer of the API that is an error: its status and its problem+json body. */
+export class ApiError extends Error {
+  override name = 'ApiError'
+  constructor(
+    readonly status: number,
+    readonly problem: Problem | undefined,
+  ) {
+    super(problem?.detail ?? `The API answered ${status}`)
+  }
+}
+
+/**
+ * The data of a call, or an ApiError thrown with its status and problem: for code that would
+ * rather catch than check `error` after each call (a wrong password then cannot pass unnoticed).
+ *
+ *   const tokens = await orThrow(api.POST('/login', { body: { username, password }, ...formEncoded }))
+ */
+export async function orThrow<T>(
+  call: Promise<{ data?: T; error?: unknown; response: Response }>,
+): Promise<T> {
+  const { data, error, response } = await call
+  if (error !== undefined || !response.ok) throw new ApiError(response.status, error as Problem | undefined)
+  return data as T
+}
