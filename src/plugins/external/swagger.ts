@@ -7,6 +7,18 @@ import { OAUTH2_SCHEME } from '../../http/openapi.js'
 import { docsCsp } from '../../http/security-headers.js'
 import { ICON_SVG, PRODUCT_NAME } from '../../http/brand.js'
 
+/**
+ * The Authorize dialog asks for a login name and a password only: the stock paragraph about
+ * scopes (there are none), the client credentials and their location (public client, none) are
+ * hidden, before and after authorizing.
+ */
+const AUTHORIZE_DIALOG_CSS = `
+.auth-container .scope-def,
+.auth-container .wrapper:has(> label[for='password_type']),
+.auth-container .wrapper:has(> label[for='client_id_password']),
+.auth-container .wrapper:has(> label[for='client_secret_password']) { display: none; }
+`
+
 /** The groups of routes in the docs, in the order they are shown. */
 const TAGS = [
   { name: 'auth', description: 'Login and the current user' },
@@ -94,6 +106,7 @@ export default fp<{ config: Config }>(
       logo: { type: 'image/svg+xml', content: Buffer.from(ICON_SVG), href: '/', target: '_self' },
       theme: {
         title: `${PRODUCT_NAME} – docs`,
+        css: [{ filename: 'theme.css', content: AUTHORIZE_DIALOG_CSS }],
         favicon: [
           {
             filename: 'favicon.svg',

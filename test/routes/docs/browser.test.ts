@@ -156,6 +156,10 @@ describe('the docs in a browser', { skip }, () => {
     // Authorize: the OAuth2 password flow form, filled in as a person would.
     await page.locator('.auth-wrapper button.authorize').click()
     const dialog = page.locator('.dialog-ux .modal-ux')
+    await dialog.locator('#oauth_username').waitFor({ state: 'visible' })
+    // A login name and a password, nothing that does not apply (no scopes, no client credentials).
+    const unused = /Scopes are used|client_id|client_secret|Client credentials location/
+    assert.doesNotMatch(await dialog.innerText(), unused)
     await dialog.locator('#oauth_username').fill(user.email)
     await dialog.locator('#oauth_password').fill(user.password)
     await dialog.locator('button.modal-btn.authorize', { hasText: 'Authorize' }).click()
@@ -170,6 +174,7 @@ describe('the docs in a browser', { skip }, () => {
       `Swagger UI could not log in: ${await authError.allInnerTexts()}`,
     )
     assert.match(await dialog.innerText(), /\bAuthorized\b/)
+    assert.doesNotMatch(await dialog.innerText(), unused)
     assert.match(await dialog.innerText(), new RegExp(`username:\\s*${escapeRegExp(user.email)}`))
     await screenshot(page, '1-docs-authorized')
     await dialog.locator('button.btn-done', { hasText: 'Close' }).click()
