@@ -119,6 +119,19 @@ describeEachEngine('identity provider repositories', (ctx) => {
     assert.equal(await identities().countForUser(first), 1)
   })
 
+  test('an insert that fails for another reason than a taken key is an error, not a refusal', async () => {
+    // A user that does not exist: a foreign key violation, which must not read as "linked already".
+    await assert.rejects(
+      identities().insert({
+        userId: 2_000_000_000,
+        provider: 'test',
+        subject: subject(),
+        email: null,
+        now: at(1),
+      }),
+    )
+  })
+
   test('of two links of one subject at once, exactly one is stored', async () => {
     const users = [await insertPlainUser(ctx.app.repos), await insertPlainUser(ctx.app.repos)]
     const sub = subject()
