@@ -54,6 +54,9 @@ export function assertPasswordPolicy(password: string, minLength: number, field 
     ])
 }
 
+/** The detail of the 409 of a taken name (a new account from an identity provider tries another). */
+export const NAME_TAKEN = 'This name is already taken.'
+
 /** Turns a unique violation on users into a 409 that says which field is taken. */
 export async function explainUserConflict(
   repos: Repositories,
@@ -63,7 +66,7 @@ export async function explainUserConflict(
 ): Promise<never> {
   if (!isUniqueViolation(error)) throw error
   const field = await repos.users.findConflict(fields.email, fields.name && nameKey(fields.name), exceptId)
-  throw conflict(field === 'name' ? 'This name is already taken.' : 'A user with this email already exists.')
+  throw conflict(field === 'name' ? NAME_TAKEN : 'A user with this email already exists.')
 }
 
 export interface NewAccount {

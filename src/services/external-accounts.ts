@@ -5,7 +5,7 @@ import type { ExternalLoginRecord } from '../repositories/external-logins.js'
 import type { Repositories } from '../repositories/index.js'
 import type { UserRecord } from '../repositories/users.js'
 import type { AccountEmails } from './account-emails.js'
-import { assertNamePolicy, insertAccount, NAME_MAX_LENGTH } from './accounts.js'
+import { assertNamePolicy, insertAccount, NAME_MAX_LENGTH, NAME_TAKEN } from './accounts.js'
 import type { AuditService } from './audit.js'
 import { dateOf, type Clock } from './clock.js'
 import type { RequestContext } from './context.js'
@@ -85,8 +85,7 @@ async function createAccountFor(
       return await insertAccount(repos, { name, email, passwordHash: NO_PASSWORD, emailVerified: true })
     } catch (error) {
       // A taken name gets a suffix; a taken email (a registration at the same moment) is final.
-      if (!(error instanceof DomainError && error.message === 'This name is already taken.') || attempt === 5)
-        throw error
+      if (!(error instanceof DomainError && error.message === NAME_TAKEN) || attempt === 5) throw error
     }
   }
 }
