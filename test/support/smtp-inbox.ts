@@ -95,7 +95,22 @@ export async function startSmtpInbox() {
     }
   }
 
+  /** The subjects of the mails `recipient` got, once `count` arrived (oldest first; verification mails aside). */
+  async function waitForSubjects(recipient: string, count: number, timeoutMs = 15_000): Promise<string[]> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const subjects = mailsTo(recipient)
+        .map((mail) => /^Subject: (.*)$/m.exec(mail.decoded)?.[1] ?? '')
+        .filter((subject) => subject !== 'Verify your email address')
+      if (subjects.length >= count) return subjects
+      if (Date.now() > deadline)
+        throw new Error(`${count} mails to ${recipient} did not arrive: ${subjects.join(', ')}`)
+      await sleep(20)
+    }
+  }
+
   return {
+    waitForSubjects,
     /** The SMTP_URL to give the app. */
     url,
     /** The settings that make the app mail through this server, with links under PUBLIC_URL. */

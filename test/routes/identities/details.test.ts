@@ -35,20 +35,7 @@ const idp = await startTestIdentityProvider({ redirectUris: [callbackOf(PROVIDER
 const inbox = await startSmtpInbox()
 after(() => idp.close())
 
-/** The subjects of the mails `recipient` got, once `count` arrived (verification mails aside). */
-async function subjectsTo(recipient: string, count: number): Promise<string[]> {
-  const deadline = Date.now() + 15_000
-  for (;;) {
-    const subjects = inbox
-      .mailsTo(recipient)
-      .map((mail) => /^Subject: (.*)$/m.exec(mail.decoded)?.[1] ?? '')
-      .filter((subject) => subject !== 'Verify your email address')
-    if (subjects.length >= count) return subjects
-    if (Date.now() > deadline)
-      throw new Error(`${count} mails to ${recipient} did not arrive: ${subjects.join(', ')}`)
-    await sleep(20)
-  }
-}
+const subjectsTo = inbox.waitForSubjects
 
 const detailsOf = (rows: { details: string | null }[]) =>
   rows.map((row) => JSON.parse(row.details!) as unknown)

@@ -28,20 +28,7 @@ import {
 const clock = new TestClock()
 const inbox = await startSmtpInbox()
 
-/** The subjects of the mails `recipient` got, once `count` of them arrived (oldest first). */
-async function subjectsTo(recipient: string, count: number): Promise<string[]> {
-  const deadline = Date.now() + 15_000
-  for (;;) {
-    const subjects = inbox
-      .mailsTo(recipient)
-      .map((mail) => /^Subject: (.*)$/m.exec(mail.decoded)?.[1] ?? '')
-      .filter((subject) => subject !== 'Verify your email address')
-    if (subjects.length >= count) return subjects
-    if (Date.now() > deadline)
-      throw new Error(`${count} notices to ${recipient} did not arrive: ${subjects.join(', ')}`)
-    await sleep(20)
-  }
-}
+const subjectsTo = inbox.waitForSubjects
 
 async function makeAdmin(app: FastifyInstance, user: TestUser) {
   await app.db.updateTable('users').set({ role: 'admin' }).where('id', '=', user.id).execute()
