@@ -44,7 +44,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -100,7 +100,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -371,7 +371,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -546,7 +546,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -668,7 +668,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -756,7 +756,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -836,7 +836,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -916,7 +916,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -1132,7 +1132,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -1323,7 +1323,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -1408,7 +1408,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -1564,7 +1564,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -1758,7 +1758,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -1940,7 +1940,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -2137,7 +2137,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -2341,7 +2341,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -2501,7 +2501,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -2702,7 +2702,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -2827,7 +2827,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -3036,7 +3036,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -3199,7 +3199,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -3290,7 +3290,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -3499,7 +3499,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -3711,7 +3711,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -3890,7 +3890,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -3955,7 +3955,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -4066,7 +4066,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -4207,7 +4207,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -4418,7 +4418,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -4501,7 +4501,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -4732,7 +4732,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -4956,7 +4956,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -5124,7 +5124,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -5215,7 +5215,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -5383,7 +5383,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -5538,7 +5538,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -5688,7 +5688,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -5838,7 +5838,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -5982,7 +5982,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -6126,7 +6126,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -6268,7 +6268,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -6485,7 +6485,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -6573,7 +6573,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -6724,7 +6724,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -6911,7 +6911,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -7146,7 +7146,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -7352,7 +7352,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -7488,7 +7488,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -7691,7 +7691,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -7838,7 +7838,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -8103,7 +8103,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -8309,7 +8309,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']
@@ -8581,7 +8581,7 @@ export interface paths {
              *       "type": "about:blank",
              *       "title": "Too Many Requests",
              *       "status": 429,
-             *       "detail": "Too many requests; try again in 60 seconds."
+             *       "detail": "Too many requests from this address; try again in 60 seconds."
              *     }
              */
             'application/problem+json': components['schemas']['Problem']

@@ -12,6 +12,10 @@ export interface WindowCount {
 export interface CounterStore {
   readonly kind: 'memory' | 'redis'
   hit(key: string, windowMs: number): Promise<WindowCount>
+  /** Takes one hit back from a key's current window (an attempt that turned out not to count). */
+  takeBack(key: string): Promise<void>
+  /** Ends a key's window: its next hit counts from one again. */
+  reset(key: string): Promise<void>
   close(): Promise<void>
 }
 
@@ -44,6 +48,13 @@ export function createMemoryCounterStore(
       window.count += 1
       return { count: window.count, resetMs: window.endsAt - time }
     },
+    async takeBack(key) {
+      const window = windows.get(key)
+      if (window && window.endsAt > now() && window.count > 0) window.count -= 1
+    },
+    async reset(key) {
+      windows.delete(key)
+    },
     async close() {
       windows.clear()
     },
@@ -59,20 +70,36 @@ if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1])
 return {count, ttl}
 `
 
+// DECR only a window that exists (DECR alone would make a key without expiry), never below zero.
+const TAKE_BACK_SCRIPT = `
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 then redis.call('DECR', KEYS[1]) end
+return 0
+`
+
 type RedisWithHit = Redis & {
   fastauthHit(key: string, windowMs: number): Promise<[number, number]>
+  fastauthTakeBack(key: string): Promise<number>
 }
 
 /** Counters shared by every instance through Redis. */
 export function createRedisCounterStore(redis: Redis, keyPrefix: string): CounterStore {
   // Defining it again (a second store on one connection) replaces it with the same script.
   redis.defineCommand('fastauthHit', { numberOfKeys: 1, lua: HIT_SCRIPT })
+  redis.defineCommand('fastauthTakeBack', { numberOfKeys: 1, lua: TAKE_BACK_SCRIPT })
   const client = redis as RedisWithHit
+  const keyOf = (key: string) => `${keyPrefix}rate:${key}`
   return {
     kind: 'redis',
     async hit(key, windowMs) {
-      const [count, ttl] = await client.fastauthHit(`${keyPrefix}rate:${key}`, windowMs)
+      const [count, ttl] = await client.fastauthHit(keyOf(key), windowMs)
       return { count, resetMs: ttl }
+    },
+    async takeBack(key) {
+      await client.fastauthTakeBack(keyOf(key))
+    },
+    async reset(key) {
+      await client.del(keyOf(key))
     },
     async close() {
       // The connection belongs to the redis plugin.
@@ -91,17 +118,20 @@ export function createFallbackCounterStore(
   fallback: CounterStore,
   monitor: Pick<DependencyMonitor, 'available' | 'failed'>,
 ): CounterStore {
+  const either = async <T>(work: (store: CounterStore) => Promise<T>): Promise<T> => {
+    if (!monitor.available) return work(fallback)
+    try {
+      return await work(primary)
+    } catch (error) {
+      monitor.failed(error)
+      return work(fallback)
+    }
+  }
   return {
     kind: primary.kind,
-    async hit(key, windowMs) {
-      if (!monitor.available) return fallback.hit(key, windowMs)
-      try {
-        return await primary.hit(key, windowMs)
-      } catch (error) {
-        monitor.failed(error)
-        return fallback.hit(key, windowMs)
-      }
-    },
+    hit: (key, windowMs) => either((store) => store.hit(key, windowMs)),
+    takeBack: (key) => either((store) => store.takeBack(key)),
+    reset: (key) => either((store) => store.reset(key)),
     async close() {
       await Promise.all([primary.close(), fallback.close()])
     },

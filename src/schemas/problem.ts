@@ -66,7 +66,10 @@ const ERROR_EXAMPLES: Record<number, { meaning: string; detail: string; error?: 
     meaning: 'If-Match required',
     detail: 'Send If-Match with the ETag from GET /product/{id}: changes must name the version they change.',
   },
-  429: { meaning: 'Too many requests', detail: 'Too many requests; try again in 60 seconds.' },
+  429: {
+    meaning: 'Too many requests',
+    detail: 'Too many requests from this address; try again in 60 seconds.',
+  },
   503: { meaning: 'Unavailable', detail: 'The database does not answer; try again shortly.' },
 }
 

@@ -23,8 +23,32 @@ export type AttemptKind =
   /** A one-time code of a sign-in with an identity provider, exchanged for tokens: per client IP. */
   | 'external_login'
 
+/** What an attempt is called in the answer that refuses it ("Too many login attempts…"). */
+const ATTEMPT_NAMES: Record<AttemptKind, string> = {
+  login: 'login',
+  register: 'registration',
+  refresh: 'token refresh',
+  password_recovery: 'password recovery',
+  password_reset: 'password reset',
+  verify_email: 'email verification',
+  verify_email_resend: 'verification email',
+  second_factor: 'second-factor',
+  reauthenticate: 're-authentication',
+  passkey_login: 'passkey login',
+  external_login: 'sign-in code',
+}
+
+/**
+ * The kinds whose per-account limit counts failures only: a success is taken back from the
+ * client's address and clears the account's failures (as Keycloak's brute-force detection does),
+ * so that people who log in often are never locked out by their own successes.
+ */
+const FORGIVEN_ON_SUCCESS: ReadonlySet<AttemptKind> = new Set(['login'])
+
 /** What counting one attempt says, by the tighter of the limits that apply to it. */
 export interface AttemptVerdict {
+  /** Which limit that is: the client's address or the account. */
+  scope: 'ip' | 'account'
   limit: number
   /** Attempts left in the window; negative past the limit. */
   remaining: number
@@ -47,6 +71,28 @@ export interface AttemptLimits {
     kind: AttemptKind,
     account: string | number | undefined,
   ): Promise<AttemptVerdict | undefined>
+  /**
+   * An attempt counted by `count` succeeded. For a kind whose account limit counts failures only
+   * (a login), it stops counting against the address and the account's failures are cleared;
+   * for the others every attempt keeps counting, so this does nothing.
+   */
+  succeeded(
+    context: Pick<RequestContext, 'ip'>,
+    kind: AttemptKind,
+    account: string | number | undefined,
+  ): Promise<void>
+}
+
+/** The 429 of an attempt past a limit, saying which limit and when to try again. */
+export function attemptRefused(kind: AttemptKind, verdict: Pick<AttemptVerdict, 'scope' | 'resetSeconds'>) {
+  const name = ATTEMPT_NAMES[kind]
+  const what =
+    verdict.scope === 'ip'
+      ? `Too many ${name} attempts from this address`
+      : FORGIVEN_ON_SUCCESS.has(kind)
+        ? `Too many failed ${name} attempts for this account`
+        : `Too many ${name} attempts for this account`
+  return tooManyAttempts(`${what}; try again in ${verdict.resetSeconds} seconds.`, verdict.resetSeconds)
 }
 
 export interface AttemptLimitsDependencies {
@@ -61,6 +107,7 @@ const accountKey = (account: string | number) =>
   createHash('sha256').update(String(account)).digest('base64url').slice(0, 32)
 
 interface Check {
+  scope: AttemptVerdict['scope']
   key: string
   limit: number
   /** Past this limit, the account is locked out (reported once per window); an address is not. */
@@ -70,10 +117,16 @@ interface Check {
 export function createAttemptLimits({ limits, counters, count }: AttemptLimitsDependencies): AttemptLimits {
   const checksOf = (ip: string, kind: AttemptKind, account: string | number | undefined) => {
     const checks: Check[] = [
-      { key: `attempt:${kind}:ip:${clientKey(ip)}`, limit: limits.attemptsPerIp, locksAccount: false },
+      {
+        scope: 'ip',
+        key: `attempt:${kind}:ip:${clientKey(ip)}`,
+        limit: limits.attemptsPerIp,
+        locksAccount: false,
+      },
     ]
     if (account !== undefined && account !== '')
       checks.push({
+        scope: 'account',
         key: `attempt:${kind}:account:${accountKey(account)}`,
         limit: limits.attemptsPerAccount,
         locksAccount: true,
@@ -87,12 +140,12 @@ export function createAttemptLimits({ limits, counters, count }: AttemptLimitsDe
       const checks = checksOf(context.ip, kind, account)
       // Every attempt counts, allowed or not: a block lasts until its window ends.
       const results = await Promise.all(checks.map(({ key }) => counters.hit(key, limits.attemptWindowMs)))
-      let tightest = { limit: Infinity, remaining: Infinity, resetMs: 0 }
+      let tightest = { scope: 'ip' as Check['scope'], limit: Infinity, remaining: Infinity, resetMs: 0 }
       for (const [index, result] of results.entries()) {
-        const { limit, locksAccount } = checks[index]!
-        // Stryker disable next-line EqualityOperator: on a tie both limits leave as many attempts; either is the answer.
+        const { scope, limit, locksAccount } = checks[index]!
+        // On a tie both limits leave as many attempts: the address's (the first) is named.
         if (limit - result.count < tightest.remaining)
-          tightest = { limit, remaining: limit - result.count, resetMs: result.resetMs }
+          tightest = { scope, limit, remaining: limit - result.count, resetMs: result.resetMs }
         if (locksAccount && result.count === limit + 1) {
           // The first refused attempt on this account in this window: a lockout, said once.
           count('lockout')
@@ -100,12 +153,21 @@ export function createAttemptLimits({ limits, counters, count }: AttemptLimitsDe
         }
       }
       return {
+        scope: tightest.scope,
         limit: tightest.limit,
         remaining: tightest.remaining,
         resetSeconds: Math.max(1, Math.ceil(tightest.resetMs / 1000)),
         refused: tightest.remaining < 0,
         firstRefusal: results.some((result, index) => result.count === checks[index]!.limit + 1),
       }
+    },
+    async succeeded(context, kind, account) {
+      if (!limits.enabled || !FORGIVEN_ON_SUCCESS.has(kind)) return
+      const [address, accountCheck] = checksOf(context.ip, kind, account)
+      await Promise.all([
+        counters.takeBack(address!.key),
+        accountCheck ? counters.reset(accountCheck.key) : undefined,
+      ])
     },
   }
 }
@@ -123,9 +185,5 @@ export async function limitAttempt(
   account: number | undefined,
 ): Promise<void> {
   const verdict = await attempts.count(context, kind, account)
-  if (verdict?.refused)
-    throw tooManyAttempts(
-      `Too many requests; try again in ${verdict.resetSeconds} seconds.`,
-      verdict.resetSeconds,
-    )
+  if (verdict?.refused) throw attemptRefused(kind, verdict)
 }

@@ -2,6 +2,7 @@ import { loginLookup } from '../auth/identifiers.js'
 import { hasPassword, verifyAgainstDummyHash, verifyPassword } from '../auth/passwords.js'
 import type { Config } from '../config.js'
 import type { Repositories } from '../repositories/index.js'
+import type { AttemptLimits } from './attempts.js'
 import type { AuditService } from './audit.js'
 import type { RequestContext } from './context.js'
 import { forbidden, secondFactorRequired, unauthenticated } from './errors.js'
@@ -27,6 +28,8 @@ export interface LoginServiceDependencies {
   sessions: SessionService
   audit: AuditService
   challenges: MfaChallenges
+  /** The attempt limits that counted this login: a right password clears the account's failures. */
+  attempts: Pick<AttemptLimits, 'succeeded'>
 }
 
 export function createLoginService({
@@ -35,10 +38,12 @@ export function createLoginService({
   sessions,
   audit,
   challenges,
+  attempts,
 }: LoginServiceDependencies): LoginService {
   return {
     async withPassword(context, username, password) {
-      const credentials = await repos.users.findCredentialsByLogin(loginLookup(username))
+      const lookup = loginLookup(username)
+      const credentials = await repos.users.findCredentialsByLogin(lookup)
       // An unknown account costs the same hashing as a known one: the time says nothing of it.
       // So does an account without a password (made by a sign-in with an identity provider).
       const valid =
@@ -56,6 +61,9 @@ export function createLoginService({
         })
         throw unauthenticated(BAD_CREDENTIALS, false)
       }
+      // The right password of an active account: not a failure, whatever comes next (an
+      // unverified email, a second factor), so the account's failed attempts are forgiven.
+      await attempts.succeeded(context, 'login', lookup.key)
       // Said only to the holder of the right password, so it reveals nothing to anyone else.
       if (config.requireEmailVerification && !credentials.email_verified) {
         await audit.record(context, {

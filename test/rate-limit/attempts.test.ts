@@ -18,6 +18,8 @@ const silentLog = { debug() {}, info() {}, warn() {}, error() {} }
 
 function recordingCounters(clock: TestClock) {
   const keys: string[] = []
+  /** What was taken back and reset, in order: `takeBack <key>`, `reset <key>`. */
+  const undone: string[] = []
   const memory = createMemoryCounterStore(clock.now)
   const store: CounterStore = {
     kind: 'memory',
@@ -25,9 +27,17 @@ function recordingCounters(clock: TestClock) {
       keys.push(key)
       return memory.hit(key, windowMs)
     },
+    takeBack: (key) => {
+      undone.push(`takeBack ${key}`)
+      return memory.takeBack(key)
+    },
+    reset: (key) => {
+      undone.push(`reset ${key}`)
+      return memory.reset(key)
+    },
     close: () => memory.close(),
   }
-  return { store, keys }
+  return { store, keys, undone }
 }
 
 test('an account is counted under the first 32 characters of its SHA-256, never under its name', async () => {
@@ -79,6 +89,8 @@ test('closing the stores: memory forgets its windows; the fallback closes both o
   const named = (kind: 'memory' | 'redis'): CounterStore => ({
     kind,
     hit: async () => ({ count: 1, resetMs: MINUTE }),
+    takeBack: async () => {},
+    reset: async () => {},
     close: async () => {
       closed.push(kind)
     },
@@ -113,7 +125,11 @@ test('limitAttempt: with the limits off nothing is counted and nothing refused; 
       assert.ok(error instanceof DomainError)
       assert.deepEqual(
         [error.kind, error.detail, error.facts.retryAfterSeconds],
-        ['too_many_attempts', 'Too many requests; try again in 60 seconds.', 60],
+        [
+          'too_many_attempts',
+          'Too many second-factor attempts for this account; try again in 60 seconds.',
+          60,
+        ],
       )
       return true
     },

@@ -1,6 +1,7 @@
 /**
  * Rate limits against brute force on /login, on every engine: one account from one address and
- * from many (127.0.0.2…), one address spraying many accounts, the limit checked before any lookup,
+ * from many (127.0.0.2…), failures counted and successes not, one address spraying many accounts,
+ * the limit checked before any lookup,
  * spoofed forwarding headers, rotation through an IPv6 /64, and a block that ends by itself.
  */
 import assert from 'node:assert/strict'
@@ -56,6 +57,47 @@ describeEachEngine(
       assert.equal(await metric(ctx.app, 'auth_events_total', { event: 'lockout' }), lockoutsBefore + 1)
     })
 
+    test("failures only: successes never count, and a success clears the account's failures", async () => {
+      const user = await createUser(ctx.app)
+      const address = freshAddress()
+      // Twice the limit of successful logins in a row (a developer following the README): all 200.
+      for (let attempt = 1; attempt <= 2 * PER_ACCOUNT; attempt += 1) {
+        const response = await attemptLogin(ctx.app, user.email, user.password, address)
+        assert.equal(response.statusCode, 200, `login ${attempt}: ${response.body}`)
+      }
+      // Mistakes, then the right password, then as many mistakes again: the success cleared them.
+      for (let round = 1; round <= 2; round += 1) {
+        for (let attempt = 1; attempt < PER_ACCOUNT; attempt += 1)
+          assertProblem(await attemptLogin(ctx.app, user.name, 'wrong password', freshAddress()), 401)
+        const right = await attemptLogin(ctx.app, user.name, user.password, freshAddress())
+        assert.equal(right.statusCode, 200, right.body)
+      }
+      // Failures alone still lock it: the limit's worth of them, then 429 naming the account.
+      for (let attempt = 1; attempt <= PER_ACCOUNT; attempt += 1)
+        assertProblem(await attemptLogin(ctx.app, user.name, 'wrong password', freshAddress()), 401)
+      const problem = assertTooMany(
+        await attemptLogin(ctx.app, user.name, user.password, freshAddress()),
+        PER_ACCOUNT,
+        WINDOW_SECONDS,
+      )
+      assert.match(
+        String(problem.detail),
+        /^Too many failed login attempts for this account; try again in \d+ seconds\.$/,
+      )
+    })
+
+    test('the right password of a deactivated account is a failure: it counts and clears nothing', async () => {
+      const user = await createUser(ctx.app)
+      await ctx.app.db.updateTable('users').set({ is_active: false }).where('id', '=', user.id).execute()
+      for (let attempt = 1; attempt <= PER_ACCOUNT; attempt += 1)
+        assertProblem(await attemptLogin(ctx.app, user.email, user.password, freshAddress()), 401)
+      assertTooMany(
+        await attemptLogin(ctx.app, user.email, user.password, freshAddress()),
+        PER_ACCOUNT,
+        WINDOW_SECONDS,
+      )
+    })
+
     test('one account attacked from many addresses (127.0.0.2…127.0.0.20) is stopped by the per-account limit', async () => {
       const user = await createUser(ctx.app)
       const other = await createUser(ctx.app)
@@ -88,8 +130,16 @@ describeEachEngine(
           Math.min(PER_ACCOUNT - 1, PER_IP - attempt),
         )
       }
-      // A real account with its right password, from the sprayer: refused.
-      assertTooMany(await attemptLogin(ctx.app, user.email, user.password, address), PER_IP, WINDOW_SECONDS)
+      // A real account with its right password, from the sprayer: refused, naming the address.
+      const problem = assertTooMany(
+        await attemptLogin(ctx.app, user.email, user.password, address),
+        PER_IP,
+        WINDOW_SECONDS,
+      )
+      assert.match(
+        String(problem.detail),
+        /^Too many login attempts from this address; try again in \d+ seconds\.$/,
+      )
       // The account itself is not blocked: its owner logs in from elsewhere.
       const response = await attemptLogin(ctx.app, user.email, user.password, freshAddress())
       assert.equal(response.statusCode, 200, response.body)

@@ -10,7 +10,7 @@ import {
   createMemoryCounterStore,
   type CounterStore,
 } from '../../src/rate-limit/counters.js'
-import { createAttemptLimits } from '../../src/services/attempts.js'
+import { attemptRefused, createAttemptLimits } from '../../src/services/attempts.js'
 import { MINUTE, SECOND, TestClock } from '../support/clock.js'
 
 const WINDOW = MINUTE
@@ -34,6 +34,14 @@ function failingStore(): CounterStore & { calls: number } {
     kind: 'redis',
     calls: 0,
     async hit() {
+      this.calls += 1
+      throw new Error('redis: connection reset')
+    },
+    async takeBack() {
+      this.calls += 1
+      throw new Error('redis: connection reset')
+    },
+    async reset() {
       this.calls += 1
       throw new Error('redis: connection reset')
     },
@@ -127,4 +135,138 @@ test('attempts: IPv6 addresses of one /64 share a counter; limits off answer not
     count: () => {},
   })
   assert.equal(await off.count(context('192.0.2.1'), 'login', 'x'), undefined)
+})
+
+test('memory counters: a hit taken back leaves the window, never below zero; a reset starts it again', async () => {
+  const clock = new TestClock()
+  const counters = createMemoryCounterStore(clock.now)
+  const start = clock.now()
+  await counters.hit('a', WINDOW)
+  await counters.hit('a', WINDOW)
+  await counters.takeBack('a')
+  clock.set(start + 10 * SECOND)
+  assert.deepEqual(
+    await counters.hit('a', WINDOW),
+    { count: 2, resetMs: WINDOW - 10 * SECOND },
+    'same window',
+  )
+  await counters.takeBack('a')
+  await counters.takeBack('a')
+  await counters.takeBack('a')
+  assert.deepEqual(
+    await counters.hit('a', WINDOW),
+    { count: 1, resetMs: WINDOW - 10 * SECOND },
+    'not below zero',
+  )
+  await counters.takeBack('never hit')
+  assert.deepEqual(await counters.hit('never hit', WINDOW), { count: 1, resetMs: WINDOW })
+  // A window that has ended is left alone: the next hit opens a new one.
+  await counters.hit('b', WINDOW)
+  clock.set(start + 10 * SECOND + WINDOW)
+  await counters.takeBack('a')
+  assert.deepEqual(await counters.hit('a', WINDOW), { count: 1, resetMs: WINDOW })
+  await counters.hit('b', WINDOW)
+  await counters.reset('b')
+  assert.deepEqual(await counters.hit('b', WINDOW), { count: 1, resetMs: WINDOW }, 'reset: a new window')
+  await counters.close()
+})
+
+test('fallback: taking back and resetting go to the memory counters while Redis fails', async () => {
+  const clock = new TestClock()
+  const primary = failingStore()
+  const told: unknown[] = []
+  const monitor = { available: true, failed: (error: unknown) => told.push(error) }
+  const store = createFallbackCounterStore(primary, createMemoryCounterStore(clock.now), monitor)
+  await store.hit('k', WINDOW)
+  await store.hit('k', WINDOW)
+  await store.takeBack('k')
+  assert.equal((await store.hit('k', WINDOW)).count, 2)
+  await store.reset('k')
+  assert.equal((await store.hit('k', WINDOW)).count, 1)
+  assert.deepEqual([primary.calls, told.length], [6, 6])
+  monitor.available = false
+  await store.takeBack('k')
+  await store.reset('k')
+  assert.equal(primary.calls, 6, 'straight to the fallback once Redis is known down')
+  assert.equal((await store.hit('k', WINDOW)).count, 1)
+})
+
+test('attempts: a login that succeeds is forgiven: taken back from the address, the account cleared', async () => {
+  const clock = new TestClock()
+  const { attempts, lockouts, context } = attemptLimits(clock, { attemptsPerIp: 6, attemptsPerAccount: 3 })
+  const ip = context('192.0.2.50')
+  // Two failures, then a success: the account starts again from zero; the address keeps its two.
+  await attempts.count(ip, 'login', 'carol')
+  await attempts.count(ip, 'login', 'carol')
+  await attempts.count(ip, 'login', 'carol')
+  await attempts.succeeded(ip, 'login', 'carol')
+  const next = await attempts.count(ip, 'login', 'carol')
+  assert.deepEqual([next!.scope, next!.limit, next!.remaining], ['account', 3, 2])
+  await attempts.succeeded(ip, 'login', 'carol')
+  // Any number of successes: never refused.
+  for (let i = 0; i < 10; i++) {
+    const verdict = await attempts.count(ip, 'login', 'carol')
+    assert.equal(verdict!.refused, false, `success ${i + 1}`)
+    await attempts.succeeded(ip, 'login', 'carol')
+  }
+  // The address's two failures stay: four more and the next is refused, naming the address.
+  for (const name of ['dave', 'erin', 'grace', 'heidi'])
+    assert.equal((await attempts.count(ip, 'login', name))!.refused, false, name)
+  const refused = await attempts.count(ip, 'login', 'ivan')
+  assert.deepEqual([refused!.scope, refused!.limit, refused!.refused], ['ip', 6, true])
+  assert.deepEqual(lockouts, [])
+})
+
+test('attempts: other kinds count every attempt, successes too; limits off count nothing', async () => {
+  const clock = new TestClock()
+  const { attempts, context } = attemptLimits(clock, { attemptsPerIp: 10, attemptsPerAccount: 2 })
+  const ip = context('192.0.2.60')
+  for (const kind of ['second_factor', 'password_reset', 'reauthenticate'] as const) {
+    await attempts.count(ip, kind, 7)
+    await attempts.succeeded(ip, kind, 7)
+    await attempts.count(ip, kind, 7)
+    await attempts.succeeded(ip, kind, 7)
+    const third = await attempts.count(ip, kind, 7)
+    assert.deepEqual([third!.scope, third!.refused], ['account', true], kind)
+  }
+  const off = createAttemptLimits({
+    limits: { enabled: false, attemptWindowMs: WINDOW, attemptsPerIp: 1, attemptsPerAccount: 1 },
+    counters: {
+      kind: 'memory',
+      hit: () => assert.fail('hit'),
+      takeBack: () => assert.fail('takeBack'),
+      reset: () => assert.fail('reset'),
+      close: async () => {},
+    },
+    count: () => {},
+  })
+  await off.succeeded(ip, 'login', 'carol')
+})
+
+test('attempts: the refusal names the limit that was reached, and what kind of attempt', async () => {
+  const clock = new TestClock()
+  const { attempts, context } = attemptLimits(clock, { attemptsPerIp: 2, attemptsPerAccount: 2 })
+  const ip = context('192.0.2.70')
+  await attempts.count(ip, 'login', 'frank')
+  await attempts.count(ip, 'login', 'frank')
+  // A tie (both limits spent together): the address is named.
+  const tie = await attempts.count(ip, 'login', 'frank')
+  assert.equal(tie!.scope, 'ip')
+  const detail = (kind: Parameters<typeof attemptRefused>[0], scope: 'ip' | 'account') =>
+    attemptRefused(kind, { scope, resetSeconds: 42 }).detail
+  assert.equal(
+    detail('login', 'account'),
+    'Too many failed login attempts for this account; try again in 42 seconds.',
+  )
+  assert.equal(detail('login', 'ip'), 'Too many login attempts from this address; try again in 42 seconds.')
+  assert.equal(
+    detail('register', 'ip'),
+    'Too many registration attempts from this address; try again in 42 seconds.',
+  )
+  assert.equal(
+    detail('password_recovery', 'account'),
+    'Too many password recovery attempts for this account; try again in 42 seconds.',
+  )
+  const error = attemptRefused('refresh', { scope: 'ip', resetSeconds: 42 })
+  assert.deepEqual([error.kind, error.facts.retryAfterSeconds], ['too_many_attempts', 42])
 })

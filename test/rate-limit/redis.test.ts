@@ -89,6 +89,36 @@ describe(
       )
     })
 
+    test('a success on one instance clears the failures counted through the other', async () => {
+      const user = await createUser(a!)
+      for (let attempt = 1; attempt <= 3; attempt += 1)
+        assert.equal((await attemptLogin(a!, user.email, 'wrong password', freshAddress())).statusCode, 401)
+      assert.equal((await attemptLogin(b!, user.email, user.password, freshAddress())).statusCode, 200)
+      for (let attempt = 1; attempt <= 4; attempt += 1)
+        assert.equal((await attemptLogin(a!, user.email, 'wrong password', freshAddress())).statusCode, 401)
+      assertTooMany(await attemptLogin(b!, user.email, user.password, freshAddress()), 4, DEFAULT_WINDOW)
+    })
+
+    test('the Redis counters: a hit taken back keeps its window; never a key without expiry or below zero', async () => {
+      const counters = a!.rateLimitCounters
+      const key = `probe:${randomBytes(6).toString('hex')}`
+      const stored = `${prefix}rate:${key}`
+      await counters.takeBack(key)
+      assert.equal(await redis!.exists(stored), 0, 'taking back from nothing makes no key')
+      await counters.hit(key, 60_000)
+      await counters.hit(key, 60_000)
+      await counters.takeBack(key)
+      assert.equal(await redis!.get(stored), '1')
+      const ttl = await redis!.pttl(stored)
+      assert.ok(ttl > 0 && ttl <= 60_000, `the window's expiry stays: ${ttl}`)
+      await counters.takeBack(key)
+      await counters.takeBack(key)
+      assert.equal(await redis!.get(stored), '0', 'not below zero')
+      assert.equal((await counters.hit(key, 60_000)).count, 1)
+      await counters.reset(key)
+      assert.equal(await redis!.exists(stored), 0)
+    })
+
     test('the global per-IP limit is shared too', async () => {
       const address = freshAddress()
       for (let request = 1; request <= 6; request += 1) {

@@ -148,7 +148,8 @@ export const RATE_LIMIT_ATTEMPTS_PER_ACCOUNT = variable({
   type: integer(1, 100_000),
   default: 10,
   fills: 'rateLimit.attemptsPerAccount',
-  description: 'the same attempts per account (login name, email or user) per window',
+  description:
+    'the same attempts per account (login name, email or user) per window; logins count failures only',
 })
 
 export const RATE_LIMIT_ATTEMPT_WINDOW_SECONDS = variable({

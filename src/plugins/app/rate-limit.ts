@@ -11,7 +11,12 @@ import {
   type CounterStore,
 } from '../../rate-limit/counters.js'
 import { problemResponses } from '../../schemas/problem.js'
-import { createAttemptLimits, type AttemptKind, type AttemptLimits } from '../../services/attempts.js'
+import {
+  attemptRefused,
+  createAttemptLimits,
+  type AttemptKind,
+  type AttemptLimits,
+} from '../../services/attempts.js'
 import { tooManyAttempts, type DomainError } from '../../services/errors.js'
 import { routeLabel } from './metrics.js'
 
@@ -43,8 +48,12 @@ type Limits = Config['rateLimit']
 /** Counts and logs a refusal; `first` when it is the first of its window (the only warning). */
 type Refused = (request: FastifyRequest, scope: string, first: boolean) => void
 
+/** The global limit's 429: every request from one address counts. */
 function tooManyRequests(retryAfterSeconds: number): DomainError {
-  return tooManyAttempts(`Too many requests; try again in ${retryAfterSeconds} seconds.`, retryAfterSeconds)
+  return tooManyAttempts(
+    `Too many requests from this address; try again in ${retryAfterSeconds} seconds.`,
+    retryAfterSeconds,
+  )
 }
 
 /** Sets the IETF RateLimit headers (draft-ietf-httpapi-ratelimit-headers) on a reply. */
@@ -148,7 +157,7 @@ function attemptLimiter(attempts: AttemptLimits, refused: Refused) {
       if (verdict.refused) {
         setRateLimitHeaders(reply, verdict.limit, 0, verdict.resetSeconds)
         refused(request, kind, verdict.firstRefusal)
-        throw tooManyRequests(verdict.resetSeconds)
+        throw attemptRefused(kind, verdict)
       }
       // The headers tell the tighter of this limit and the global one (already set on the reply).
       const globalRemaining = Number(reply.getHeader('ratelimit-remaining'))

@@ -28,8 +28,15 @@ export default fp<{ config: Config }>(
     const challenges = createMfaChallenges({ repos: app.repos, clock: app.clock })
     app.decorate(
       'login',
-      createLoginService({ config, repos: app.repos, sessions, audit: app.audit, challenges }),
+      createLoginService({
+        config,
+        repos: app.repos,
+        sessions,
+        audit: app.audit,
+        challenges,
+        attempts: app.attemptLimits,
+      }),
     )
   },
-  { name: 'sessions', dependencies: ['db', 'auth', 'revocations', 'security-events'] },
+  { name: 'sessions', dependencies: ['db', 'auth', 'revocations', 'security-events', 'rate-limit'] },
 )

@@ -39,7 +39,7 @@ describeEachEngine(
       assert.ok(Number(refused.headers['retry-after']) >= 1, String(refused.headers['retry-after']))
       assert.equal(
         problem.detail,
-        `Too many requests; try again in ${refused.headers['retry-after']} seconds.`,
+        `Too many second-factor attempts for this account; try again in ${refused.headers['retry-after']} seconds.`,
       )
       assert.equal((await ctx.app.repos.sessions.activeIds(user.id)).length, sessions)
       // The refused right code was not spent: once the window has passed it logs in.
