@@ -9,7 +9,7 @@
 # without Docker; keep the two in step (the test reads this file and fails when they drift).
 
 # ---- build: compile TypeScript and better-sqlite3, then drop the devDependencies
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 
 # better-sqlite3 is compiled from source (no prebuilt binary is downloaded), which needs a toolchain.
 RUN apt-get update \
@@ -33,7 +33,7 @@ RUN npm run build
 RUN npm prune --omit=dev --no-audit --no-fund
 
 # ---- runtime: the compiled server, production node_modules and package.json, nothing else
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 
 ENV NODE_ENV=production \
   HOST=0.0.0.0 \

@@ -93,6 +93,7 @@ export default tseslint.config(
   {
     ignores: [
       'dist/',
+      '.cache/',
       'client/dist/',
       'data/',
       'node_modules/',
