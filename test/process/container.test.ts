@@ -128,7 +128,11 @@ describe('Dockerfile: what the image is', () => {
     const build = stage('build')
     assert.match(build.image, /^node:\d+-bookworm-slim$/, 'an official Node image')
     assert.equal(stage('runtime').image, build.image, 'built and run on the same Node')
-    assert.equal(IMAGE_MAJOR, NEWEST_SUPPORTED_MAJOR, "the image runs the newest Node major package.json's engines name")
+    assert.equal(
+      IMAGE_MAJOR,
+      NEWEST_SUPPORTED_MAJOR,
+      "the image runs the newest Node major package.json's engines name",
+    )
     const runs = build.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args)
     const order = ['npm ci', 'npm run build', 'npm prune --omit=dev'].map((command) => {
       const index = runs.findIndex((run) => run.includes(command))
