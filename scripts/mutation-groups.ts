@@ -129,6 +129,7 @@ export const mutationGroups: Record<string, MutationGroup> = {
       'src/services/key-states.ts',
     ],
     tests: [
+      'test/auth/signing-keys.test.ts',
       'test/routes/keys/*.test.ts',
       'test/routes/auth/asymmetric-keys.test.ts',
       'test/auth/tokens.test.ts',

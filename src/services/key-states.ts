@@ -35,6 +35,7 @@ export function currentKey<T extends { row: Dated }>(keys: readonly T[], now: nu
   let newest: T | undefined
   for (const key of keys)
     if (!isWaiting(key.row, now) && !isRetired(key.row, now))
+      // Stryker disable next-line EqualityOperator: generations are unique (a unique index), so `>=` never sees a tie.
       if (!newest || key.row.generation > newest.row.generation) newest = key
   return newest
 }
@@ -42,6 +43,7 @@ export function currentKey<T extends { row: Dated }>(keys: readonly T[], now: nu
 export function stateOf(row: Dated, rows: readonly Dated[], now: number): KeyState {
   if (isRetired(row, now)) return 'retired'
   if (isWaiting(row, now)) return 'next'
+  // Stryker disable next-line OptionalChaining: `row` is active and among `rows`, so a current key exists here.
   return currentKey(
     rows.map((other) => ({ row: other })),
     now,
