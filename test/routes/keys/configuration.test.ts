@@ -56,6 +56,15 @@ async function restart(ctx: EngineContext, env: Record<string, string>): Promise
   return app
 }
 
+const storedKeysOf = async (ctx: EngineContext) => {
+  const app = await restart(ctx, { DATABASE_URL: ctx.databaseUrl })
+  try {
+    return (await storedKeys(app)).map((row) => [row.kid, row.algorithm, row.retires_at?.getTime() ?? null])
+  } finally {
+    await app.close()
+  }
+}
+
 const me = (app: FastifyInstance, token: string) =>
   app.inject({ method: 'GET', url: '/current-user', headers: bearer(token) })
 
@@ -141,6 +150,96 @@ describeEachEngine(
         clock.advance(UNKNOWN_KID_RELOAD_SECONDS * SECOND)
         await assertRefused(app, `Bearer ${await sign(claims, privateKey, 'EdDSA', 'unknown-again')}`)
         assert.equal(reads, 2)
+      } finally {
+        await app.close()
+      }
+    })
+
+    test('an RSA key file stored for RS256 is refused for PS256 at start, in one sentence that says what to do', async () => {
+      const pair = generateKeyPairSync('rsa', {
+        modulusLength: 2048,
+        privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+        publicKeyEncoding: { type: 'spki', format: 'pem' },
+      })
+      const files = {
+        JWT_PRIVATE_KEY_FILE: path.join(dir, 'rsa.key'),
+        JWT_PUBLIC_KEY_FILE: path.join(dir, 'rsa.pub'),
+      }
+      writeFileSync(files.JWT_PRIVATE_KEY_FILE, pair.privateKey, { mode: 0o600 })
+      writeFileSync(files.JWT_PUBLIC_KEY_FILE, pair.publicKey)
+      await (await restart(ctx, { JWT_ALGORITHM: 'RS256', ...files })).close()
+      const before = await storedKeysOf(ctx)
+      await assert.rejects(restart(ctx, { JWT_ALGORITHM: 'PS256', ...files }), (error: Error) => {
+        assert.equal(
+          error.message,
+          'The key of JWT_PRIVATE_KEY_FILE is stored for RS256, not for JWT_ALGORITHM=PS256: a key signs with one algorithm; make a new key pair for PS256',
+        )
+        return true
+      })
+      assert.deepEqual(await storedKeysOf(ctx), before, 'nothing stored')
+    })
+
+    test('a new JWT_ALGORITHM signs at once even while a key of the old one waits to sign', async () => {
+      clock.advance(DAY) // every key an earlier test left waiting signs by now
+      const ed = await restart(ctx, { JWT_ALGORITHM: 'EdDSA' })
+      const waiting = await ed.signingKeys.rotate()
+      assert.equal(waiting.state, 'next')
+      await ed.close()
+      const es = await restart(ctx, { JWT_ALGORITHM: 'ES256' })
+      try {
+        const user = await registerAndLogin(es)
+        assert.equal(decodeHeaderAlg(user.token), 'ES256')
+        const states = async () =>
+          (await es.signingKeys.list()).slice(-2).map((key) => [key.algorithm, key.state])
+        assert.deepEqual(await states(), [
+          ['EdDSA', 'next'],
+          ['ES256', 'current'],
+        ])
+        // Its time comes, and it never signs: the newer ES256 key does.
+        clock.set(waiting.activates_at.getTime())
+        assert.deepEqual(await states(), [
+          ['EdDSA', 'retiring'],
+          ['ES256', 'current'],
+        ])
+        assert.equal(decodeHeaderAlg((await registerAndLogin(es)).token), 'ES256')
+      } finally {
+        await es.close()
+      }
+    })
+
+    test('the stored keys: their source, the algorithms they accept, a rotation published from now, retired keys unpublished at once', async () => {
+      clock.advance(DAY)
+      const app = await restart(ctx, { JWT_ALGORITHM: 'EdDSA' })
+      try {
+        const keys = app.signingKeys
+        assert.equal(keys.source, 'database')
+        assert.deepEqual(
+          keys.acceptedAlgorithms().filter((algorithm) => algorithm.startsWith('HS')),
+          [],
+          'never an HMAC algorithm: a token "signed" with a public key as an HMAC secret is refused',
+        )
+        await assert.rejects(keys.verifier('no-such-kid', 'EdDSA'), {
+          message: 'no key "no-such-kid" for EdDSA',
+        })
+        const rotatedAt = clock.now()
+        const next = await keys.rotate()
+        assert.equal(
+          next.created_at.getTime(),
+          rotatedAt,
+          'published from the rotation, ahead of its signing',
+        )
+        assert.ok(next.activates_at.getTime() > rotatedAt)
+        // Once the next key signs and the old one's tokens have expired, the old one is no longer
+        // published, at once (before any re-read of the keys).
+        const old = (await keys.list()).find((key) => key.state === 'current')!
+        clock.set(next.activates_at.getTime())
+        const retiresAt = (await keys.list()).find((key) => key.kid === old.kid)!.retires_at!
+        clock.set(retiresAt.getTime())
+        assert.deepEqual(
+          (await keys.publicKeys()).map((key) => key.kid).includes(old.kid),
+          false,
+          'a retired key is not published',
+        )
       } finally {
         await app.close()
       }
