@@ -49,8 +49,9 @@ export function createMemoryCounterStore(
       return { count: window.count, resetMs: window.endsAt - time }
     },
     async takeBack(key) {
+      // A window that has ended may be taken from too: its next hit starts a new one anyway.
       const window = windows.get(key)
-      if (window && window.endsAt > now() && window.count > 0) window.count -= 1
+      if (window && window.count > 0) window.count -= 1
     },
     async reset(key) {
       windows.delete(key)
