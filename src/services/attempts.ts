@@ -138,7 +138,8 @@ export function createAttemptLimits({ limits, counters, count }: AttemptLimitsDe
     async count(context, kind, account) {
       if (!limits.enabled) return undefined
       const checks = checksOf(context.ip, kind, account)
-      // Every attempt counts, allowed or not: a block lasts until its window ends.
+      // Every attempt counts when it is made, allowed or not (a login that succeeds is taken back
+      // by `succeeded`): a block lasts until its window ends.
       const results = await Promise.all(checks.map(({ key }) => counters.hit(key, limits.attemptWindowMs)))
       let tightest = { scope: 'ip' as Check['scope'], limit: Infinity, remaining: Infinity, resetMs: 0 }
       for (const [index, result] of results.entries()) {

@@ -14,6 +14,7 @@ import path from 'node:path'
 import { after, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { parseRawResponse } from '../http/support.js'
 import { killServers, startServerProcess } from '../support/server-process.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -33,7 +34,7 @@ interface Step {
 }
 
 /** The ```bash blocks between two headings of README.md. */
-export function shellBlocks(readme: string, from: string, to: string): string[] {
+function shellBlocks(readme: string, from: string, to: string): string[] {
   const section = readme.slice(readme.indexOf(from), readme.indexOf(to))
   assert.ok(section.length > 0, `README.md has "${from}" before "${to}"`)
   return [...section.matchAll(/^```bash\n([\s\S]*?)^```$/gm)].map((match) => match[1]!)
@@ -43,7 +44,7 @@ export function shellBlocks(readme: string, from: string, to: string): string[] 
  * A block's steps: a step is the command lines up to the next comment or blank line (a line
  * ending in `\`, or inside an open quote, goes on), with the claim of the comments that follow.
  */
-export function stepsOf(block: string, index: number): Step[] {
+function stepsOf(block: string, index: number): Step[] {
   const steps: Step[] = []
   let commands: string[] = []
   let comments: string[] = []
@@ -85,7 +86,7 @@ interface Claim {
 }
 
 /** `201, Location: /users/1, ETag: "1" {…}` → the status and the headers; anything else: the output. */
-export function parseClaim(claim: string): Claim {
+function parseClaim(claim: string): Claim {
   const status = /^(\d{3})\b/.exec(claim)
   if (!status) return { headers: [], output: claim }
   const headers: [string, string][] = []
@@ -114,20 +115,11 @@ function checkClaim(step: Step, output: string) {
   const responses = output.split(/^(?=HTTP\/[\d.]+ \d{3})/m).filter((part) => /^HTTP\//.test(part))
   const response = responses.at(-1)
   assert.ok(response, `no HTTP status was printed: ${where}`)
-  const [head] = response.split(/\n\n/)
-  assert.equal(Number(/^HTTP\/[\d.]+ (\d{3})/.exec(head!)![1]), claim.status, where)
-  const headers = new Map(
-    head!
-      .split('\n')
-      .slice(1)
-      .map((line) => [
-        line.slice(0, line.indexOf(':')).toLowerCase(),
-        line.slice(line.indexOf(':') + 1).trim(),
-      ]),
-  )
+  const { status, headers } = parseRawResponse(response)
+  assert.equal(status, claim.status, where)
   for (const [name, value] of claim.headers) {
-    assert.ok(headers.has(name), `no ${name} header: ${where}`)
-    assert.match(headers.get(name)!, valuePattern(value), where)
+    assert.ok(name in headers, `no ${name} header: ${where}`)
+    assert.match(headers[name]!, valuePattern(value), where)
   }
 }
 
@@ -176,7 +168,8 @@ test(
         maxBuffer: 16 * 1024 * 1024,
       },
     )
-    const printed = run.stdout.replaceAll('\r\n', '\n')
+    // As printed: curl -i keeps HTTP's CRLF line ends, which parseRawResponse reads.
+    const printed = run.stdout
     assert.ok(printed.includes('@@end@@'), printed)
     for (const [index, step] of steps.entries()) {
       const start = printed.indexOf(marker(index)) + marker(index).length

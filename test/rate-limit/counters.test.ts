@@ -30,23 +30,19 @@ test('memory counters: one window per key, from its first hit to the millisecond
 })
 
 function failingStore(): CounterStore & { calls: number } {
-  return {
-    kind: 'redis',
+  const store = {
+    kind: 'redis' as const,
     calls: 0,
-    async hit() {
-      this.calls += 1
-      throw new Error('redis: connection reset')
-    },
-    async takeBack() {
-      this.calls += 1
-      throw new Error('redis: connection reset')
-    },
-    async reset() {
-      this.calls += 1
-      throw new Error('redis: connection reset')
-    },
+    hit: () => fail(),
+    takeBack: () => fail(),
+    reset: () => fail(),
     async close() {},
   }
+  const fail = async (): Promise<never> => {
+    store.calls += 1
+    throw new Error('redis: connection reset')
+  }
+  return store
 }
 
 test('fallback: a failing Redis store hands the hit to the memory counters and tells the monitor', async () => {
