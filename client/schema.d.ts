@@ -1647,11 +1647,7 @@ export interface paths {
               /** @example 403 */
               status: number
               detail: string
-              /**
-               * @description send the current `password`, or re-authenticate with POST /mfa/reauthenticate first
-               * @enum {string}
-               */
-              error?: 'reauthentication_required'
+              error?: 'reauthentication_required' | 'mfa_enrolment_required'
             }
           }
         }
@@ -2043,11 +2039,7 @@ export interface paths {
               /** @example 403 */
               status: number
               detail: string
-              /**
-               * @description send the current `password`, or re-authenticate with POST /mfa/reauthenticate first
-               * @enum {string}
-               */
-              error?: 'reauthentication_required'
+              error?: 'reauthentication_required' | 'mfa_enrolment_required'
             }
           }
         }
@@ -3600,11 +3592,7 @@ export interface paths {
               /** @example 403 */
               status: number
               detail: string
-              /**
-               * @description send the current `password`, or re-authenticate with POST /mfa/reauthenticate first
-               * @enum {string}
-               */
-              error?: 'reauthentication_required'
+              error?: 'reauthentication_required' | 'mfa_enrolment_required'
             }
           }
         }
@@ -4621,11 +4609,7 @@ export interface paths {
               /** @example 403 */
               status: number
               detail: string
-              /**
-               * @description send the current `password`, or re-authenticate with POST /mfa/reauthenticate first
-               * @enum {string}
-               */
-              error?: 'reauthentication_required'
+              error?: 'reauthentication_required' | 'mfa_enrolment_required'
             }
           }
         }

@@ -155,7 +155,11 @@ export const Reauthenticated = Type.Object(
   { additionalProperties: false },
 )
 
-/** The 403 of a sensitive change asked without the password nor a recent second factor. */
+/**
+ * The 403 of a sensitive change: asked without the password nor a recent second factor, or by an
+ * admin who must enrol a second factor first. Both reasons are listed: the serializer writes a
+ * lone constant whatever the value, so a schema naming one would give the other reason its name.
+ */
 export const ReauthenticationRequiredProblem = Type.Object(
   {
     type: Type.String({ examples: ['about:blank'] }),
@@ -163,9 +167,14 @@ export const ReauthenticationRequiredProblem = Type.Object(
     status: Type.Integer({ examples: [403] }),
     detail: Type.String(),
     error: Type.Optional(
-      Type.Literal('reauthentication_required', {
-        description: 'send the current `password`, or re-authenticate with POST /mfa/reauthenticate first',
-      }),
+      Type.Union([
+        Type.Literal('reauthentication_required', {
+          description: 'send the current `password`, or re-authenticate with POST /mfa/reauthenticate first',
+        }),
+        Type.Literal('mfa_enrolment_required', {
+          description: 'an admin without a second factor (REQUIRE_MFA_FOR_ADMINS): enrol one first',
+        }),
+      ]),
     ),
   },
   { description: 'application/problem+json (RFC 9457); `error` says what to do.' },

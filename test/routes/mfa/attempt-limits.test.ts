@@ -82,7 +82,10 @@ describeEachEngine(
         })
       for (let guess = 0; guess < PER_ACCOUNT; guess++)
         assertProblem(await regenerate('a wrong password!'), 422)
-      assertProblem(await regenerate(user.password), 429)
+      assert.match(
+        assertProblem(await regenerate(user.password), 429).detail,
+        /^Too many re-authentication attempts for this account; try again in \d+ seconds\.$/,
+      )
       const disable = await ctx.app.inject({
         method: 'DELETE',
         url: '/mfa/totp',
@@ -90,6 +93,28 @@ describeEachEngine(
         payload: { password: user.password },
       })
       assertProblem(disable, 429)
+    })
+
+    test('wrong codes at /mfa/reauthenticate count as second-factor guesses: the limit, then 429 for the right code too', async () => {
+      clock.set(Date.now())
+      const user = await userWithToken(ctx.app)
+      const { secret } = await enrolTotp(ctx.app, user, clock)
+      clock.advance(STEP_MS)
+      const reauthenticate = (code: string) =>
+        ctx.app.inject({
+          method: 'POST',
+          url: '/mfa/reauthenticate',
+          headers: user.headers,
+          payload: { code },
+        })
+      // The code that confirmed the enrolment was the first attempt.
+      for (let guess = 1; guess < PER_ACCOUNT; guess++)
+        assertProblem(await reauthenticate(wrongCodeAt(secret, stepOf(clock))), 422)
+      const refused = assertProblem(await reauthenticate(codeAt(secret, stepOf(clock))), 429)
+      assert.match(
+        refused.detail,
+        /^Too many second-factor attempts for this account; try again in \d+ seconds\.$/,
+      )
     })
   },
   {

@@ -107,9 +107,34 @@ describeEachEngine(
       await assertRefusedToken(await mfaLogin(ctx.app, { mfa_token, code: codeAt(secret, stepOf(clock)) }))
     })
 
-    test('an unknown mfa_token is the same 401', async () => {
+    /** The newest mfa_token_refused audit row: whose it is and why. */
+    async function lastRefusal() {
+      const row = await ctx.app.db
+        .selectFrom('audit_events')
+        .select(['user_id', 'details'])
+        .where('event', '=', 'mfa_token_refused')
+        .orderBy('id', 'desc')
+        .executeTakeFirstOrThrow()
+      return { user_id: row.user_id, details: JSON.parse(row.details!) as unknown }
+    }
+
+    test('an unknown mfa_token is the same 401, audited as unknown and naming no account', async () => {
       await enrolled()
       await assertRefusedToken(await mfaLogin(ctx.app, { mfa_token: 'A'.repeat(43), code: '123456' }))
+      assert.deepEqual(await lastRefusal(), { user_id: null, details: { reason: 'unknown_used_or_expired' } })
+    })
+
+    test('an account deactivated after its password was checked: the right code is the same 401, and no session starts', async () => {
+      const { user, secret } = await enrolled()
+      const { mfa_token } = await challenge(ctx.app, user)
+      await ctx.app.db.updateTable('users').set({ is_active: false }).where('id', '=', user.id).execute()
+      const sessions = await sessionCount(user.id)
+      await assertRefusedToken(await mfaLogin(ctx.app, { mfa_token, code: codeAt(secret, stepOf(clock)) }))
+      assert.equal(await sessionCount(user.id), sessions)
+      assert.equal(
+        (await eventsOf(ctx.app, user.id)).some((row) => row.event === 'mfa_login_succeeded'),
+        false,
+      )
     })
 
     test('bad input is 422 naming the problem, and spends neither the token nor a code', async () => {

@@ -210,6 +210,36 @@ describeEachEngine(
       )
     })
 
+    test('a stored secret that no longer decrypts is a server fault (500), not a wrong code: nothing is spent or counted', async () => {
+      const { user, secret } = await enrolled()
+      const { mfa_token } = await challenge(ctx.app, user)
+      const stored = await ctx.app.db
+        .selectFrom('totp_factors')
+        .select('secret_encrypted')
+        .where('user_id', '=', user.id)
+        .executeTakeFirstOrThrow()
+      // Another key's ciphertext, as after DATA_ENCRYPTION_KEY was replaced without its old value.
+      const damaged =
+        stored.secret_encrypted.slice(0, -4) + (stored.secret_encrypted.endsWith('AAAA') ? 'BBBB' : 'AAAA')
+      await ctx.app.db
+        .updateTable('totp_factors')
+        .set({ secret_encrypted: damaged })
+        .where('user_id', '=', user.id)
+        .execute()
+      const response = await mfaLogin(ctx.app, { mfa_token, code: codeAt(secret, stepOf(clock)) })
+      assertProblem(response, 500)
+      assert.equal(
+        (await eventsOf(ctx.app, user.id)).some((row) => row.event === 'mfa_code_failed'),
+        false,
+      )
+      const tokens = await ctx.app.db
+        .selectFrom('mfa_tokens')
+        .select('used_at')
+        .where('user_id', '=', user.id)
+        .execute()
+      assert.deepEqual(tokens, [{ used_at: null }])
+    })
+
     test('disabling TOTP (with the password) makes the login single-factor again', async () => {
       const { user } = await enrolled()
       const response = await ctx.app.inject({

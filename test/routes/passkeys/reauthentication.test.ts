@@ -41,6 +41,11 @@ describeEachEngine(
     function assertReauthenticationRequired(response: Awaited<ReturnType<typeof regenerate>>) {
       const problem = assertProblem(response, 403) as ReturnType<typeof assertProblem> & { error?: string }
       assert.equal(problem.error, 'reauthentication_required')
+      assert.equal(
+        problem.detail,
+        'This change needs your current password, or a second factor proved in the last 5 minutes: ' +
+          'send `password`, or re-authenticate with POST /mfa/reauthenticate first.',
+      )
     }
 
     /** A user with a passkey and TOTP, in a password session (no factor proved in it). */
@@ -90,7 +95,10 @@ describeEachEngine(
         url: '/mfa/reauthenticate/passkey-options',
         headers: user.headers,
       })
-      assertProblem(none, 409)
+      assert.equal(
+        assertProblem(none, 409).detail,
+        'You have no passkey: re-authenticate with a code or your password.',
+      )
     })
 
     test('a passkey opens a 5-minute window: no password for new recovery codes at 4:59.999; at 5:00, 403 again', async () => {
@@ -218,6 +226,51 @@ describeEachEngine(
         1,
         'the other account’s challenge is not spent',
       )
+    })
+
+    test('a wrong TOTP code, recovery code or password is 422 on its own field, audited; nothing opens', async () => {
+      const { user, secret, recoveryCodes } = await withPasskeyAndTotp()
+      const wrongCode = codeAt(secret, stepOf(clock) - 5)
+      const refusals: [Record<string, unknown>, string, string, string][] = [
+        [{ code: wrongCode }, 'code', 'was not accepted', 'The code is not right, or was already used.'],
+        [
+          { recovery_code: recoveryCodes[0]!.split('').reverse().join('') },
+          'recovery_code',
+          'was not accepted',
+          'The code is not right, or was already used.',
+        ],
+      ]
+      for (const [payload, field, message, detail] of refusals) {
+        const problem = assertProblem(await reauthenticate(ctx.app, user.headers, payload), 422)
+        assert.equal(problem.detail, detail, field)
+        assert.deepEqual(problem.errors, [{ in: 'body', field, message }], field)
+        const failed = (await eventsOf(ctx.app, user.id)).at(-1)
+        assert.equal(failed?.event, 'mfa_code_failed', field)
+        assert.deepEqual(JSON.parse(failed.details!), {
+          factor: field === 'code' ? 'totp' : field,
+          during: 'reauthentication',
+        })
+      }
+      const wrongPassword = assertProblem(
+        await ctx.app.inject({
+          method: 'POST',
+          url: '/mfa/recovery-codes',
+          headers: user.headers,
+          payload: { password: `${user.password}!` },
+        }),
+        422,
+      )
+      assert.equal(wrongPassword.detail, 'The password is not right.')
+      assert.deepEqual(wrongPassword.errors, [
+        { in: 'body', field: 'password', message: 'is not your current password' },
+      ])
+      assert.equal((await eventsOf(ctx.app, user.id, 'mfa_reauthentication_failed')).length, 1)
+      assert.equal((await currentSession(user)).factor_verified_at, null)
+      assert.equal(
+        (await recoveryCodeRows(ctx.app, user.id)).filter((row) => row.used_at === null).length,
+        10,
+      )
+      assertReauthenticationRequired(await regenerate(user.headers))
     })
 
     test('the window belongs to the session that proved the factor: another session of the account still needs the password', async () => {

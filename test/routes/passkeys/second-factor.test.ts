@@ -7,10 +7,12 @@ import type { AssertionOverrides } from '../../support/software-authenticator.js
 import {
   amrOf,
   challenge,
+  codeAt,
   enrolTotp,
   eventsOf,
   loginRequest,
   mfaLogin,
+  stepOf,
   userWithToken,
 } from '../mfa/support.js'
 import {
@@ -134,7 +136,7 @@ describeEachEngine(
       assert.deepEqual(amrOf(response.json<TokenPairBody>().access_token), ['pwd', 'hwk', 'mfa'])
     })
 
-    test('refused with 401, the mfa_token still usable and nothing changed: another account’s passkey, its challenge, an unknown or replayed challenge, a counter that did not increase, a wrong origin', async () => {
+    test('refused with 401 saying which check failed, the mfa_token still usable and nothing changed: another account’s passkey or one never registered, its challenge, an unknown or replayed challenge, a counter that did not increase, a wrong origin', async () => {
       const { user, authenticator, mfaToken } = await owing()
       // One login with the passkey first, so that its counter is 1.
       const firstAnswer = await authenticator.authenticate(await mfaPasskeyOptions(ctx.app, mfaToken))
@@ -148,10 +150,15 @@ describeEachEngine(
         options: Awaited<ReturnType<typeof mfaPasskeyOptions>>,
         overrides: AssertionOverrides = {},
       ) => signer.authenticate(options, overrides)
-      const cases: [string, () => Promise<object>][] = [
+      // Each refusal says which check failed: the challenge, the passkey, or the assertion itself.
+      const CHALLENGE =
+        'This passkey answer is not to a current challenge of this login (unknown, used or expired): ask for new options.'
+      const NOT_THEIRS = 'This passkey is not one of this account’s.'
+      const cases: [string, string, () => Promise<object>][] = [
         // The other account's passkey, answering this login's options (its credential named).
         [
           'another account’s passkey',
+          NOT_THEIRS,
           async () =>
             signedBy(other.authenticator, await mfaPasskeyOptions(ctx.app, mfa_token), {
               credentialId: other.authenticator.credentials[0]!.id,
@@ -160,29 +167,42 @@ describeEachEngine(
         // This account's passkey answering options issued for the other account's login.
         [
           'a challenge of another account',
+          CHALLENGE,
           async () => {
             const theirs = await mfaPasskeyOptions(ctx.app, other.mfaToken)
             return signedBy(authenticator, theirs, { credentialId: authenticator.credentials[0]!.id })
           },
         ],
         [
+          'a passkey the server does not know (never registered)',
+          NOT_THEIRS,
+          async () =>
+            signedBy(authenticator, await mfaPasskeyOptions(ctx.app, mfa_token), {
+              responseId: unknownChallenge(),
+            }),
+        ],
+        [
           'an unknown challenge',
+          CHALLENGE,
           async () =>
             signedBy(authenticator, await mfaPasskeyOptions(ctx.app, mfa_token), {
               challenge: unknownChallenge(),
             }),
         ],
-        ['a replayed challenge', async () => firstAnswer],
+        ['a replayed challenge', CHALLENGE, async () => firstAnswer],
         [
           'a password-less login’s challenge',
+          CHALLENGE,
           async () => signedBy(authenticator, await passkeyLoginOptions(ctx.app)),
         ],
         [
           'a counter that did not increase',
+          "The passkey's signature counter went backwards: the passkey may have been copied.",
           async () => signedBy(authenticator, await mfaPasskeyOptions(ctx.app, mfa_token), { counter: 1 }),
         ],
         [
           'a wrong origin',
+          'The passkey response comes from a page this server does not accept.',
           async () =>
             signedBy(authenticator, await mfaPasskeyOptions(ctx.app, mfa_token), {
               origin: 'https://evil.example',
@@ -190,20 +210,24 @@ describeEachEngine(
         ],
         [
           'a wrong RP ID',
+          'The passkey response was made for another site.',
           async () =>
             signedBy(authenticator, await mfaPasskeyOptions(ctx.app, mfa_token), { rpId: 'example.com' }),
         ],
       ]
-      for (const [label, answerOf] of cases) {
+      for (const [label, detail, answerOf] of cases) {
         const answer = await answerOf()
         const mine = await accountState(ctx.app, user.id)
         const theirs = await accountState(ctx.app, other.user.id)
-        await assertRefusedFactor(await mfaLogin(ctx.app, { mfa_token, passkey: answer }), user.id).catch(
-          (error: Error) => {
-            error.message = `${label}: ${error.message}`
-            throw error
-          },
-        )
+        const response = await mfaLogin(ctx.app, { mfa_token, passkey: answer })
+        await assertRefusedFactor(response, user.id).catch((error: Error) => {
+          error.message = `${label}: ${error.message}`
+          throw error
+        })
+        const said = response
+          .json<{ detail: string }>()
+          .detail.replace(/ The mfa_token still works: try again\.$/, '')
+        assert.equal(said, detail, label)
         assert.deepEqual(await accountState(ctx.app, user.id), mine, label)
         assert.deepEqual(await accountState(ctx.app, other.user.id), theirs, label)
       }
@@ -244,7 +268,10 @@ describeEachEngine(
       await enrolTotp(ctx.app, totpOnly, clock)
       const { mfa_token, factors } = await challenge(ctx.app, totpOnly)
       assert.deepEqual(factors, ['totp', 'recovery_code'])
-      assertProblem(await mfaPasskeyOptionsRequest(ctx.app, mfa_token), 409)
+      assert.equal(
+        assertProblem(await mfaPasskeyOptionsRequest(ctx.app, mfa_token), 409).detail,
+        'This account has no passkey: finish the login with a code.',
+      )
       assert.deepEqual(await challengeRows(ctx.app, totpOnly.id), [])
     })
 
@@ -258,6 +285,33 @@ describeEachEngine(
       const response = await mfaLogin(ctx.app, { mfa_token, recovery_code: recoveryCodes[0] })
       assert.equal(response.statusCode, 200, response.body)
       assert.deepEqual(amrOf(response.json<TokenPairBody>().access_token), ['pwd', 'mfa'])
+    })
+
+    test('a TOTP enrolment still pending is no factor: its code is 401 at /login/mfa, offered nowhere, and the passkey then logs in', async () => {
+      const { user, authenticator, mfaToken } = await owing()
+      // Without any TOTP row, a code is refused the same way.
+      const noTotp = await mfaLogin(ctx.app, { mfa_token: mfaToken, code: '123456' })
+      assert.equal(
+        assertProblem(noTotp, 401).detail,
+        'The code is not right, or was already used. The mfa_token still works: try again.',
+      )
+      const started = await ctx.app.inject({ method: 'POST', url: '/mfa/totp', headers: user.headers })
+      assert.equal(started.statusCode, 200, started.body)
+      const { secret } = started.json<{ secret: string }>()
+      const { mfa_token, factors } = await challenge(ctx.app, user)
+      assert.deepEqual(factors, ['passkey', 'recovery_code'])
+      const sessions = await sessionRows(ctx.app, user.id)
+      const pendingCode = await mfaLogin(ctx.app, { mfa_token, code: codeAt(secret, stepOf(clock)) })
+      assert.equal(
+        assertProblem(pendingCode, 401).detail,
+        'The code is not right, or was already used. The mfa_token still works: try again.',
+      )
+      const failed = (await eventsOf(ctx.app, user.id)).at(-1)
+      assert.equal(failed?.event, 'mfa_code_failed')
+      assert.deepEqual(JSON.parse(failed.details!), { factor: 'totp' })
+      assert.deepEqual(await sessionRows(ctx.app, user.id), sessions)
+      const passkey = await authenticator.authenticate(await mfaPasskeyOptions(ctx.app, mfa_token))
+      assert.equal((await mfaLogin(ctx.app, { mfa_token, passkey })).statusCode, 200)
     })
 
     test('a body with a passkey and a code together, or a malformed passkey answer, is 422 and spends nothing', async () => {
