@@ -12,6 +12,7 @@ import type { FastifyInstance } from 'fastify'
 import { assertProblem, bearer, describeEachEngine } from '../../support/app.js'
 import { TestClock } from '../../support/clock.js'
 import { startSmtpInbox } from '../../support/smtp-inbox.js'
+import { addPasskey, ORIGIN, RP_ID } from '../passkeys/support.js'
 import {
   challenge,
   codeAt,
@@ -143,8 +144,11 @@ describeEachEngine(
       const reset = (target: number, headers = admin.headers) =>
         ctx.app.inject({ method: 'DELETE', url: `/users/${target}/mfa`, headers })
       assertProblem(await reset(user.id, user.headers), 403)
-      assertProblem(await reset(2_000_000_000), 404)
-      assertProblem(await reset(admin.id), 409)
+      assert.equal(assertProblem(await reset(2_000_000_000), 404).detail, 'There is no user with this id.')
+      assert.equal(
+        assertProblem(await reset(admin.id), 409).detail,
+        'An admin resets the second factors of other accounts: remove your own with DELETE /mfa/totp or /passkeys/{id}.',
+      )
       assert.equal((await rowsOf(ctx.app, user.id)).totp.length, 1, 'the refusals changed nothing')
 
       const done = await reset(user.id)
@@ -248,6 +252,50 @@ describeEachEngine(
       )
     })
 
+    test('each change of the factors is mailed to the owner, naming the passkey; disabling TOTP records what went with it', async () => {
+      clock.set(Date.now())
+      const user = await userWithToken(ctx.app)
+      await enrolTotp(ctx.app, user, clock)
+      const withPassword = (method: 'POST' | 'DELETE', url: string) =>
+        ctx.app.inject({ method, url, headers: user.headers, payload: { password: user.password } })
+      assert.equal((await withPassword('POST', '/mfa/recovery-codes')).statusCode, 200)
+      await addPasskey(ctx.app, user, 'Work key')
+      const home = await addPasskey(ctx.app, user, 'Home key')
+      assert.equal((await withPassword('DELETE', `/passkeys/${home.passkey.id}`)).statusCode, 204)
+      assert.equal((await withPassword('DELETE', '/mfa/totp')).statusCode, 204)
+      // Sent as each change is made, without waiting for the mail server: any order.
+      assert.deepEqual((await subjectsTo(user.email, 6)).sort(), [
+        'Authenticator app added',
+        'Authenticator app removed',
+        'New recovery codes',
+        'Passkey added',
+        'Passkey added',
+        'Passkey removed',
+      ])
+      const mails = inbox.mailsTo(user.email).map((mail) => mail.decoded)
+      const added = mails.filter((mail) => mail.includes('Subject: Passkey added'))
+      assert.ok(added.some((mail) => /A passkey \("Work key"\) was added/.test(mail)))
+      assert.ok(added.some((mail) => /A passkey \("Home key"\) was added/.test(mail)))
+      const removed = mails.filter((mail) => mail.includes('Subject: Passkey removed'))
+      assert.equal(removed.length, 1)
+      assert.match(removed[0]!, /The passkey "Home key" was removed/)
+      // The passkey and the codes stay: no code went with TOTP.
+      const disabled = await eventsOf(ctx.app, user.id, 'mfa_totp_disabled')
+      assert.deepEqual(JSON.parse(disabled[0]!.details!), { recovery_codes_removed: 0, factors_left: 2 })
+      // The last factor takes the codes with it, and says how many.
+      const other = await userWithToken(ctx.app)
+      await enrolTotp(ctx.app, other, clock)
+      const last = await ctx.app.inject({
+        method: 'DELETE',
+        url: '/mfa/totp',
+        headers: other.headers,
+        payload: { password: other.password },
+      })
+      assert.equal(last.statusCode, 204, last.body)
+      const gone = await eventsOf(ctx.app, other.id, 'mfa_totp_disabled')
+      assert.deepEqual(JSON.parse(gone[0]!.details!), { recovery_codes_removed: 10, factors_left: 0 })
+    })
+
     test('an email change needs no password for 5 minutes after a login with a second factor, then it does', async () => {
       clock.set(Date.now())
       const user = await userWithToken(ctx.app)
@@ -279,5 +327,14 @@ describeEachEngine(
       assert.equal(stored.email, first)
     })
   },
-  { env: { REQUIRE_MFA_FOR_ADMINS: 'true', ...inbox.env }, build: { clock } },
+  {
+    env: {
+      REQUIRE_MFA_FOR_ADMINS: 'true',
+      ...inbox.env,
+      // The software authenticator's page (test/routes/passkeys/support.ts), not PUBLIC_URL's host.
+      WEBAUTHN_RP_ID: RP_ID,
+      WEBAUTHN_ORIGINS: ORIGIN,
+    },
+    build: { clock },
+  },
 )

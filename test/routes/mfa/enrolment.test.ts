@@ -6,6 +6,8 @@ import { codeAt, enrolTotp, eventsOf, stepOf, userWithToken, wrongCodeAt } from 
 
 const clock = new TestClock()
 
+const TOTP_ACTIVE = 'TOTP is already active on this account: disable it first (DELETE /mfa/totp).'
+
 describeEachEngine(
   'TOTP enrolment',
   (ctx) => {
@@ -54,10 +56,10 @@ describeEachEngine(
       const { secret } = (await start(user.headers)).json<{ secret: string }>()
       const wrong = await confirm(user.headers, { code: wrongCodeAt(secret, stepOf(clock)) })
       const problem = assertProblem(wrong, 422)
-      assert.deepEqual(
-        problem.errors?.map((issue) => issue.field),
-        ['code'],
-      )
+      assert.equal(problem.detail, 'The code is not the current one of this enrolment.')
+      assert.deepEqual(problem.errors, [
+        { in: 'body', field: 'code', message: 'is not the current code of the authenticator app' },
+      ])
       assert.equal((await factorRow(user.id))?.confirmed_at, null)
       assert.equal((await status(user.headers)).totp, 'pending')
       const right = await confirm(user.headers, { code: codeAt(secret, stepOf(clock)) })
@@ -81,8 +83,15 @@ describeEachEngine(
         recovery_codes_left: 10,
         enrolment_required: false,
       })
-      const events = (await eventsOf(ctx.app, user.id)).map((event) => event.event)
-      assert.deepEqual(events, ['mfa_totp_enrolment_started', 'mfa_code_failed', 'mfa_totp_enabled'])
+      const events = (await eventsOf(ctx.app, user.id)).map((event) => [
+        event.event,
+        event.details === null ? null : (JSON.parse(event.details) as unknown),
+      ])
+      assert.deepEqual(events, [
+        ['mfa_totp_enrolment_started', null],
+        ['mfa_code_failed', { factor: 'totp', during: 'enrolment' }],
+        ['mfa_totp_enabled', null],
+      ])
     })
 
     test('the secret is never shown again: status and a second start while active (409) do not carry it', async () => {
@@ -90,7 +99,7 @@ describeEachEngine(
       const user = await userWithToken(ctx.app)
       const { secret } = await enrolTotp(ctx.app, user, clock)
       const again = await start(user.headers)
-      assertProblem(again, 409)
+      assert.equal(assertProblem(again, 409).detail, TOTP_ACTIVE)
       assert.ok(!again.body.includes(secret))
       const rowBefore = await factorRow(user.id)
       assert.ok(!JSON.stringify(await status(user.headers)).includes(secret))
@@ -112,12 +121,18 @@ describeEachEngine(
     test('confirming with no enrolment, or once active, is 409 and changes nothing', async () => {
       clock.set(Date.now())
       const user = await userWithToken(ctx.app)
-      assertProblem(await confirm(user.headers, { code: '123456' }), 409)
+      assert.equal(
+        assertProblem(await confirm(user.headers, { code: '123456' }), 409).detail,
+        'There is no TOTP enrolment to confirm: start one with POST /mfa/totp.',
+      )
       assert.equal(await factorRow(user.id), undefined)
       const { secret } = await enrolTotp(ctx.app, user, clock)
       clock.advance(30_000)
       const before = await factorRow(user.id)
-      assertProblem(await confirm(user.headers, { code: codeAt(secret, stepOf(clock)) }), 409)
+      assert.equal(
+        assertProblem(await confirm(user.headers, { code: codeAt(secret, stepOf(clock)) }), 409).detail,
+        TOTP_ACTIVE,
+      )
       assert.deepEqual(await factorRow(user.id), before)
     })
 

@@ -87,6 +87,14 @@ describeEachEngine(
     test('regenerating with the password: 10 new codes, no-store; every old code stops working', async () => {
       const { user, recoveryCodes } = await enrolled()
       assert.equal((await loginWithRecoveryCode(user, recoveryCodes[0]!)).statusCode, 200)
+      // Even with every code spent: TOTP is the factor the codes stand in for.
+      await ctx.app.db
+        .updateTable('recovery_codes')
+        .set({ used_at: new Date(clock.now()) })
+        .where('user_id', '=', user.id)
+        .where('used_at', 'is', null)
+        .execute()
+      assert.equal(await unusedCodes(user.id), 0)
       const response = await regenerate(user, { password: user.password })
       assert.equal(response.statusCode, 200, response.body)
       assert.equal(response.headers['cache-control'], 'no-store')
@@ -118,8 +126,11 @@ describeEachEngine(
     test('regenerating without a second factor is 409; bad bodies are 422; nothing is stored', async () => {
       clock.set(Date.now())
       const user = await userWithToken(ctx.app)
-      assertProblem(await regenerate(user, { password: user.password }), 409)
-      assertProblem(await regenerate(user, {}), 409)
+      for (const payload of [{ password: user.password }, {}])
+        assert.equal(
+          assertProblem(await regenerate(user, payload), 409).detail,
+          'Recovery codes stand in for a second factor, and this account has none (TOTP or a passkey).',
+        )
       for (const payload of [{ password: '' }, { password: user.password, extra: 1 }, { password: 7 }])
         assertProblem(await regenerate(user, payload), 422)
       assert.equal(
@@ -153,7 +164,12 @@ describeEachEngine(
       assert.equal((await challenge(ctx.app, user)).error, 'mfa_required')
       assert.equal(await unusedCodes(user.id), 10)
       assert.equal((await disable({ password: user.password })).statusCode, 204)
-      assertProblem(await disable({ password: user.password }), 404)
+      // Without TOTP, 404 comes first: no password is asked, nor checked.
+      for (const payload of [{ password: user.password }, {}, { password: 'not my password at all' }])
+        assert.equal(
+          assertProblem(await disable(payload), 404).detail,
+          'There is no TOTP factor on this account.',
+        )
     })
   },
   { build: { clock } },

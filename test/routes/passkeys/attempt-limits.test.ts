@@ -44,7 +44,10 @@ describeEachEngine(
       const pending = (await challengeRows(ctx.app, null)).length
       const sessions = await sessionRows(ctx.app, user.id)
       const refused = await postPasskeyLogin(ctx.app, good, { remoteAddress: address })
-      assertProblem(refused, 429)
+      assert.match(
+        assertProblem(refused, 429).detail,
+        /^Too many passkey login attempts from this address; try again in \d+ seconds\.$/,
+      )
       assert.ok(Number(refused.headers['retry-after']) >= 1, String(refused.headers['retry-after']))
       assert.equal((await challengeRows(ctx.app, null)).length, pending, 'the challenge is not spent')
       assert.deepEqual(await sessionRows(ctx.app, user.id), sessions)
@@ -67,7 +70,10 @@ describeEachEngine(
       const good = await authenticator.authenticate(await passkeyLoginOptions(ctx.app))
       const address = freshAddress()
       const refused = await postPasskeyLogin(ctx.app, good, { remoteAddress: address })
-      assertProblem(refused, 429)
+      assert.match(
+        assertProblem(refused, 429).detail,
+        /^Too many passkey login attempts for this account; try again in \d+ seconds\.$/,
+      )
       assert.ok(refused.headers['retry-after'])
       assert.deepEqual(await sessionRows(ctx.app, user.id), sessions)
       const theirs = await other.authenticator.authenticate(await passkeyLoginOptions(ctx.app))

@@ -94,6 +94,11 @@ describeEachEngine(
         assertProblem(await rename(user.headers, id, { name: 'X' }), 422)
       assert.equal((await passkeyRows(ctx.app, user.id))[0]!.name, 'YubiKey 5C')
       assert.equal((await passkeyRows(ctx.app, stranger.user.id))[0]!.name, 'Theirs')
+      // The second of two: the answer is that passkey, not the first.
+      const second = await addPasskey(ctx.app, user, 'Laptop')
+      const renamed = await rename(user.headers, second.passkey.id, { name: 'Old laptop' })
+      assert.equal(renamed.statusCode, 200, renamed.body)
+      assert.deepEqual(renamed.json(), { ...second.passkey, name: 'Old laptop' })
     })
 
     test('one of two passkeys goes without a password: 204; the other stays with the recovery codes; the removed one no longer logs in', async () => {
@@ -246,6 +251,11 @@ describeEachEngine(
         404,
       )
       assert.equal(problem.detail, 'You have no passkey with this id.')
+      // 404 before any password check: a wrong one is neither judged nor counted.
+      const wrongPassword = await deletePasskey(ctx.app, user.headers, stranger.passkey.id, {
+        password: `${user.password}!`,
+      })
+      assert.equal(assertProblem(wrongPassword, 404).detail, 'You have no passkey with this id.')
       assert.deepEqual(await accountState(ctx.app, stranger.user.id), theirs)
       assert.equal(
         (await deletePasskey(ctx.app, user.headers, passkey.id, { password: user.password })).statusCode,

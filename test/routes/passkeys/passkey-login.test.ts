@@ -2,10 +2,10 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server'
 import { buildApp } from '../../../src/app.js'
-import { assertProblem, describeEachEngine } from '../../support/app.js'
+import { assertProblem, bearer, describeEachEngine, login, register, uniqueUser } from '../../support/app.js'
 import { TestClock } from '../../support/clock.js'
 import type { AssertionOverrides, SoftwareAuthenticator } from '../../support/software-authenticator.js'
-import { amrOf, challenge, userWithToken } from '../mfa/support.js'
+import { amrOf, challenge, UA, userWithToken } from '../mfa/support.js'
 import {
   accountState,
   addPasskey,
@@ -21,16 +21,25 @@ import {
   passkeyRows,
   postPasskey,
   postPasskeyLogin,
+  registerPasskey,
   registrationOptions,
   RP_ID,
   sessionRows,
   unknownChallenge,
   userWithPasskey,
+  withClientData,
   type TokenPairBody,
 } from './support.js'
 
 const clock = new TestClock()
 const NOT_ACCEPTED = /^The passkey was not accepted: /
+/** What a refusal for one of these reasons says after "The passkey was not accepted: ". */
+const REFUSAL_DETAILS: Record<string, string> = {
+  challenge: 'it does not answer a current login challenge (unknown, used or expired); ask for new options.',
+  credential: 'no account has this passkey (it may have been removed).',
+  user_handle: 'it does not belong to the account it names.',
+  inactive: 'the account is not active.',
+}
 
 describeEachEngine(
   'password-less login with a passkey',
@@ -43,6 +52,8 @@ describeEachEngine(
     ) {
       const problem = assertProblem(response, 401)
       assert.match(problem.detail, NOT_ACCEPTED)
+      const said = REFUSAL_DETAILS[reason]
+      if (said !== undefined) assert.equal(problem.detail, `The passkey was not accepted: ${said}`)
       assert.match(String(response.headers['www-authenticate']), /^Bearer realm="api", error="invalid_token"/)
       assert.equal(response.json<Record<string, unknown>>().access_token, undefined)
       assert.deepEqual(await lastEvent(ctx.app, 'passkey_login_failed'), {
@@ -192,6 +203,17 @@ describeEachEngine(
       })
       let before = await accountState(ctx.app, user.id)
       await assertRefused(await postPasskeyLogin(ctx.app, unknown), 'challenge', user.id)
+      // Nor a passkey the server knows: the challenge is refused first, naming no account.
+      const nobodys = await authenticator.authenticate(await passkeyLoginOptions(ctx.app), {
+        challenge: unknownChallenge(),
+        responseId: unknownChallenge(),
+      })
+      await assertRefused(await postPasskeyLogin(ctx.app, nobodys), 'challenge', null)
+      // Nor anything shaped otherwise than an issued challenge.
+      const unshaped = withClientData(await authenticator.authenticate(await passkeyLoginOptions(ctx.app)), {
+        challenge: 'not-a-challenge',
+      })
+      await assertRefused(await postPasskeyLogin(ctx.app, unshaped), 'challenge', user.id)
 
       const used = await authenticator.authenticate(await passkeyLoginOptions(ctx.app))
       assert.equal((await postPasskeyLogin(ctx.app, used)).statusCode, 200)
@@ -338,4 +360,39 @@ describeEachEngine(
     })
   },
   { build: { clock } },
+)
+
+describeEachEngine(
+  'password-less login with a passkey where email addresses must be verified',
+  (ctx) => {
+    test('an account whose address is not verified is 403, audited, and starts no session nor records a use', async () => {
+      clock.set(Date.now())
+      const user = await register(ctx.app, uniqueUser())
+      const verified = (value: boolean) =>
+        ctx.app.db.updateTable('users').set({ email_verified: value }).where('id', '=', user.id).execute()
+      // Verified while the passkey is added; then unverified, as after an email change.
+      await verified(true)
+      const token = await login(ctx.app, user.email, user.password)
+      const authenticator = authenticatorFor()
+      const added = await registerPasskey(ctx.app, { ...bearer(token), 'user-agent': UA }, authenticator)
+      assert.equal(added.statusCode, 201, added.body)
+      await verified(false)
+      const before = await accountState(ctx.app, user.id)
+      const refused = assertProblem(await passkeyLogin(ctx.app, authenticator), 403)
+      assert.equal(
+        refused.detail,
+        'The email address of this account is not verified yet: follow the link in the email we sent.',
+      )
+      assert.deepEqual(await lastEvent(ctx.app, 'passkey_login_failed'), {
+        event: 'passkey_login_failed',
+        outcome: 'failure',
+        user_id: user.id,
+        details: { reason: 'email_not_verified' },
+      })
+      assert.deepEqual(await accountState(ctx.app, user.id), before)
+      await verified(true)
+      assert.equal((await passkeyLogin(ctx.app, authenticator)).statusCode, 200)
+    })
+  },
+  { build: { clock }, env: { REQUIRE_EMAIL_VERIFICATION: 'true' } },
 )

@@ -44,6 +44,11 @@ describeEachEngine(
         [['body', 'response']],
         response.body,
       )
+      if (reason === 'challenge')
+        assert.equal(
+          problem.detail,
+          'This answer is not to a current registration challenge of your account (unknown, used or expired): ask for new options.',
+        )
       assert.deepEqual((await auditOf(ctx.app, userId)).at(-1), {
         event: 'passkey_registration_failed',
         outcome: 'failure',
@@ -329,7 +334,11 @@ describeEachEngine(
       // The same attestation ('none' signs no client data) sent again with a fresh challenge.
       for (const headers of [user.headers, other.headers]) {
         const { challenge } = await registrationOptions(ctx.app, headers)
-        assertProblem(await postPasskey(ctx.app, headers, withClientData(answer, { challenge })), 409)
+        assert.equal(
+          assertProblem(await postPasskey(ctx.app, headers, withClientData(answer, { challenge })), 409)
+            .detail,
+          'This passkey is already registered (to this account or another one).',
+        )
       }
       assert.deepEqual(await accountState(ctx.app, user.id), mine)
       assert.deepEqual(await accountState(ctx.app, other.id), theirs)

@@ -91,6 +91,17 @@ describeEachEngine(
         (await mfaTokenRows(ctx.app, user.id)).map((row) => row.used_at),
         [null],
       )
+      // A passkey whose authenticator named no transports is listed without any.
+      await ctx.app.db
+        .updateTable('passkeys')
+        .set({ transports: '' })
+        .where('user_id', '=', user.id)
+        .execute()
+      const without = (await mfaPasskeyOptions(ctx.app, mfaToken)).allowCredentials
+      assert.deepEqual(
+        without?.map((descriptor) => descriptor.transports),
+        [undefined, undefined],
+      )
     })
 
     test('the passkey finishes the login: amr pwd+hwk+mfa (kept after refresh), sessions.amr, token and challenge spent, counter recorded, audit', async () => {
