@@ -10,7 +10,12 @@ import {
   createMemoryCounterStore,
   type CounterStore,
 } from '../../src/rate-limit/counters.js'
-import { createAttemptLimits, limitAttempt } from '../../src/services/attempts.js'
+import {
+  attemptRefused,
+  createAttemptLimits,
+  limitAttempt,
+  type AttemptKind,
+} from '../../src/services/attempts.js'
 import { DomainError } from '../../src/services/errors.js'
 import { MINUTE, TestClock } from '../support/clock.js'
 
@@ -134,4 +139,31 @@ test('limitAttempt: with the limits off nothing is counted and nothing refused; 
       return true
     },
   )
+})
+
+test('each refusal names its attempt, and whether the address or the account reached its limit', () => {
+  const names: [AttemptKind, string][] = [
+    ['login', 'login'],
+    ['register', 'registration'],
+    ['refresh', 'token refresh'],
+    ['password_recovery', 'password recovery'],
+    ['password_reset', 'password reset'],
+    ['verify_email', 'email verification'],
+    ['verify_email_resend', 'verification email'],
+    ['second_factor', 'second-factor'],
+    ['reauthenticate', 're-authentication'],
+    ['passkey_login', 'passkey login'],
+    ['external_login', 'sign-in code'],
+  ]
+  for (const [kind, name] of names) {
+    const fromAddress = attemptRefused(kind, { scope: 'ip', resetSeconds: 42 })
+    assert.equal(fromAddress.detail, `Too many ${name} attempts from this address; try again in 42 seconds.`)
+    assert.equal(fromAddress.facts.retryAfterSeconds, 42)
+    // Only logins forgive a success, so only they count failures.
+    const failed = kind === 'login' ? 'failed ' : ''
+    assert.equal(
+      attemptRefused(kind, { scope: 'account', resetSeconds: 7 }).detail,
+      `Too many ${failed}${name} attempts for this account; try again in 7 seconds.`,
+    )
+  }
 })
