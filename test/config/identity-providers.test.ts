@@ -74,25 +74,74 @@ test('a public client (no secret), a display name, scopes and http on this machi
 })
 
 test('each mistake is one line naming the provider and what to fix', () => {
-  const cases: [unknown, RegExp][] = [
-    ['[{"id": "keycloak", very-secret-value', /is not valid JSON/],
-    [keycloak, /must be a JSON array/],
-    [['keycloak'], /provider 1 must be an object/],
-    [[{ ...keycloak, id: 'Key Cloak' }], /provider 1: "id" must be 1 to 32 lower-case/],
-    [[{ ...keycloak, id: 'mfa' }], /the id "mfa" is taken by another \/login\/ route/],
-    [[{ ...keycloak, id: 'providers' }], /the id "providers" is taken/],
-    [[{ ...keycloak, issuer: undefined }], /provider "keycloak": "issuer" is required/],
-    [[{ ...keycloak, issuer: 'not a url' }], /"issuer" is not a URL/],
-    [[{ ...keycloak, issuer: 'http://sso.example.com' }], /must be an https:\/\/ URL/],
+  const named = (text: string) => `OIDC_PROVIDERS: provider "keycloak": ${text}`
+  const AN_OBJECT =
+    'OIDC_PROVIDERS: provider 1 must be an object like {"id", "issuer", "client_id", "client_secret"}'
+  const HTTPS = named('"issuer" must be an https:// URL (http:// only on this machine: localhost, 127.0.0.1)')
+  const taken = (id: string) =>
+    `OIDC_PROVIDERS: provider "${id}": the id "${id}" is taken by another /login/ route; choose another`
+  const cases: [unknown, string][] = [
+    [
+      '[{"id": "keycloak", very-secret-value',
+      'OIDC_PROVIDERS: is not valid JSON (expected an array of providers)',
+    ],
+    [keycloak, 'OIDC_PROVIDERS: must be a JSON array of providers'],
+    [['keycloak'], AN_OBJECT],
+    [[null], AN_OBJECT],
+    [[[keycloak]], AN_OBJECT],
+    [
+      [{ ...keycloak, id: 'Key Cloak' }],
+      'OIDC_PROVIDERS: provider 1: "id" must be 1 to 32 lower-case letters, digits or "-" (it is a path segment)',
+    ],
+    [[{ ...keycloak, id: 'mfa' }], taken('mfa')],
+    [[{ ...keycloak, id: 'passkey' }], taken('passkey')],
+    [[{ ...keycloak, id: 'providers' }], taken('providers')],
+    [[{ ...keycloak, issuer: undefined }], named('"issuer" is required (the provider\'s issuer URL)')],
+    [[{ ...keycloak, issuer: 'not a url' }], named('"issuer" is not a URL')],
+    [[{ ...keycloak, issuer: 'http://sso.example.com' }], HTTPS],
+    // Only this machine's own names: not a host that merely starts like one.
+    [[{ ...keycloak, issuer: 'http://127.0.0.1.example.com/' }], HTTPS],
+    [[{ ...keycloak, issuer: 'http://localhost.example.com/' }], HTTPS],
     [
       [{ ...keycloak, issuer: 'https://sso.example.com/?realm=main' }],
-      /no query or a fragment|must not have a query/,
+      named('"issuer" must not have a query or a fragment'),
     ],
-    [[{ ...keycloak, client_id: undefined }], /"client_id" is required/],
-    [[{ ...keycloak, client_id: ' ' }], /"client_id" must be a non-empty string/],
-    [[{ ...keycloak, scopes: 'email profile' }], /"scopes" must include openid/],
-    [[{ ...keycloak, tenant: 'x' }], /unknown member "tenant"/],
-    [[keycloak, { ...keycloak, client_id: 'other' }], /the id "keycloak" is used by two providers/],
+    [
+      [{ ...keycloak, issuer: 'https://sso.example.com/#main' }],
+      named('"issuer" must not have a query or a fragment'),
+    ],
+    [[{ ...keycloak, client_id: undefined }], named('"client_id" is required')],
+    [[{ ...keycloak, client_id: ' ' }], named('"client_id" must be a non-empty string')],
+    [[{ ...keycloak, name: 5 }], named('"name" must be a non-empty string')],
+    [[{ ...keycloak, client_secret: '' }], named('"client_secret" must be a non-empty string')],
+    [[{ ...keycloak, scopes: 'email profile' }], named('"scopes" must include openid')],
+    [[{ ...keycloak, scopes: 'openidx email' }], named('"scopes" must include openid')],
+    [
+      [{ ...keycloak, tenant: 'x' }],
+      'OIDC_PROVIDERS: provider 1: unknown member "tenant" (known: id, name, issuer, client_id, client_secret, scopes)',
+    ],
+    [
+      [keycloak, { ...keycloak, client_id: 'other' }],
+      'OIDC_PROVIDERS: the id "keycloak" is used by two providers',
+    ],
   ]
-  for (const [providers, expected] of cases) assert.match(refusal(providers), expected)
+  for (const [providers, expected] of cases)
+    assert.equal(refusal(providers), expected, JSON.stringify(providers))
+})
+
+test('http:// is accepted for this machine by name and by address; values are trimmed; scopes split on any space', () => {
+  for (const issuer of [
+    'http://localhost:8080/realms/dev',
+    'http://127.0.0.1/',
+    'http://127.1.2.3:9000',
+    'http://[::1]:8080/',
+  ])
+    assert.equal(load([{ ...keycloak, issuer }]).identityProviders[0]!.issuer, issuer)
+  const [provider] = load([
+    { ...keycloak, name: '  Company SSO ', client_id: ' fastauth ', scopes: 'email\topenid  profile' },
+  ]).identityProviders
+  assert.deepEqual(
+    [provider!.name, provider!.clientId, provider!.scopes],
+    ['Company SSO', 'fastauth', 'email\topenid  profile'],
+  )
 })
