@@ -78,6 +78,8 @@ test('each mistake is one line naming the provider and what to fix', () => {
   const AN_OBJECT =
     'OIDC_PROVIDERS: provider 1 must be an object like {"id", "issuer", "client_id", "client_secret"}'
   const HTTPS = named('"issuer" must be an https:// URL (http:// only on this machine: localhost, 127.0.0.1)')
+  const AN_ID =
+    'OIDC_PROVIDERS: provider 1: "id" must be 1 to 32 lower-case letters, digits or "-" (it is a path segment)'
   const taken = (id: string) =>
     `OIDC_PROVIDERS: provider "${id}": the id "${id}" is taken by another /login/ route; choose another`
   const cases: [unknown, string][] = [
@@ -89,10 +91,10 @@ test('each mistake is one line naming the provider and what to fix', () => {
     [['keycloak'], AN_OBJECT],
     [[null], AN_OBJECT],
     [[[keycloak]], AN_OBJECT],
-    [
-      [{ ...keycloak, id: 'Key Cloak' }],
-      'OIDC_PROVIDERS: provider 1: "id" must be 1 to 32 lower-case letters, digits or "-" (it is a path segment)',
-    ],
+    [[{ ...keycloak, id: 'Key Cloak' }], AN_ID],
+    [[{ ...keycloak, id: 'keycloak!' }], AN_ID],
+    [[{ ...keycloak, id: 'k'.repeat(33) }], AN_ID],
+    [[{ ...keycloak, id: 5 }], AN_ID],
     [[{ ...keycloak, id: 'mfa' }], taken('mfa')],
     [[{ ...keycloak, id: 'passkey' }], taken('passkey')],
     [[{ ...keycloak, id: 'providers' }], taken('providers')],
@@ -102,6 +104,7 @@ test('each mistake is one line naming the provider and what to fix', () => {
     // Only this machine's own names: not a host that merely starts like one.
     [[{ ...keycloak, issuer: 'http://127.0.0.1.example.com/' }], HTTPS],
     [[{ ...keycloak, issuer: 'http://localhost.example.com/' }], HTTPS],
+    [[{ ...keycloak, issuer: 'ftp://localhost/' }], HTTPS],
     [
       [{ ...keycloak, issuer: 'https://sso.example.com/?realm=main' }],
       named('"issuer" must not have a query or a fragment'),
@@ -114,6 +117,7 @@ test('each mistake is one line naming the provider and what to fix', () => {
     [[{ ...keycloak, client_id: ' ' }], named('"client_id" must be a non-empty string')],
     [[{ ...keycloak, name: 5 }], named('"name" must be a non-empty string')],
     [[{ ...keycloak, client_secret: '' }], named('"client_secret" must be a non-empty string')],
+    [[{ ...keycloak, scopes: ' ' }], named('"scopes" must be a non-empty string')],
     [[{ ...keycloak, scopes: 'email profile' }], named('"scopes" must include openid')],
     [[{ ...keycloak, scopes: 'openidx email' }], named('"scopes" must include openid')],
     [
@@ -133,7 +137,7 @@ test('http:// is accepted for this machine by name and by address; values are tr
   for (const issuer of [
     'http://localhost:8080/realms/dev',
     'http://127.0.0.1/',
-    'http://127.1.2.3:9000',
+    'http://127.10.200.30:9000',
     'http://[::1]:8080/',
   ])
     assert.equal(load([{ ...keycloak, issuer }]).identityProviders[0]!.issuer, issuer)
