@@ -16,6 +16,7 @@ import {
   wrongCodeAt,
   type TestUser,
 } from './support.js'
+import { mfaTokenRows } from '../passkeys/support.js'
 
 const clock = new TestClock()
 
@@ -232,12 +233,10 @@ describeEachEngine(
         (await eventsOf(ctx.app, user.id)).some((row) => row.event === 'mfa_code_failed'),
         false,
       )
-      const tokens = await ctx.app.db
-        .selectFrom('mfa_tokens')
-        .select('used_at')
-        .where('user_id', '=', user.id)
-        .execute()
-      assert.deepEqual(tokens, [{ used_at: null }])
+      assert.deepEqual(
+        (await mfaTokenRows(ctx.app, user.id)).map((row) => row.used_at),
+        [null],
+      )
     })
 
     test('disabling TOTP (with the password) makes the login single-factor again', async () => {
