@@ -19,6 +19,13 @@ export async function activeFactorsOf(repos: Repositories, userId: number): Prom
   return factors
 }
 
+/** Whether the user has a second factor of their own (TOTP or a passkey): recovery codes only stand in for one. */
+export async function hasSecondFactor(repos: Repositories, userId: number): Promise<boolean> {
+  const factors = await activeFactorsOf(repos, userId)
+  // Stryker disable next-line ConditionalExpression,StringLiteral: recovery codes are listed only beside another factor (activeFactorsOf), so any factor at all answers the same.
+  return factors.some((factor) => factor !== 'recovery_code')
+}
+
 /** A new set of recovery codes, stored as hashes in the caller's transaction (which locks the user). */
 export async function replaceRecoveryCodes(deps: { clock: Clock }, txRepos: Repositories, userId: number) {
   const codes = generateRecoveryCodes()
