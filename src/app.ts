@@ -6,6 +6,7 @@ import { parseDatabaseUrl } from './db/target.js'
 import { authenticated } from './http/authenticated.js'
 import { declareBodyRefusals, declareValidationRefusal, requireDecimalIntegers } from './http/contract.js'
 import { handleError } from './http/error-handler.js'
+import { logAbortedRequest } from './http/logging.js'
 import { answerUnrouted, refuseWhatNodeWouldRefuse, unmetExpectations } from './http/refusals.js'
 import { serverOptions, type ServerOptionsInput } from './http/server-options.js'
 import accountsPlugin from './plugins/app/accounts.js'
@@ -109,6 +110,7 @@ async function assemble(
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })
+  app.addHook('onRequestAbort', logAbortedRequest)
 
   // Tier 1: third-party plugins. Tier 2: our services. Tier 3: routes.
   await app.register(helmetPlugin, { config })

@@ -4,7 +4,7 @@ import addFormats from 'ajv-formats'
 import type { FastifyHttpOptions, FastifyServerOptions } from 'fastify'
 import type { FastifyRouteSchemaDef } from 'fastify/types/schema.js'
 import type { Config } from '../config.js'
-import { createLogger, requestId } from './logging.js'
+import { createLogger, OneLinePerRequest, requestId } from './logging.js'
 import { answerClientError, answerFrameworkError, headersOfRefusals } from './refusals.js'
 
 export interface ServerOptionsInput {
@@ -42,6 +42,7 @@ export function serverOptions(config: Config, options: ServerOptionsInput = {}):
   const refusalHeaders = headersOfRefusals(config)
   return {
     loggerInstance: createLogger(config.logLevel, options.logger),
+    logController: new OneLinePerRequest(),
     bodyLimit: config.bodyLimitBytes,
     // Finite timeouts: a client that sends slowly (or not at all) is cut off, never held forever.
     requestTimeout: config.requestTimeoutMs,

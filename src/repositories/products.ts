@@ -86,11 +86,20 @@ export function createProductsRepository(db: Kysely<Database>, engine: Engine) {
         .executeTakeFirst()
     },
 
-    insert(row: Omit<NewProductRow, 'search_text' | 'version'>): Promise<number> {
-      return insertReturningId(
-        engine,
-        db.insertInto('products').values({ ...row, version: 1, search_text: productSearchText(row) }),
-      )
+    /**
+     * Inserts a product and answers the row as stored. One statement on PostgreSQL and SQLite
+     * (`INSERT … RETURNING`); MySQL has no RETURNING, so there the insert and the read of its row
+     * run in one transaction (the caller's, or one of their own), and no change can come between.
+     */
+    async insert(row: Omit<NewProductRow, 'search_text' | 'version'>): Promise<ProductRecord> {
+      const values = { ...row, version: 1, search_text: productSearchText(row) }
+      if (engine !== 'mysql')
+        return db.insertInto('products').values(values).returning(PRODUCT_COLUMNS).executeTakeFirstOrThrow()
+      const insertAndRead = async (trx: Kysely<Database>) => {
+        const id = await insertReturningId(engine, trx.insertInto('products').values(values))
+        return (await createProductsRepository(trx, engine).findById(id))!
+      }
+      return db.isTransaction ? insertAndRead(db) : db.transaction().execute(insertAndRead)
     },
 
     /**

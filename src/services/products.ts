@@ -131,7 +131,8 @@ export function createProductsService(deps: ProductsServiceDependencies) {
               create,
               now: () => dateOf(deps.clock),
             })
-          : transaction(create).then((created) => ({ replayed: false as const, ...created }))
+          : // One statement (the repository answers the row it stored): no transaction to open.
+            create(repos).then((created) => ({ replayed: false as const, ...created }))
       ).catch((error: unknown) => {
         // Both rows name the caller: their account was deleted since the request was authenticated.
         if (isForeignKeyViolation(error)) throw accountGone()
@@ -144,9 +145,8 @@ export function createProductsService(deps: ProductsServiceDependencies) {
 }
 
 async function insertProduct(repos: Repositories, actor: ActorIdentity, fields: ProductFields, now: Date) {
-  let id: number
   try {
-    id = await repos.products.insert({
+    return await repos.products.insert({
       ...fields,
       description: fields.description ?? '',
       owner_id: actor.id,
@@ -157,7 +157,6 @@ async function insertProduct(repos: Repositories, actor: ActorIdentity, fields: 
     if (isUniqueViolation(error)) throw conflict(DUPLICATE_SKU)
     throw error
   }
-  return (await repos.products.findById(id))!
 }
 
 /** Changes and deletions: only by the owner or an admin, and only of the version they name. */

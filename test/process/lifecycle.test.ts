@@ -10,7 +10,8 @@ after(killServers)
 
 describe('lifecycle: graceful shutdown', () => {
   test('on SIGTERM an in-flight request is finished and answered, new connections are refused, and the process exits 0', async () => {
-    const server = await startServerProcess()
+    // At debug, the server logs each request as it starts: how the test knows it is in flight.
+    const server = await startServerProcess({ LOG_LEVEL: 'debug' })
     const { url: base, port } = server
     assert.equal((await fetch(`${base}/healthz`)).status, 200)
 

@@ -121,7 +121,8 @@ describe('shutdown: SIGTERM', () => {
     await Promise.all(servers.map((server) => server.cleanUp()))
   })
   async function start(env: Record<string, string>) {
-    const server = await startServerProcess(env)
+    // At debug, the server logs each request as it starts: how a test knows one is in flight.
+    const server = await startServerProcess({ LOG_LEVEL: 'debug', ...env })
     servers.push(server)
     return server
   }

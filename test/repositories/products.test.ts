@@ -28,7 +28,7 @@ async function insertProduct(
     updated_at: at(-30),
     ...overrides,
   }
-  return { ...row, id: await repos.products.insert(row), version: 1 }
+  return { ...row, id: (await repos.products.insert(row)).id, version: 1 }
 }
 
 /**
@@ -56,6 +56,30 @@ describeEachEngine('products repository', (ctx) => {
     assert.equal(await products().findById(second.id + 1000), undefined)
     assert.equal(await searchTextOf(first.id), `${first.product_id.toLowerCase()}\nbig lamp\nbrass`)
     assert.equal(await searchTextOf(first.id), productSearchText(first))
+  })
+
+  test('insert answers the row as stored, outside a transaction and inside one', async () => {
+    const row = (name: string) => ({
+      product_id: uniqueSku(),
+      name,
+      description: '',
+      price: 125,
+      owner_id: null,
+      created_at: at(-10),
+      updated_at: at(-5),
+    })
+    const alone = row('Alone')
+    const answered = await products().insert(alone)
+    assert.deepEqual(answered, { ...alone, id: answered.id, version: 1 })
+    assert.deepEqual(await products().findById(answered.id), answered)
+    const inside = row('Inside')
+    const [inTransaction, readBack] = await ctx.app.transaction(async (repos) => {
+      const stored = await repos.products.insert(inside)
+      return [stored, await repos.products.findById(stored.id)]
+    })
+    assert.deepEqual(inTransaction, { ...inside, id: inTransaction.id, version: 1 })
+    assert.deepEqual(readBack, inTransaction)
+    assert.deepEqual(await products().findById(inTransaction.id), inTransaction)
   })
 
   test('findByIdForUpdate reads the same product, in a transaction and outside one', async () => {
