@@ -1,5 +1,3 @@
-import QRCode from 'qrcode'
-
 /**
  * The QR code of an `otpauth://` URI (src/auth/totp.ts) as an SVG document, drawn here: the URI
  * carries the TOTP secret, so it never goes to a QR service or a CDN.
@@ -14,6 +12,8 @@ import QRCode from 'qrcode'
 export async function otpauthQrCodeSvg(uri: string): Promise<string> {
   // Only what this module exists for: no caller turns a user's text into a QR code through it.
   if (!uri.startsWith('otpauth://')) throw new TypeError('expected an otpauth:// URI')
+  // Loaded at the first TOTP enrolment: a few MB a server need not carry until then.
+  const { default: QRCode } = await import('qrcode')
   return QRCode.toString(uri, {
     type: 'svg',
     // Level M (15 % of the symbol may be unreadable: glare on a screen, a camera at an angle) and

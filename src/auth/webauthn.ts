@@ -1,16 +1,13 @@
 import { randomBytes } from 'node:crypto'
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type AuthenticatorTransportFuture,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
+import type {
+  AuthenticationResponseJSON,
+  AuthenticatorTransportFuture,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
 } from '@simplewebauthn/server'
-import { isoCBOR } from '@simplewebauthn/server/helpers'
+import type * as WebAuthnServer from '@simplewebauthn/server'
+import type { isoCBOR } from '@simplewebauthn/server/helpers'
 
 export type { AuthenticationResponseJSON, RegistrationResponseJSON }
 export type { PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON }
@@ -25,6 +22,13 @@ export type { PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequest
  * A challenge is ours from newChallenge() to the answer: the options carry it byte for byte, so
  * the challenge claimedChallengeOf() reads from an answer is the very string the server stored.
  */
+
+let loaded: Promise<typeof WebAuthnServer & { isoCBOR: typeof isoCBOR }> | undefined
+/** @simplewebauthn/server, loaded once, at the first ceremony: ~15 MB that a server whose users never use a passkey need not carry. */
+const webauthnLibrary = () =>
+  (loaded ??= Promise.all([import('@simplewebauthn/server'), import('@simplewebauthn/server/helpers')]).then(
+    ([server, helpers]) => ({ ...server, isoCBOR: helpers.isoCBOR }),
+  ))
 
 /** Who we are to authenticators: WEBAUTHN_RP_ID, WEBAUTHN_ORIGINS (full origins like https://example.com or http://localhost:8000), and a display name. */
 export interface RelyingParty {
@@ -102,12 +106,13 @@ export function newChallenge(): string {
 }
 
 /** Registration options for an account: resident key required, user verification required, attestation 'none', the account's existing credentials excluded, algorithms EdDSA(-8), ES256(-7), RS256(-257). userHandle is the opaque per-account WebAuthn user id (base64url of random bytes, never the numeric user id). */
-export function registrationOptions(
+export async function registrationOptions(
   rp: RelyingParty,
   account: { userHandle: string; name: string; displayName: string },
   exclude: readonly StoredCredential[],
   challenge: string,
 ): Promise<PublicKeyCredentialCreationOptionsJSON> {
+  const { generateRegistrationOptions } = await webauthnLibrary()
   return generateRegistrationOptions({
     rpName: rp.name,
     rpID: rp.id,
@@ -139,13 +144,14 @@ export function authenticationOptions(
   challenge: string,
 ): Promise<PublicKeyCredentialRequestOptionsJSON> {
   if (allow?.length === 0) throw new RangeError('a second factor needs at least one credential to allow')
-  return generateAuthenticationOptions({
+  const options = {
     rpID: rp.id,
     allowCredentials: allow?.map(descriptorOf),
     challenge: bytesOf(challenge, 'challenge'),
     timeout: WEBAUTHN_CHALLENGE_LIFETIME_SECONDS * 1000,
     userVerification,
-  })
+  }
+  return webauthnLibrary().then((library) => library.generateAuthenticationOptions(options))
 }
 
 /**
@@ -172,12 +178,13 @@ export async function verifyRegistration(
   response: RegistrationResponseJSON,
   expectedChallenge: string,
 ): Promise<RegistrationResult> {
+  const library = await webauthnLibrary()
   const clientData = readableAnswer(response, REGISTRATION_FIELDS)
-  if (clientData === undefined || !isExactCbor(response.response.attestationObject))
+  if (clientData === undefined || !isExactCbor(library.isoCBOR, response.response.attestationObject))
     return refusal('malformed')
   if (clientData.crossOrigin === true) return refusal('origin', CROSS_ORIGIN)
   try {
-    const verification = await verifyRegistrationResponse({
+    const verification = await library.verifyRegistrationResponse({
       response,
       expectedChallenge,
       expectedOrigin: [...rp.origins],
@@ -213,6 +220,7 @@ export async function verifyAuthentication(
   credential: StoredCredential,
   requireUserVerification: boolean,
 ): Promise<AuthenticationResult> {
+  const { verifyAuthenticationResponse } = await webauthnLibrary()
   const clientData = readableAnswer(response, AUTHENTICATION_FIELDS)
   if (clientData === undefined) return refusal('malformed')
   if (response.id !== credential.credentialId) return refusal('credential')
@@ -314,12 +322,12 @@ function isBase64Url(value: unknown, maxChars: number): value is string {
 }
 
 /** CBOR that the library's codec reads and writes back to the same bytes: nothing cut short, nothing after. */
-function isExactCbor(encoded: string): boolean {
+function isExactCbor(codec: typeof isoCBOR, encoded: string): boolean {
   const bytes = Buffer.from(encoded, 'base64url')
   try {
-    const decoded = isoCBOR.decodeFirst<Parameters<typeof isoCBOR.encode>[0]>(new Uint8Array(bytes))
+    const decoded = codec.decodeFirst<Parameters<typeof codec.encode>[0]>(new Uint8Array(bytes))
     // Stryker disable BlockStatement: an empty catch block returns undefined, which the one caller reads as false.
-    return Buffer.from(isoCBOR.encode(decoded)).equals(bytes)
+    return Buffer.from(codec.encode(decoded)).equals(bytes)
   } catch {
     // Stryker restore BlockStatement
     return false
