@@ -62,9 +62,10 @@ export function createExternalLoginsRepository(db: Kysely<Database>) {
       return Number(result.numUpdatedRows) > 0
     },
 
-    /** Ends a flow whose provider answered with an error or a refused answer: its state is spent. */
+    /** Ends a pending flow whose answer was refused (its state is spent); one vouched for meanwhile by another callback of its state keeps its code. */
     async abandon(stateHash: string): Promise<void> {
-      await db.deleteFrom('external_logins').where('state_hash', '=', stateHash).execute()
+      const pending = db.deleteFrom('external_logins').where('code_hash', 'is', null)
+      await pending.where('state_hash', '=', stateHash).execute()
     },
 
     /** The vouched flow of a one-time code, used or not (the caller decides what a used one means). */

@@ -235,4 +235,16 @@ describeEachEngine('identity provider repositories', (ctx) => {
       [live.state_hash],
     )
   })
+
+  test('abandon leaves a flow already vouched for: a second callback of one state cannot undo the first', async () => {
+    // Two callbacks with one state: the first is vouched for; the second, refused by the provider
+    // (its code already exchanged), abandons the flow. The first one's code must still work.
+    const row = flowRow()
+    await logins().insert(row)
+    const codeHash = hex()
+    assert.equal(await logins().vouch(row.state_hash, vouched, codeHash, at(60)), true)
+    await logins().abandon(row.state_hash)
+    assert.equal((await logins().findByCode(codeHash))?.subject, 'person')
+    assert.equal(await logins().spendCode(codeHash, at(1)), true)
+  })
 })

@@ -74,6 +74,7 @@ function registerStart(app: TypedApp) {
       const url = await app.externalLogins.start(contextOf(request), request.params.provider, {
         codeChallenge: code_challenge,
         returnTo: return_to,
+        sentIn: 'query',
       })
       noStore(reply)
       return reply.redirect(url.href, 302)

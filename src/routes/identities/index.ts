@@ -72,7 +72,7 @@ function registerLink(app: TypedApp) {
       const url = await app.externalIdentities.startLink(
         contextOf(request),
         request.params.provider,
-        { codeChallenge: code_challenge, returnTo: return_to },
+        { codeChallenge: code_challenge, returnTo: return_to, sentIn: 'body' },
         password,
       )
       noStore(reply)
