@@ -156,6 +156,7 @@ export const mutationGroups: Record<string, MutationGroup> = {
       'test/routes/identities/linking.test.ts',
       'test/routes/identities/outage.test.ts',
       'test/routes/identities/details.test.ts',
+      'test/routes/identities/lifecycle.test.ts',
       'test/config/identity-providers.test.ts',
     ],
   },

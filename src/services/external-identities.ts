@@ -144,6 +144,7 @@ async function unlink(deps: ExternalIdentitiesDependencies, context: RequestCont
     // Decided after the delete has locked the user's row: two unlinks at once see each other.
     const passwordHash = await txRepos.users.findPasswordHash(id)
     const ways =
+      // Stryker disable next-line ConditionalExpression: the user's row exists (delete() above locked it and found one of its identities, which a deletion of the user would have taken with it), so passwordHash is never undefined here.
       (passwordHash !== undefined && hasPassword(passwordHash) ? 1 : 0) +
       (await txRepos.externalIdentities.countForUser(id)) +
       (await txRepos.passkeys.countForUser(id))

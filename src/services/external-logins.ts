@@ -42,6 +42,8 @@ export interface StartRequest {
   codeChallenge: string
   /** Where the browser goes back with the one-time code; the account page when absent. */
   returnTo?: string
+  /** The part of the request that carried returnTo (`query` or `body`), for a refusal to name it. */
+  sentIn: 'query' | 'body'
 }
 
 /**
@@ -95,18 +97,13 @@ function allowedOrigins(config: ExternalLoginConfig): Set<string> {
   return new Set([new URL(config.publicUrl).origin, ...config.webauthnOrigins, ...config.corsOrigins])
 }
 
-function returnUrlOf(config: ExternalLoginConfig, returnTo: string | undefined): string {
+function returnUrlOf(config: ExternalLoginConfig, { returnTo, sentIn }: StartRequest): string {
   if (returnTo === undefined) return `${config.publicUrl}/account`
-  let url: URL | undefined
-  try {
-    url = new URL(returnTo)
-  } catch {
-    url = undefined
-  }
+  const url = URL.canParse(returnTo) ? new URL(returnTo) : undefined
   if (!url || !allowedOrigins(config).has(url.origin) || url.hash !== '')
     throw invalidInput('return_to is not an address this server may send a browser to.', [
       {
-        in: 'querystring',
+        in: sentIn,
         field: 'return_to',
         message: 'must be a URL without a fragment on PUBLIC_URL, WEBAUTHN_ORIGINS or CORS_ORIGINS',
       },
@@ -161,7 +158,7 @@ async function start(
 ): Promise<URL> {
   const { config, repos, audit, clock } = flows
   const client = flows.clientFor(providerId)
-  const returnTo = returnUrlOf(config, request.returnTo)
+  const returnTo = returnUrlOf(config, request)
   const state = generateOpaqueToken()
   const nonce = generateOpaqueToken()
   const codeVerifier = randomCodeVerifier()
@@ -249,6 +246,7 @@ async function callback(
   } catch (error) {
     if (error instanceof ProviderAnswerRefusedError)
       return refuse(flows, context, flow, error.reason, error.message)
+    // Stryker disable next-line ConditionalExpression: verifyAnswer throws nothing else (oidc-client.ts turns every failure into one of the two); a bug there would send the client back with temporarily_unavailable instead of a 500.
     if (error instanceof ProviderUnavailableError)
       return refuse(flows, context, flow, 'temporarily_unavailable', error.message)
     throw error
@@ -279,6 +277,7 @@ async function spendCode(
   const matches =
     flow !== undefined &&
     flow.provider === asked.providerId &&
+    // Stryker disable next-line ConditionalExpression: a flow is a link exactly when it has a user_id (start) and the callers give a userId exactly for links, so the user_id comparison below refuses a code of the other purpose as well.
     flow.purpose === asked.purpose &&
     flow.user_id === (asked.userId ?? null) &&
     sameText(await codeChallengeOf(asked.codeVerifier), flow.client_challenge)
