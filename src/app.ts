@@ -1,5 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance } from 'fastify'
+import { limitHashing } from './auth/passwords.js'
 import type { Config } from './config.js'
 import { openDatabase, type DatabaseHandle } from './db/open.js'
 import { parseDatabaseUrl } from './db/target.js'
@@ -69,6 +70,8 @@ declare module 'fastify' {
 
 /** The application: the same function builds it for the server, the CLI and the tests. */
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
+  // For the whole process, as libuv's thread pool the hashes run on is.
+  limitHashing(config.passwordHashingConcurrency)
   const app = Fastify(serverOptions(config, options)).withTypeProvider<TypeBoxTypeProvider>()
   const database =
     options.database ??

@@ -23,8 +23,10 @@ export function hashingConcurrency(cores: number, threadPoolSize: string | undef
   return Math.max(1, Math.min(cores - 1, (Number(threadPoolSize) || 4) - 1))
 }
 
+/** The bound when PASSWORD_HASHING_CONCURRENCY does not set one. */
 export const HASHING_CONCURRENCY = hashingConcurrency(availableParallelism(), process.env.UV_THREADPOOL_SIZE)
 
+let bound = HASHING_CONCURRENCY
 let hashing = 0
 const waiting: (() => void)[] = []
 
@@ -35,7 +37,7 @@ export interface PasswordHashing {
   /** Hashes computed (new passwords) and verifications completed (logins, password checks). */
   hash: number
   verify: number
-  /** Computations running now (at most HASHING_CONCURRENCY), and waiting for a slot. */
+  /** Computations running now (at most the bound, PASSWORD_HASHING_CONCURRENCY), and waiting for a slot. */
   running: number
   waiting: number
 }
@@ -49,14 +51,33 @@ export function passwordHashing(): PasswordHashing {
   return { ...computations, running: hashing, waiting: waiting.length }
 }
 
+/**
+ * Sets how many computations run at once (PASSWORD_HASHING_CONCURRENCY), or back to the default
+ * (undefined). For the whole process, as libuv's thread pool is. More than the default trades
+ * the latency of other requests during a login storm for logins per second: with every core
+ * hashing, reads wait for a core (docs/performance.md has the figures). A larger bound lets
+ * waiting computations start at once; a smaller one lets those running finish.
+ */
+export function limitHashing(concurrency: number | undefined): void {
+  bound = concurrency ?? HASHING_CONCURRENCY
+  while (hashing < bound && waiting.length > 0) {
+    hashing++
+    waiting.shift()!()
+  }
+}
+
+/** How many computations may run at once now. */
+export const hashingBound = (): number => bound
+
 async function withHashingSlot<T>(work: () => Promise<T>): Promise<T> {
-  if (hashing >= HASHING_CONCURRENCY) await new Promise<void>((resolve) => waiting.push(resolve))
+  if (hashing >= bound) await new Promise<void>((resolve) => waiting.push(resolve))
   else hashing++
   try {
     return await work()
   } finally {
-    // The slot passes straight to the next in line, if any (so `hashing` stays the same).
-    const next = waiting.shift()
+    // The slot passes straight to the next in line, if any and if the bound has not been lowered
+    // meanwhile (so `hashing` stays the same); else it is given back.
+    const next = hashing <= bound ? waiting.shift() : undefined
     if (next) next()
     else hashing--
   }

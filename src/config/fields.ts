@@ -61,6 +61,8 @@ export interface Config {
   /** A session ends this long after its login, however often it is refreshed (ASVS 5.0 V10.4.8; ASVS 4.0 V3.3.2). */
   sessionMaxLifetimeDays: number
   passwordMinLength: number
+  /** argon2id computations at once, for the whole process; undefined: the default (src/auth/passwords.ts). */
+  passwordHashingConcurrency: number | undefined
   redisUrl: string | undefined
   /** Prefix of every Redis key, so that several deployments (or tests) can share one Redis. */
   redisKeyPrefix: string

@@ -16,8 +16,10 @@ import {
 } from '../../src/auth/opaque-tokens.js'
 import {
   HASHING_CONCURRENCY,
+  hashingBound,
   hashingConcurrency,
   hashPassword,
+  limitHashing,
   passwordHashing,
   normalizePassword,
   passwordLength,
@@ -69,6 +71,29 @@ test('a burst of verifications: at most HASHING_CONCURRENCY run at once, the res
   const after = passwordHashing()
   assert.deepEqual([after.running, after.waiting], [0, 0], 'every slot given back')
   assert.equal(after.verify - before.verify, 6)
+})
+
+test('PASSWORD_HASHING_CONCURRENCY: a raised bound starts waiting computations at once; a lowered one lets the running finish', async (t) => {
+  t.after(() => limitHashing(undefined))
+  const hash = await hashPassword('bound')
+  const state = () => [passwordHashing().running, passwordHashing().waiting]
+  limitHashing(1)
+  assert.equal(hashingBound(), 1)
+  const first = Array.from({ length: 4 }, () => verifyPassword(hash, 'bound'))
+  assert.deepEqual(state(), [1, 3])
+  limitHashing(3)
+  assert.equal(hashingBound(), 3)
+  assert.deepEqual(state(), [3, 1], 'two more started at once')
+  limitHashing(1)
+  assert.deepEqual(state(), [3, 1], 'the running go on')
+  assert.deepEqual(await Promise.all(first), [true, true, true, true])
+  assert.deepEqual(state(), [0, 0], 'every slot given back')
+  // At the lowered bound, a burst runs one at a time again.
+  const second = Array.from({ length: 3 }, () => verifyPassword(hash, 'bound'))
+  assert.deepEqual(state(), [1, 2])
+  await Promise.all(second)
+  limitHashing(undefined)
+  assert.equal(hashingBound(), HASHING_CONCURRENCY, 'undefined: the default again')
 })
 
 test('only computations that happened are counted: a malformed hash fails at once, uncounted', async () => {

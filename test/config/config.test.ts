@@ -4,8 +4,11 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, describe, test } from 'node:test'
+import { buildApp } from '../../src/app.js'
+import { HASHING_CONCURRENCY, hashingBound } from '../../src/auth/passwords.js'
 import { ConfigError, loadConfig, readEnvFile } from '../../src/config.js'
 import { DatabaseUrlError, describeTarget, parseDatabaseUrl } from '../../src/db/target.js'
+import { testConfig } from '../support/app.js'
 
 const SECRET = 'a-secret-key-of-more-than-32-bytes-0123456789'
 /** A file that exists, for the variables that only check that their file does. */
@@ -95,8 +98,11 @@ describe('loadConfig', () => {
         TRUST_PROXY: '10.0.0.0/8,loopback',
         LOG_LEVEL: 'warn',
         REDIS_URL: 'redis://cache:6379',
+        PASSWORD_HASHING_CONCURRENCY: '3',
       }),
     )
+    assert.equal(config.passwordHashingConcurrency, 3)
+    assert.equal(loadConfig(env({})).passwordHashingConcurrency, undefined, 'the default bound')
     assert.equal(config.host, '0.0.0.0')
     assert.equal(config.port, 3000)
     assert.equal(config.accessTokenExpireMinutes, 5)
@@ -107,6 +113,18 @@ describe('loadConfig', () => {
     assert.deepEqual(config.trustProxy, ['10.0.0.0/8', 'loopback'])
     assert.equal(config.logLevel, 'warn')
     assert.equal(config.redisUrl, 'redis://cache:6379')
+  })
+
+  test('PASSWORD_HASHING_CONCURRENCY bounds the hashes of the process the app runs in', async () => {
+    const apps: Awaited<ReturnType<typeof buildApp>>[] = []
+    try {
+      apps.push(await buildApp(testConfig({ PASSWORD_HASHING_CONCURRENCY: '3' })))
+      assert.equal(hashingBound(), 3)
+      apps.push(await buildApp(testConfig()))
+      assert.equal(hashingBound(), HASHING_CONCURRENCY, 'unset: the default')
+    } finally {
+      for (const app of apps) await app.close()
+    }
   })
 
   describe('a bad value is one line that starts with the variable', () => {
@@ -149,6 +167,16 @@ describe('loadConfig', () => {
       ['LOG_LEVEL=loud', { LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
       ['ACCESS_TOKEN_EXPIRE_MINUTES=0', { ACCESS_TOKEN_EXPIRE_MINUTES: '0' }, 'ACCESS_TOKEN_EXPIRE_MINUTES'],
       ['REDIS_URL=http://x', { REDIS_URL: 'http://cache:6379' }, 'REDIS_URL'],
+      [
+        'PASSWORD_HASHING_CONCURRENCY=0',
+        { PASSWORD_HASHING_CONCURRENCY: '0' },
+        'PASSWORD_HASHING_CONCURRENCY',
+      ],
+      [
+        'PASSWORD_HASHING_CONCURRENCY=two',
+        { PASSWORD_HASHING_CONCURRENCY: 'two' },
+        'PASSWORD_HASHING_CONCURRENCY',
+      ],
       ['METRICS_TOKEN shorter than 16 characters', { METRICS_TOKEN: 'short-token' }, 'METRICS_TOKEN'],
       ['METRICS_TOKEN with a space', { METRICS_TOKEN: 'a metrics token with spaces' }, 'METRICS_TOKEN'],
       [

@@ -12,6 +12,17 @@ export const PASSWORD_MIN_LENGTH = variable({
   description: 'minimum password length in Unicode code points (the maximum is 1024)',
 })
 
+export const PASSWORD_HASHING_CONCURRENCY = variable({
+  name: 'PASSWORD_HASHING_CONCURRENCY',
+  type: integer(1, 1024),
+  // Left to src/auth/passwords.ts, which knows the cores and the thread pool.
+  default: () => undefined,
+  documentedDefault: 'one less than the cores, and than `UV_THREADPOOL_SIZE` (4), at least 1',
+  fills: 'passwordHashingConcurrency',
+  description:
+    'argon2id hashes computed at once; more favours logins per second during a login storm over the latency of every other request (docs/performance.md)',
+})
+
 export const REQUIRE_EMAIL_VERIFICATION = variable({
   name: 'REQUIRE_EMAIL_VERIFICATION',
   type: boolean,
@@ -137,6 +148,7 @@ export const OIDC_PROVIDERS = variable({
 
 export const ACCOUNT_VARIABLES = [
   PASSWORD_MIN_LENGTH,
+  PASSWORD_HASHING_CONCURRENCY,
   REQUIRE_EMAIL_VERIFICATION,
   REQUIRE_IF_MATCH,
   FIRST_ADMIN_EMAIL,
