@@ -1,7 +1,7 @@
 /**
  * The processes of `npm run bench`: each server runs on its own (our server from dist/, the
- * reference compiled from bench/reference.ts), so that server and load generator never share an
- * event loop. Also: readiness, peak memory, and cold start.
+ * reference compiled from bench/reference.ts, the FastAPI seed under uvicorn), so that server and
+ * load generator never share an event loop. Also: readiness, peak memory, and cold start.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import {
@@ -74,7 +74,7 @@ const CLOCK_TICKS = 100
 export interface ServerProcess {
   origin: string
   pid: number
-  /** Milliseconds from spawn to the first 200 of GET /healthz. */
+  /** Milliseconds from spawn to the first 200 of GET on its readiness path (ServerSpec.readyPath). */
   startMs: number
   /** The process's peak resident memory so far (VmHWM), in bytes. */
   peakRssBytes(): number
@@ -85,8 +85,15 @@ export interface ServerProcess {
 }
 
 export interface ServerSpec {
-  /** Node arguments: the script and any flags before it (e.g. --cpu-prof). */
-  args: string[]
+  /** The program: node (the bench's own) unless another is named (python3 for the FastAPI seed). */
+  command?: string
+  /**
+   * Its arguments: for node, the script and any flags before it (e.g. --cpu-prof). A function of
+   * the port when the server takes it as an argument (uvicorn's --port) rather than from PORT.
+   */
+  args: string[] | ((port: number) => string[])
+  /** What answers 200 once the server is ready; /healthz unless the server has none. */
+  readyPath?: string
   env: Record<string, string>
   /** Where the server's stdout and stderr go (its log lines). */
   logFile: string
@@ -96,24 +103,29 @@ export interface ServerSpec {
 export async function startServer(spec: ServerSpec): Promise<ServerProcess> {
   const port = await freePort()
   const origin = `http://127.0.0.1:${port}`
+  const readyUrl = `${origin}${spec.readyPath ?? '/healthz'}`
+  const args = typeof spec.args === 'function' ? spec.args(port) : spec.args
   const log = openSync(spec.logFile, 'a')
   const started = performance.now()
-  const child: ChildProcess = spawn(process.execPath, spec.args, {
+  const child: ChildProcess = spawn(spec.command ?? process.execPath, args, {
     cwd: spec.cwd,
     env: { PATH: process.env.PATH ?? '', ...spec.env, PORT: String(port) },
     stdio: ['ignore', log, log],
   })
   closeSync(log)
   let exited = false
-  const exit = new Promise<void>((resolve) =>
-    child.once('exit', () => {
+  const exit = new Promise<void>((resolve) => {
+    const end = () => {
       exited = true
       resolve()
-    }),
-  )
+    }
+    child.once('exit', end)
+    // A program that cannot be started (not found) emits 'error' and no 'exit'.
+    child.once('error', end)
+  })
   for (;;) {
     if (exited) throw new Error(`the server exited while starting; see ${spec.logFile}`)
-    if ((await status(`${origin}/healthz`)) === 200) break
+    if ((await status(readyUrl)) === 200) break
     if (performance.now() - started > 30_000) {
       child.kill('SIGKILL')
       throw new Error(`the server did not answer within 30 s; see ${spec.logFile}`)

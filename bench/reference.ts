@@ -1,8 +1,9 @@
 /**
- * The reference server of `npm run bench` (issue 7): a bare Fastify app that does the minimal work
- * of each benchmarked route and nothing else — no logging, metrics, security headers, rate limits,
- * schemas, revocation check or query builder. Each request verifies an HS256 JWT with jose (the
- * key imported once), runs one prepared query and returns the row(s) as JSON.
+ * The reference server of `npm run bench` (issues 7 and 17): a bare Fastify app that does the
+ * minimal work of each benchmarked route and nothing else — no logging, metrics, security headers,
+ * rate limits, schemas, revocation check or query builder. Each request verifies an HS256 JWT with jose (the
+ * key imported once), runs one prepared query and returns the row(s) as JSON: GET /product/{id},
+ * GET /product/, POST /product/, GET /users/{id}, and POST /login (argon2id verify, then a token).
  *
  * Self-contained on purpose (only npm imports): bench/index.ts compiles it to JavaScript and runs
  * it as its own process, as it runs our server from dist/.
@@ -37,9 +38,11 @@ const verifyOptions = { algorithms: ['HS256'], issuer, audience }
 
 type Row = Record<string, unknown>
 
-/** The four queries the routes need, on either engine. */
+/** The five queries the routes need, on either engine. */
 interface Queries {
   productById(id: number): Promise<Row | undefined>
+  /** A user's public columns (those of our UserPublic: no hash). */
+  userById(id: number): Promise<Row | undefined>
   /** The first `limit` products in primary key order. */
   productPage(limit: number): Promise<Row[]>
   insertProduct(values: unknown[]): Promise<Row>
@@ -47,6 +50,7 @@ interface Queries {
 }
 
 const PRODUCT_COLUMNS = 'id, product_id, name, description, price, owner_id, created_at, updated_at'
+const USER_COLUMNS = 'id, name, email, role, is_active, email_verified, created_at, updated_at'
 const INSERT_COLUMNS =
   'product_id, name, description, price, owner_id, version, search_text, created_at, updated_at'
 
@@ -59,6 +63,7 @@ function sqliteQueries(file: string, synchronous: string): Queries {
   db.pragma('busy_timeout = 5000')
   const byId = db.prepare(`select ${PRODUCT_COLUMNS} from products where id = ?`)
   const page = db.prepare(`select ${PRODUCT_COLUMNS} from products order by id limit ?`)
+  const user = db.prepare(`select ${USER_COLUMNS} from users where id = ?`)
   // Read with .all(): a RETURNING statement left open by .get() would stop WAL checkpoints.
   const insert = db.prepare(
     `insert into products (${INSERT_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?) returning ${PRODUCT_COLUMNS}`,
@@ -67,6 +72,7 @@ function sqliteQueries(file: string, synchronous: string): Queries {
   return {
     productById: async (id) => byId.get(id) as Row | undefined,
     productPage: async (limit) => page.all(limit) as Row[],
+    userById: async (id) => user.get(id) as Row | undefined,
     insertProduct: async (values) => (insert.all(values) as Row[])[0]!,
     credentialsByEmail: async (email) =>
       credentials.get(email) as { id: number; password_hash: string } | undefined,
@@ -90,6 +96,8 @@ function postgresQueries(url: string): Queries {
       (await pool.query(`select ${PRODUCT_COLUMNS} from products where id = $1`, [id])).rows[0],
     productPage: async (limit) =>
       (await pool.query(`select ${PRODUCT_COLUMNS} from products order by id limit $1`, [limit])).rows,
+    userById: async (id) =>
+      (await pool.query(`select ${USER_COLUMNS} from users where id = $1`, [id])).rows[0],
     insertProduct: async (values) =>
       (
         await pool.query(
@@ -131,6 +139,17 @@ app.get<{ Params: { id: string } }>('/product/:id', async (request, reply) => {
   const product = await queries.productById(Number(request.params.id))
   if (!product) return reply.code(404).send({ detail: 'not found' })
   return product
+})
+
+// Ours lets a user read their own account (or an admin any): the same rule, a comparison here.
+app.get<{ Params: { id: string } }>('/users/:id', async (request, reply) => {
+  const userId = await userIdOf(request)
+  if (userId === undefined) return reply.code(401).send({ detail: 'unauthorized' })
+  const id = Number(request.params.id)
+  if (id !== userId) return reply.code(403).send({ detail: 'forbidden' })
+  const user = await queries.userById(id)
+  if (!user) return reply.code(404).send({ detail: 'not found' })
+  return user
 })
 
 app.get<{ Querystring: { limit?: string } }>('/product/', async (request, reply) => {

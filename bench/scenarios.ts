@@ -1,11 +1,13 @@
 /**
- * The scenarios of `npm run bench` (issue 7): our server and the reference, each in a fresh process
- * of its own per scenario, loaded back to back; their figures and peak memory.
+ * The scenarios of `npm run bench` (issues 7 and 17): our server and the reference (and, on SQLite
+ * when it is set up, the FastAPI seed), each in a fresh process of its own per scenario, loaded in
+ * alternating rounds; their figures and peak memory.
  */
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { decodeJwt } from 'jose'
 import type { BenchDatabases } from './databases.js'
 import { combine, runLoad, runPaced, type LoadOptions, type LoadResult, type LoadSample } from './load.js'
 import { startServer, type ServerProcess } from './processes.js'
@@ -20,6 +22,8 @@ export interface Settings {
   rounds: number
   warmupSeconds: number
   connections: number
+  /** Connections of the login scenario, and raw argon2id's verifications in flight against it. */
+  loginConnections: number
   /** Paced reads per second, at rest and during the login storm. */
   readRate: number
   stormClients: number
@@ -35,10 +39,50 @@ export interface BenchContext {
   oursEnv: Record<string, string>
   /** The compiled reference server. */
   referenceScript: string
+  /** The FastAPI seed, when it runs on this engine (bench/fastapi-seed.ts). */
+  seed?: SeedContender
   progress(line: string): void
 }
 
+/** The servers startSide starts: ours and the bare reference, which answer the same API. */
 export type Side = 'ours' | 'reference'
+/** Who a contender is, which names its results and tags the rows it creates. */
+export type ContenderName = Side | 'seed'
+
+/** The paths that differ between the APIs compared (the products' are the same in all). */
+export interface Routes {
+  user(id: number): string
+  /** The OAuth2 password form's endpoint. */
+  login: string
+}
+
+/** Ours; the reference answers the same paths. */
+export const OUR_ROUTES: Routes = { user: (id) => `/users/${id}`, login: '/login' }
+
+/** The bearer tokens a contender is sent. */
+export interface Credentials {
+  /** The first seeded user's: for the product scenarios. */
+  token: string
+  /** For GET /users/{id}: the n-th request reads account `userReads[n % length].id` with its token. */
+  userReads: { id: number; token: string }[]
+}
+
+/** One server of a compared set, as the scenarios address it. */
+export interface Contender {
+  name: ContenderName
+  server: ServerProcess
+  routes: Routes
+  credentials: Credentials
+}
+
+/** A third contender of the throughput scenarios that have `inSeed`: the FastAPI seed. */
+export interface SeedContender {
+  routes: Routes
+  /** A fresh process of it, logging to `<label>.log` in the bench's folder. */
+  start(label: string): Promise<ServerProcess>
+  /** Tokens from its own login, for the accounts it holds. */
+  credentials(origin: string): Promise<Credentials>
+}
 
 export interface SideResult extends LoadResult {
   /** The server process's peak resident memory (VmHWM) at the end of the scenario, in bytes. */
@@ -54,6 +98,8 @@ export interface ScenarioRow {
   /** ours ÷ reference: of req/s (as a percentage), or of p99 for the latency rows. */
   ratio: string
   target?: { text: string; met: boolean }
+  /** The FastAPI seed under the same load, when it ran; ratio: ours ÷ seed of req/s (a multiple). */
+  seed?: { result: SideResult; ratio: string }
 }
 
 /**
@@ -129,24 +175,51 @@ export function startSide(
   })
 }
 
-/** An access token from our server's real /login (the reference verifies it with the same key). */
-async function logIn(origin: string, email: string, password: string): Promise<string> {
-  const response = await fetch(`${origin}/login`, {
+/** An access token from a server's real login: the OAuth2 password form, which every contender takes. */
+export async function logIn(
+  origin: string,
+  routes: Routes,
+  email: string,
+  password: string,
+): Promise<string> {
+  const response = await fetch(`${origin}${routes.login}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: email, password }),
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ username: email, password }).toString(),
   })
   if (response.status !== 200) throw new Error(`login answered ${response.status}: ${await response.text()}`)
   return ((await response.json()) as { access_token: string }).access_token
 }
 
-const ms = (value: number) => (value < 10 ? value.toFixed(2) : value.toFixed(1))
+/**
+ * Tokens from our server's /login, which the reference verifies with the same key. GET /users/{id}
+ * answers only the user themself or an admin (services/policies.ts, canManageUser), and the seeded
+ * users are all plain users: there, each request reads its caller's own account, cycling over every
+ * seeded user (ids 1..50) with that user's token — the common case, and no admin to create, whose
+ * role would also change who the other scenarios act as. The product scenarios need one token.
+ */
+async function ourCredentials(origin: string, db: BenchDatabases, everyUser = false): Promise<Credentials> {
+  const emails = everyUser ? db.emails : db.emails.slice(0, 1)
+  const tokens = await Promise.all(emails.map((email) => logIn(origin, OUR_ROUTES, email, db.password)))
+  return {
+    token: tokens[0]!,
+    userReads: tokens.map((token) => ({ id: Number(decodeJwt(token).sub), token })),
+  }
+}
+
+// A server may answer nothing within a short round (the seed's logins take seconds each at 8 in flight).
+const ms = (value: number) => (Number.isNaN(value) ? '–' : value < 10 ? value.toFixed(2) : value.toFixed(1))
 export const megabytes = (bytes: number) => `${Math.round(bytes / 1e6)} MB`
 export const percent = (ratio: number) => `${(ratio * 100).toFixed(0)} %`
+/** ours ÷ seed: a multiple, as our server is many times the seed's rate. */
+export const times = (ratio: number) =>
+  Number.isFinite(ratio) ? `${ratio < 10 ? ratio.toFixed(1) : ratio.toFixed(0)}×` : '– (no answer)'
 
 export const describe = (result: LoadResult & { peakRssBytes?: number }) =>
   `${Math.round(result.requestsPerSecond)} req/s, p50 ${ms(result.p50)} ms, p99 ${ms(result.p99)} ms` +
-  (result.cpuMicrosPerRequest ? `, ${Math.round(result.cpuMicrosPerRequest)} µs CPU/req` : '') +
+  (result.cpuMicrosPerRequest && Number.isFinite(result.cpuMicrosPerRequest)
+    ? `, ${Math.round(result.cpuMicrosPerRequest)} µs CPU/req`
+    : '') +
   (result.peakRssBytes ? `, peak RSS ${megabytes(result.peakRssBytes)}` : '') +
   (result.failures ? `, ${result.failures} FAILED` : '')
 
@@ -158,39 +231,75 @@ export function referenceName(context: BenchContext): string {
 export interface ThroughputScenario {
   key: string
   title: string
-  load(origin: string, token: string, side: Side): Omit<LoadOptions, 'seconds' | 'connections'>
+  /** Clients in flight: the run's --connections, or --login-connections for logins. */
+  connections: number
+  /** Needs a token of every seeded user, not only the first one's (GET /users/{id}). */
+  tokensOfEveryUser?: boolean
+  /** The FastAPI seed has the route too (it has no list of products), so it runs there as well. */
+  inSeed?: boolean
+  load(contender: Contender): Omit<LoadOptions, 'seconds' | 'connections'>
   target?: (ratio: number) => { text: string; met: boolean }
+}
+
+/** Issue 17's target for ours ÷ reference of req/s, which it sets per engine. */
+function atLeast(context: BenchContext, minimum: Record<BenchDatabases['engine'], number>) {
+  const share = minimum[context.db.engine]
+  return (ratio: number) => ({ text: `≥ ${percent(share)} of the reference`, met: ratio >= share })
 }
 
 export function throughputScenarios(context: BenchContext): ThroughputScenario[] {
   const { products, emails, password } = context.db
+  const { connections, loginConnections } = context.settings
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
   return [
     {
       key: 'get-product',
       title: 'GET /product/{id} with a bearer token',
-      load: (origin, token) => ({
-        url: origin,
-        headers: bearer(token),
+      connections,
+      inSeed: true,
+      load: ({ server, credentials }) => ({
+        url: server.origin,
+        headers: bearer(credentials.token),
         request: (n) => ({ path: `/product/${(n % products) + 1}` }),
       }),
-      target: (ratio) => ({ text: '≥ 70 % of the reference', met: ratio >= 0.7 }),
+      target: atLeast(context, { sqlite: 0.8, postgres: 0.9 }),
+    },
+    {
+      key: 'get-user',
+      title: 'GET /users/{id} with a bearer token',
+      connections,
+      tokensOfEveryUser: true,
+      inSeed: true,
+      load: ({ server, routes, credentials: { userReads } }) => ({
+        url: server.origin,
+        request: (n) => {
+          const read = userReads[n % userReads.length]!
+          return { path: routes.user(read.id), headers: bearer(read.token) }
+        },
+      }),
+      target: atLeast(context, { sqlite: 0.8, postgres: 0.9 }),
     },
     {
       key: 'list-products',
       title: 'GET /product/?limit=20',
-      load: (origin, token) => ({ url: `${origin}/product/?limit=20`, headers: bearer(token) }),
+      connections,
+      load: ({ server, credentials }) => ({
+        url: `${server.origin}/product/?limit=20`,
+        headers: bearer(credentials.token),
+      }),
     },
     {
       key: 'create-product',
       title: 'POST /product/',
-      load: (origin, token, side) => {
+      connections,
+      inSeed: true,
+      load: ({ server, credentials, name: side }) => {
         // Unique SKUs across runs and sides: each run inserts rows of its own.
         const tag = `${side}-${randomBytes(4).toString('hex')}`
         return {
-          url: `${origin}/product/`,
+          url: `${server.origin}/product/`,
           method: 'POST',
-          headers: { ...bearer(token), 'content-type': 'application/json' },
+          headers: { ...bearer(credentials.token), 'content-type': 'application/json' },
           request: (n) => ({
             body: JSON.stringify({
               product_id: `BENCH-${tag}-${n}`,
@@ -201,12 +310,16 @@ export function throughputScenarios(context: BenchContext): ThroughputScenario[]
           }),
         }
       },
+      target: atLeast(context, { sqlite: 0.6, postgres: 0.7 }),
     },
     {
       key: 'login',
       title: 'POST /login (valid password)',
-      load: (origin) => ({
-        url: `${origin}/login`,
+      // As issue 17 measured logins; raw argon2id is measured with as many in flight.
+      connections: loginConnections,
+      inSeed: true,
+      load: ({ server, routes }) => ({
+        url: `${server.origin}${routes.login}`,
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         request: (n) => ({
@@ -225,6 +338,13 @@ class LoadedServer {
     readonly server: ServerProcess,
     private readonly options: () => Omit<LoadOptions, 'seconds'>,
   ) {}
+  /** A contender under a scenario's load: a fresh load (and creation tag) for each run. */
+  static of(contender: Contender, scenario: ThroughputScenario) {
+    return new LoadedServer(contender.server, () => ({
+      ...scenario.load(contender),
+      connections: scenario.connections,
+    }))
+  }
   async warmUp(seconds: number) {
     await runLoad({ ...this.options(), seconds })
   }
@@ -238,63 +358,73 @@ class LoadedServer {
   }
 }
 
-/** One server of a compared pair: the token it is sent, the side its requests are tagged with. */
-interface Contender {
-  server: ServerProcess
-  token: string
-  side: Side
-}
+/** One result per contender, in their order (a tuple for a tuple). */
+type ResultsOf<T extends readonly Contender[]> = { -readonly [K in keyof T]: SideResult }
 
 /**
- * Two servers under the same scenario: both are warmed up, then measured in alternating rounds
- * (first, second, first, …), so that a change in the machine's load weighs on both alike.
+ * Servers under the same scenario: each is warmed up, then they are measured in alternating rounds
+ * (first, second, …, first, second, …), so that a change in the machine's load weighs on all alike.
  */
-async function measureAlternating(
+async function measureAlternating<const T extends readonly Contender[]>(
   context: BenchContext,
   scenario: ThroughputScenario,
   description: string,
-  first: Contender,
-  second: Contender,
-): Promise<[SideResult, SideResult]> {
+  contenders: T,
+): Promise<ResultsOf<T>> {
   const { settings, db } = context
-  const loaded = ({ server, token, side }: Contender) =>
-    new LoadedServer(server, () => ({
-      ...scenario.load(server.origin, token, side),
-      connections: settings.connections,
-    }))
-  const sides = [loaded(first), loaded(second)] as const
+  const loaded = contenders.map((contender) => LoadedServer.of(contender, scenario))
   const round = settings.seconds / settings.rounds
   context.progress(
-    `… ${db.engine} · ${description}: ${settings.warmupSeconds}s warm-up each, then ${settings.rounds} × ${round.toFixed(1)}s each, alternating; ${settings.connections} connections`,
+    `… ${db.engine} · ${description}: ${settings.warmupSeconds}s warm-up each, then ${settings.rounds} × ${round.toFixed(1)}s each, alternating; ${scenario.connections} connections`,
   )
-  for (const side of sides) await side.warmUp(settings.warmupSeconds)
-  for (let i = 0; i < settings.rounds; i++) for (const side of sides) await side.measure(round)
-  return [sides[0].result(), sides[1].result()]
+  for (const server of loaded) await server.warmUp(settings.warmupSeconds)
+  for (let i = 0; i < settings.rounds; i++) for (const server of loaded) await server.measure(round)
+  return loaded.map((server) => server.result()) as ResultsOf<T>
 }
 
-/** One throughput scenario on both servers, each in a fresh process of its own. */
+/**
+ * One throughput scenario on our server and the reference, and on the FastAPI seed where it runs
+ * (SQLite) and has the route: each in a fresh process of its own.
+ */
 export async function runThroughput(
   context: BenchContext,
   scenario: ThroughputScenario,
 ): Promise<ScenarioRow> {
   const { db } = context
+  const seed = scenario.inSeed ? context.seed : undefined
   const servers: ServerProcess[] = []
+  const started = (server: ServerProcess) => {
+    servers.push(server)
+    return server
+  }
   try {
-    const ours = await startSide(context, 'ours', scenario.key)
-    servers.push(ours)
-    const reference = await startSide(context, 'reference', scenario.key)
-    servers.push(reference)
-    const token = await logIn(ours.origin, db.emails[0]!, db.password)
-    const [oursResult, referenceResult] = await measureAlternating(
+    const ours = started(await startSide(context, 'ours', scenario.key))
+    const reference = started(await startSide(context, 'reference', scenario.key))
+    const credentials = await ourCredentials(ours.origin, db, scenario.tokensOfEveryUser)
+    const pair: [Contender, Contender] = [
+      { name: 'ours', server: ours, routes: OUR_ROUTES, credentials },
+      { name: 'reference', server: reference, routes: OUR_ROUTES, credentials },
+    ]
+    let contenders: [Contender, Contender] | [Contender, Contender, Contender] = pair
+    if (seed) {
+      const server = started(await seed.start(`seed-${scenario.key}`))
+      const seedCredentials = await seed.credentials(server.origin)
+      contenders = [...pair, { name: 'seed', server, routes: seed.routes, credentials: seedCredentials }]
+    }
+    const [oursResult, referenceResult, seedResult] = await measureAlternating(
       context,
       scenario,
-      scenario.title,
-      { server: ours, token, side: 'ours' },
-      { server: reference, token, side: 'reference' },
+      `${scenario.title} (${contenders.map(({ name }) => name).join(', ')})`,
+      contenders,
     )
     const ratio = oursResult.requestsPerSecond / referenceResult.requestsPerSecond
+    const seedColumn = seedResult && {
+      result: seedResult,
+      ratio: times(oursResult.requestsPerSecond / seedResult.requestsPerSecond),
+    }
     context.progress(
-      `✓ ${db.engine} · ${scenario.title}: ours ${describe(oursResult)}; reference ${describe(referenceResult)}; ours/ref ${percent(ratio)}`,
+      `✓ ${db.engine} · ${scenario.title}: ours ${describe(oursResult)}; reference ${describe(referenceResult)}; ours/ref ${percent(ratio)}` +
+        (seedColumn ? `; seed ${describe(seedColumn.result)}; ours/seed ${seedColumn.ratio}` : ''),
     )
     return {
       scenario: scenario.title,
@@ -303,6 +433,7 @@ export async function runThroughput(
       reference: referenceResult,
       ratio: percent(ratio),
       target: scenario.target?.(ratio),
+      ...(seedColumn ? { seed: seedColumn } : {}),
     }
   } finally {
     for (const server of servers) await server.stop()
@@ -328,12 +459,17 @@ export async function runSynchronousCost(context: BenchContext, side: Side): Pro
       sqliteFile: db.copySqlite(side, `${side}-synchronous-normal`),
     })
     servers.push(normal)
+    const contender = async (server: ServerProcess): Promise<Contender> => ({
+      name: side,
+      server,
+      routes: OUR_ROUTES,
+      credentials: await ourCredentials(server.origin, db),
+    })
     const [fullResult, normalResult] = await measureAlternating(
       context,
       scenario,
       `${scenario.title} on ${serverName}, synchronous FULL against NORMAL`,
-      { server: full, token: await logIn(full.origin, db.emails[0]!, db.password), side },
-      { server: normal, token: await logIn(normal.origin, db.emails[0]!, db.password), side },
+      [await contender(full), await contender(normal)],
     )
     const ratio = fullResult.requestsPerSecond / normalResult.requestsPerSecond
     context.progress(
@@ -356,11 +492,8 @@ export async function runThroughputAlone(context: BenchContext, scenario: Throug
   const { settings, db } = context
   const server = await startSide(context, 'ours', scenario.key)
   try {
-    const token = await logIn(server.origin, db.emails[0]!, db.password)
-    const loaded = new LoadedServer(server, () => ({
-      ...scenario.load(server.origin, token, 'ours'),
-      connections: settings.connections,
-    }))
+    const credentials = await ourCredentials(server.origin, db, scenario.tokensOfEveryUser)
+    const loaded = LoadedServer.of({ name: 'ours', server, routes: OUR_ROUTES, credentials }, scenario)
     await loaded.warmUp(settings.warmupSeconds)
     await loaded.measure(settings.seconds)
     return loaded.result()
@@ -414,7 +547,7 @@ export async function runStorm(context: BenchContext, side: Side, token: string 
   const { settings, db } = context
   const server = await startSide(context, side, 'storm', { oursEnv: { RATE_LIMIT_ENABLED: 'false' } })
   try {
-    const bearerToken = token ?? (await logIn(server.origin, db.emails[0]!, db.password))
+    const bearerToken = token ?? (await logIn(server.origin, OUR_ROUTES, db.emails[0]!, db.password))
     const reads = (seconds: number) =>
       runPaced({
         origin: server.origin,
