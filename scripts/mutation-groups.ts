@@ -157,6 +157,7 @@ export const mutationGroups: Record<string, MutationGroup> = {
       'test/routes/identities/outage.test.ts',
       'test/routes/identities/details.test.ts',
       'test/routes/identities/lifecycle.test.ts',
+      'test/routes/identities/new-accounts.test.ts',
       'test/config/identity-providers.test.ts',
     ],
   },
