@@ -158,6 +158,7 @@ export const mutationGroups: Record<string, MutationGroup> = {
       'test/routes/identities/details.test.ts',
       'test/routes/identities/lifecycle.test.ts',
       'test/routes/identities/new-accounts.test.ts',
+      'test/auth/oidc-client.test.ts',
       'test/config/identity-providers.test.ts',
     ],
   },
