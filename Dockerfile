@@ -61,4 +61,6 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 # server directly, which then shuts down gracefully). That takes up to 15 s (SHUTDOWN_DRAIN_MS 5 s,
 # then SHUTDOWN_TIMEOUT_MS 10 s), more than Docker's default 10 s before SIGKILL: run with
 # --stop-timeout 20 (compose.yaml sets stop_grace_period). A Dockerfile cannot set it.
-CMD ["node", "dist/server.js"]
+# The node flags are npm start's (package.json): V8's new space capped at 2 × 4 MB and its old
+# space collected at 1.5× its live size, which keeps the peak memory under 150 MB (docs/performance.md).
+CMD ["node", "--max-semi-space-size=4", "--heap-growing-percent=50", "dist/server.js"]

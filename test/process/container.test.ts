@@ -164,7 +164,12 @@ describe('Dockerfile: what the image is', () => {
     })
     assert.deepEqual(argsOf(runtime, 'VOLUME'), ['["/data"]'])
     assert.deepEqual(argsOf(runtime, 'EXPOSE'), ['8000'])
-    assert.deepEqual(execForm(argsOf(runtime, 'CMD')[0]!), ['node', 'dist/server.js'])
+    // The image runs the server as `npm start` does: the same node flags (its memory's bounds).
+    const start = (
+      JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }
+    ).scripts.start
+    assert.match(start, /^node (--\S+ )*dist\/server\.js$/)
+    assert.deepEqual(execForm(argsOf(runtime, 'CMD')[0]!), start.split(' '))
     const healthcheck = healthcheckCommand(runtime)
     assert.equal(healthcheck[0], 'node')
     assert.match(healthcheck.join(' '), /\/healthz/)
