@@ -1,7 +1,8 @@
-import { sql, type CompiledQuery, type Kysely } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import type { Database, NewProductRow, ProductRow, ProductRowUpdate } from '../db/database.js'
 import { insertReturningId } from '../db/portable.js'
 import type { Engine } from '../db/target.js'
+import { compiledOnce } from './compiled-once.js'
 
 const PRODUCT_COLUMNS = [
   'id',
@@ -52,24 +53,13 @@ function containsPattern(text: string): string {
   return `%${text.replace(/[!%_]/g, (char) => `!${char}`)}%`
 }
 
-/**
- * The one-row read behind every GET /product/{id} (and every write's answer), built and compiled
- * once per engine: building and compiling the same query anew for each request cost about as
- * much as running it (docs/performance.md). Only its parameter changes.
- */
-const findByIdQueries = new Map<Engine, CompiledQuery<ProductRecord>>()
+/** The one-row read behind every GET /product/{id} and every change's answer. */
+const findById = compiledOnce((db) => db.selectFrom('products').select(PRODUCT_COLUMNS).where('id', '=', 0))
 
 export function createProductsRepository(db: Kysely<Database>, engine: Engine) {
   return {
     async findById(id: number): Promise<ProductRecord | undefined> {
-      let query = findByIdQueries.get(engine)
-      // Stryker disable next-line ConditionalExpression: a cache; compiling again makes the same query.
-      if (!query) {
-        query = db.selectFrom('products').select(PRODUCT_COLUMNS).where('id', '=', 0).compile()
-        findByIdQueries.set(engine, query)
-      }
-      const result = await db.executeQuery<ProductRecord>({ ...query, parameters: [id] })
-      return result.rows[0]
+      return (await findById(db, engine, [id]))[0]
     },
 
     /**

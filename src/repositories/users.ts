@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely'
 import type { Database, NewUserRow, UserRow, UserRowUpdate } from '../db/database.js'
 import { insertReturningId } from '../db/portable.js'
 import type { Engine } from '../db/target.js'
+import { compiledOnce } from './compiled-once.js'
 import { alone } from './savepoint.js'
 
 /** Every column except the password hash, which only `findCredentialsByLogin`/`findPasswordHash` read. */
@@ -24,11 +25,14 @@ export interface LoginLookup {
   key: string
 }
 
+/** The one-row read behind every GET /users/{id}. */
+const findById = compiledOnce((db) => db.selectFrom('users').select(USER_COLUMNS).where('id', '=', 0))
+
 /** Reading one user: by id, by login name, or the unique field a change collides on. */
-function userLookups(db: Kysely<Database>) {
+function userLookups(db: Kysely<Database>, engine: Engine) {
   return {
-    findById(id: number): Promise<UserRecord | undefined> {
-      return db.selectFrom('users').select(USER_COLUMNS).where('id', '=', id).executeTakeFirst()
+    async findById(id: number): Promise<UserRecord | undefined> {
+      return (await findById(db, engine, [id]))[0]
     },
 
     /**
@@ -161,7 +165,7 @@ function activeAdmins(db: Kysely<Database>, engine: Engine) {
 
 export function createUsersRepository(db: Kysely<Database>, engine: Engine) {
   return {
-    ...userLookups(db),
+    ...userLookups(db, engine),
     ...userWrites(db, engine),
     ...userListing(db),
     ...activeAdmins(db, engine),

@@ -161,6 +161,7 @@ describe('Dockerfile: what the image is', () => {
       HOST: '0.0.0.0',
       PORT: '8000',
       DATA_DIR: '/data',
+      MALLOC_MMAP_THRESHOLD_: '131072',
     })
     assert.deepEqual(argsOf(runtime, 'VOLUME'), ['["/data"]'])
     assert.deepEqual(argsOf(runtime, 'EXPOSE'), ['8000'])
