@@ -28,6 +28,7 @@ import {
   signInAs,
   startSignIn,
   userByEmail,
+  storeIdentity,
 } from './support.js'
 
 const PUBLIC = 'public'
@@ -253,17 +254,7 @@ describe('sign-in with a provider: records, notices, names, claims, lifetimes', 
       'Sign-in with Test SSO removed',
     ])
 
-    await app.db
-      .insertInto('external_identities')
-      .values({
-        user_id: user.id,
-        provider: 'retired',
-        subject: 'x',
-        email: null,
-        created_at: new Date(),
-        last_used_at: null,
-      })
-      .execute()
+    await storeIdentity(app, { userId: user.id, provider: 'retired', subject: 'x' })
     const list = await app.inject({ url: '/users/me/identities', headers: bearer(user.token) })
     assert.deepEqual(
       list
@@ -292,17 +283,7 @@ describe('sign-in with a provider under REQUIRE_EMAIL_VERIFICATION', () => {
   test('an account whose email is not verified is not signed in to by its linked provider: 403', async () => {
     const user = await register(app, uniqueUser())
     const person = idp.addPerson()
-    await app.db
-      .insertInto('external_identities')
-      .values({
-        user_id: user.id,
-        provider: PROVIDER,
-        subject: person.sub,
-        email: null,
-        created_at: new Date(),
-        last_used_at: null,
-      })
-      .execute()
+    await storeIdentity(app, { userId: user.id, subject: person.sub })
     const response = await signInAs(app, idp, person.sub)
     assert.equal(response.statusCode, 403, response.body)
     assert.match(response.json().detail, /not verified yet/)

@@ -29,6 +29,7 @@ import {
   returnAfter,
   startSignIn,
   userByEmail,
+  storeIdentity,
 } from './support.js'
 
 const SECOND_PROVIDER = 'second'
@@ -139,17 +140,12 @@ describe('the life of a linked identity: answers, audit rows and notices, whole'
 
   /** An identity linked by its row, as a sign-in that made or linked it would leave it. */
   const insertIdentity = (userId: number, provider: string) =>
-    app.db
-      .insertInto('external_identities')
-      .values({
-        user_id: userId,
-        provider,
-        subject: `subject-${randomBytes(6).toString('hex')}`,
-        email: null,
-        created_at: new Date(clock.now()),
-        last_used_at: null,
-      })
-      .execute()
+    storeIdentity(app, {
+      userId,
+      provider,
+      subject: `subject-${randomBytes(6).toString('hex')}`,
+      createdAt: new Date(clock.now()),
+    })
 
   test('starting a link is recorded as a link of the caller; cancelled at the provider, as their failure', async () => {
     const user = await userWithToken(app)

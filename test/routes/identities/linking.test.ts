@@ -18,6 +18,7 @@ import {
   returnAfter,
   signInAs,
   userByEmail,
+  storeIdentity,
 } from './support.js'
 
 const SECOND_PROVIDER = 'second'
@@ -190,17 +191,11 @@ describeEachEngine(
 
       // A second provider linked (an account without a password re-authenticates with nothing it has,
       // so the link is made here as a fresh sign-in of a second-factor-less account would: by the rows).
-      await ctx.app.db
-        .insertInto('external_identities')
-        .values({
-          user_id: user.id,
-          provider: SECOND_PROVIDER,
-          subject: `second-${person.sub}`,
-          email: null,
-          created_at: new Date(),
-          last_used_at: null,
-        })
-        .execute()
+      await storeIdentity(ctx.app, {
+        userId: user.id,
+        provider: SECOND_PROVIDER,
+        subject: `second-${person.sub}`,
+      })
       const unlinked = await ctx.app.inject({
         method: 'DELETE',
         url: `/users/me/identities/${PROVIDER}`,

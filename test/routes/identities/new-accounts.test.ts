@@ -21,7 +21,15 @@ import { assertProblem, register, testConfig, uniqueUser } from '../../support/a
 import { TestClock } from '../../support/clock.js'
 import { startTestIdentityProvider, type TestPerson } from '../../support/oidc-provider.js'
 import { enrolTotp, eventsOf, userWithToken } from '../mfa/support.js'
-import { callbackOf, identityRows, PROVIDER, PUBLIC_URL, signInAs, userByEmail } from './support.js'
+import {
+  callbackOf,
+  identityRows,
+  PROVIDER,
+  PUBLIC_URL,
+  signInAs,
+  storeIdentity,
+  userByEmail,
+} from './support.js'
 
 const idp = await startTestIdentityProvider({ redirectUris: [callbackOf(PROVIDER)] })
 after(() => idp.close())
@@ -379,17 +387,7 @@ describe('the account a sign-in with a provider ends in, under REQUIRE_EMAIL_VER
   test('a linked account whose email is not verified is refused, recorded as email_not_verified', async () => {
     const user = await register(app, uniqueUser())
     const person = idp.addPerson()
-    await app.db
-      .insertInto('external_identities')
-      .values({
-        user_id: user.id,
-        provider: PROVIDER,
-        subject: person.sub,
-        email: null,
-        created_at: new Date(),
-        last_used_at: null,
-      })
-      .execute()
+    await storeIdentity(app, { userId: user.id, subject: person.sub })
     const response = await signInAs(app, idp, person.sub)
     assert.equal(
       assertProblem(response, 403).detail,

@@ -74,6 +74,28 @@ export async function signInAs(app: FastifyInstance, idp: TestIdentityProvider, 
   return exchange(app, { code, code_verifier: verifier })
 }
 
+/**
+ * An identity stored for a user by its row, as a sign-in that made or linked it would leave it:
+ * for states no request makes directly (a provider no longer configured, a link of an account
+ * that cannot re-authenticate, an unverified account already linked).
+ */
+export async function storeIdentity(
+  app: FastifyInstance,
+  identity: { userId: number; subject: string; provider?: string; createdAt?: Date },
+) {
+  await app.db
+    .insertInto('external_identities')
+    .values({
+      user_id: identity.userId,
+      provider: identity.provider ?? PROVIDER,
+      subject: identity.subject,
+      email: null,
+      created_at: identity.createdAt ?? new Date(),
+      last_used_at: null,
+    })
+    .execute()
+}
+
 export async function identityRows(app: FastifyInstance, userId?: number) {
   return app.db
     .selectFrom('external_identities')
